@@ -1,0 +1,32 @@
+# Set-up is part of every target: a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench-kodak clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# The CPU wheel of torch first, or pip pulls gigabytes of CUDA packages.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Compress and decompress the bundled sample photo with the default codec.
+demo: $(STAMP)
+	$(BIN)/python -m nlc.demo
+
+## The test suite (what .ci/run calls).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## The Kodak benchmark committed in bench/results (about 15 minutes on 2 cores).
+bench-kodak: $(STAMP)
+	$(BIN)/nlc bench --data ../shared/data/kodak --json bench/results/kodak-pixelcnnpp.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,251 @@
+"""The library API behind the CLI: compress and decompress images and files.
+
+>>> import nlc
+>>> nlc.compress("photo.png")            # writes photo.png.nlc       # doctest: +SKIP
+>>> nlc.decompress("photo.png.nlc")      # writes photo.png again     # doctest: +SKIP
+>>> data, stats = nlc.encode_image(Image.open("photo.png"))           # doctest: +SKIP
+>>> image = nlc.decode_image(data)                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import constriction
+import numpy as np
+import torch
+from PIL import Image
+
+from . import container, images
+from .coding.autoregressive import decode_tiles, encode_tiles
+from .coding.coders import CODERS, PRECISION, CoderError, make_coder
+from .coding.planes import decode_bits, decode_plane, encode_bits, encode_plane
+from .errors import CodecError, FormatError, InputError, NlcError
+from .registry import DEFAULT, CodecSpec, get_spec, load_model
+
+SUFFIX = ".nlc"
+
+
+@dataclass
+class Codec:
+    """A codec spec with its loaded model."""
+
+    spec: CodecSpec
+    model: torch.nn.Module
+
+    @classmethod
+    def load(cls, name: str = DEFAULT) -> "Codec":
+        """Load a registered codec (weights checked against their sha256)."""
+        spec = get_spec(name)
+        return cls(spec, load_model(spec))
+
+    @property
+    def mixtures(self) -> int:
+        """Mixture components of the model's output."""
+        return self.model.config.mixtures
+
+
+def _resolve(codec: str | Codec) -> Codec:
+    return codec if isinstance(codec, Codec) else Codec.load(codec)
+
+
+def _device(device: str) -> str:
+    if device in ("auto", "cpu"):
+        return "cpu"
+    raise InputError(f"device {device!r} is not supported by this version (use cpu)")
+
+
+@contextmanager
+def _progress(total: int, desc: str, enabled: bool) -> Iterator:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="row", disable=not enabled, file=sys.stderr, leave=False)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def encode_image(
+    image: Image.Image,
+    codec: str | Codec = DEFAULT,
+    *,
+    coder: str | None = None,
+    tile: int | None = None,
+    device: str = "auto",
+    progress: bool = False,
+) -> tuple[bytes, dict]:
+    """Compress a Pillow image to ``.nlc`` bytes.
+
+    Returns the file's bytes and statistics: ``model_bits`` (the model's
+    ``-log2 p`` of the model-coded sub-pixels), ``subpixels`` (their number),
+    ``plane_bytes`` (classically coded planes) and ``header_bytes``.
+    """
+    images.check_image(image)
+    c = _resolve(codec)
+    dev = _device(device)
+    coder_name = coder or c.spec.coder
+    if coder_name not in CODERS:
+        raise InputError(f"unknown coder {coder_name!r} (known: {', '.join(CODERS)})")
+    tile = tile or c.spec.tile
+    pixels = images.model_pixels(image)
+    plane = images.plane_of(image)
+    model_bits, model_payload = 0.0, b""
+    if pixels is not None:
+        enc = make_coder(coder_name)
+        with _progress(min(tile, pixels.shape[0]), "encode", progress) as bar:
+            model_bits = encode_tiles(c.model, c.mixtures, pixels, tile, enc, bar)
+        model_payload = enc.to_bytes()
+    plane_payload = b""
+    if plane is not None:
+        plane_payload = encode_bits(plane) if image.mode == "1" else encode_plane(plane)
+    palette, palette_mode = images.palette_of(image) if image.mode == "P" else (b"", "RGB")
+    extra = {}
+    if image.mode == "P" and palette_mode != "RGB":
+        extra["palette_mode"] = palette_mode
+    t = images.transparency_of(image)
+    if t is not None:
+        extra["transparency"] = t
+    header = container.Header(
+        codec=c.spec.name, weights_sha256=c.spec.sha256, coder=coder_name, precision=PRECISION,
+        constriction=getattr(constriction, "__version__", "0.5.0"), torch=torch.__version__, device=dev,
+        width=image.width, height=image.height, mode=image.mode,
+        model_channels=0 if pixels is None else pixels.shape[2], bit_depth=1 if image.mode == "1" else 8,
+        tile=tile, pixels_crc32=images.pixels_crc32(image), palette=palette, extra=extra,
+    )
+    data = container.pack(header, model_payload, plane_payload)
+    stats = {
+        "model_bits": model_bits,
+        "subpixels": 0 if pixels is None else int(pixels.size),
+        "plane_bytes": len(plane_payload),
+        "header_bytes": len(data) - len(model_payload) - len(plane_payload),
+    }
+    return data, stats
+
+
+def read_header(data: bytes) -> container.Header:
+    """Parse and check a ``.nlc`` file's header (and its CRCs)."""
+    return container.unpack(data)[0]
+
+
+def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
+                 codec: Codec | None = None) -> tuple[Image.Image, object]:
+    """Decompress ``.nlc`` bytes; returns the image and its PNG transparency entry (or ``None``).
+
+    ``codec`` overrides the registry lookup (its name and weights hash must
+    still match the file's header).
+    """
+    header, model_payload, plane_payload = container.unpack(data)
+    _device(device)
+    if header.coder not in CODERS or header.precision != PRECISION:
+        raise FormatError(f"unsupported coder {header.coder!r} with precision {header.precision}")
+    if header.mode not in images.MODEL_MODES or images.MODEL_MODES[header.mode] != header.model_channels:
+        raise FormatError(f"corrupted header (mode {header.mode!r} with {header.model_channels} model channels)")
+    pixels = plane = None
+    try:
+        if header.model_channels:
+            c = codec or Codec.load(header.codec)
+            if c.spec.name != header.codec:
+                raise CodecError(f"file was coded with codec {header.codec!r}, not {c.spec.name!r}")
+            if c.spec.sha256 != header.weights_sha256:
+                raise CodecError(
+                    f"file was coded with {header.codec!r} weights {header.weights_sha256[:12]}..., "
+                    f"but the registry has {c.spec.sha256[:12]}..."
+                )
+            dec = make_coder(header.coder, model_payload)
+            with _progress(min(header.tile, header.height), "decode", progress) as bar:
+                pixels = decode_tiles(c.model, c.mixtures, header.height, header.width, header.model_channels,
+                                      header.tile, dec, bar)
+        if header.mode in ("1",):
+            plane = decode_bits(plane_payload, header.height, header.width)
+        elif header.mode in ("RGBA", "LA", "P"):
+            plane = decode_plane(plane_payload, header.height, header.width)
+    except CoderError as e:
+        raise FormatError(f"corrupted payload ({e})") from None
+    im = images.assemble(header.mode, pixels, plane, header.palette, header.extra.get("palette_mode", "RGB"))
+    if images.pixels_crc32(im) != header.pixels_crc32:
+        raise FormatError(
+            "decoded pixels do not match the original's CRC-32 "
+            f"(encoded with torch {header.torch} on {header.device}; this is torch {torch.__version__})"
+        )
+    return im, header.extra.get("transparency")
+
+
+def _atomic_write(dst: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over ``dst``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_dst(dst: Path, force: bool) -> None:
+    if dst.exists() and not force:
+        raise InputError(f"{dst}: already exists (use --force to overwrite)")
+    if not dst.parent.is_dir():
+        raise InputError(f"{dst.parent}: no such folder")
+
+
+def default_output(src: Path, decompress: bool) -> Path:
+    """``photo.png -> photo.png.nlc``; ``photo.png.nlc -> photo.png``; ``x.webp.nlc -> x.png``."""
+    if not decompress:
+        return src.with_name(src.name + SUFFIX)
+    name = src.name[: -len(SUFFIX)] if src.name.endswith(SUFFIX) else src.name + ".out"
+    stem = Path(name)
+    return src.with_name(name if stem.suffix.lower() == ".png" else stem.stem + ".png")
+
+
+def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Codec = DEFAULT,
+             force: bool = False, progress: bool = False, **kw) -> tuple[Path, dict]:
+    """Compress an image file to ``dst`` (default ``src + ".nlc"``); returns the path and stats."""
+    src = Path(src)
+    dst = Path(dst) if dst else default_output(src, False)
+    _check_dst(dst, force)
+    im = images.read_image(src)
+    data, stats = encode_image(im, codec, progress=progress, **kw)
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(data)
+
+    _atomic_write(dst, write)
+    return dst, dict(stats, bytes=len(data))
+
+
+def read_nlc(src: str | Path) -> bytes:
+    """The bytes of a ``.nlc`` file, with file errors as :class:`InputError`."""
+    src = Path(src)
+    try:
+        return src.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{src}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{src}: is a directory") from None
+    except PermissionError:
+        raise InputError(f"{src}: permission denied") from None
+
+
+def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = False,
+               progress: bool = False, device: str = "auto") -> Path:
+    """Decompress a ``.nlc`` file to a PNG (default: ``src`` without ``.nlc``); returns the path."""
+    src = Path(src)
+    dst = Path(dst) if dst else default_output(src, True)
+    _check_dst(dst, force)
+    im, transparency = decode_image(read_nlc(src), device=device, progress=progress)
+    _atomic_write(dst, lambda tmp: images.save_png(im, tmp, transparency))
+    return dst
+
+
+__all__ = ["Codec", "NlcError", "compress", "decompress", "encode_image", "decode_image", "read_header"]

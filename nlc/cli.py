@@ -1,0 +1,174 @@
+"""``nlc``: a thin click layer over :mod:`nlc.api`, :mod:`nlc.bench` and :mod:`nlc.train`.
+
+Bad input exits with status 2 and one line on stderr naming the file and the
+problem; no output file is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import api
+from .errors import NlcError
+
+DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                      help="Where the model runs.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"nlc: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _fail_for(src: str, e: Exception) -> None:
+    """Fail with a message that names the input file."""
+    msg = str(e)
+    _fail(msg if str(src) in msg else f"{src}: {msg}")
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def _outputs(inputs: tuple[str, ...], output: str | None, decompress: bool) -> list[Path | None]:
+    if output is None:
+        return [None] * len(inputs)
+    out = Path(output)
+    if len(inputs) == 1 and not out.is_dir():
+        return [out]
+    if not out.is_dir():
+        _fail(f"{out}: with several inputs, -o must be an existing folder")
+    return [out / api.default_output(Path(i), decompress).name for i in inputs]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nlc", message="nlc %(version)s")
+def main() -> None:
+    """Lossless compression with neural likelihood models."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file (one input) or folder (several).")
+@click.option("-m", "--model", default="default", show_default=True, help="Codec name (see `nlc models`).")
+@click.option("--coder", type=click.Choice(["range", "ans"]), default=None, help="Entropy coder (default: the codec's).")
+@click.option("--tile", type=click.IntRange(8, 4096), default=None, help="Tile side (default: the codec's).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+@DEVICE
+def compress(inputs, output, model, coder, tile, force, device) -> None:
+    """Compress images to IMAGE.nlc."""
+    try:
+        codec = api.Codec.load(model)
+    except NlcError as e:
+        _fail(str(e))
+    for src, dst in zip(inputs, _outputs(inputs, output, False)):
+        try:
+            path, stats = api.compress(src, dst, codec=codec, force=force, progress=_progress(),
+                                       coder=coder, tile=tile, device=device)
+        except NlcError as e:
+            _fail_for(src, e)
+        n = stats["subpixels"]
+        rate = f", {stats['bytes'] * 8 / n:.3f} bits/subpixel" if n else ""
+        click.echo(f"{src} -> {path}: {stats['bytes']} bytes{rate}")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file (one input) or folder (several).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+@DEVICE
+def decompress(inputs, output, force, device) -> None:
+    """Decompress .nlc files to PNG."""
+    for src, dst in zip(inputs, _outputs(inputs, output, True)):
+        try:
+            path = api.decompress(src, dst, force=force, progress=_progress(), device=device)
+        except NlcError as e:
+            _fail_for(src, e)
+        click.echo(f"{src} -> {path}")
+
+
+@main.command()
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print the header as JSON.")
+def info(file, as_json) -> None:
+    """Show the header of a .nlc file."""
+    try:
+        data = api.read_nlc(file)
+        header = api.read_header(data)
+    except NlcError as e:
+        _fail_for(file, e)
+    d = dict(header.as_dict(), file=file, bytes=len(data))
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+    else:
+        width = max(map(len, d))
+        for k, v in d.items():
+            click.echo(f"{k:<{width}}  {v}")
+
+
+@main.command()
+def models() -> None:
+    """List the codecs: name, what it is, bits per sub-pixel on Kodak (from bench/results)."""
+    from .bench import kodak_result
+    from .registry import codec_names, get_spec
+
+    try:
+        for name in codec_names():
+            spec = get_spec(name)
+            r = kodak_result(name)
+            rate = f"{r:.3f} bits/subpixel on kodak" if r is not None else "not benchmarked on kodak"
+            click.echo(f"{name}\t{spec.description}\t{rate}")
+    except NlcError as e:
+        _fail(str(e))
+
+
+@main.command()
+@click.option("-m", "--model", default="default", show_default=True, help="Codec name.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of images.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write results as JSON.")
+@click.option("--no-baselines", is_flag=True, help="Skip PNG / WebP / JPEG-XL.")
+@DEVICE
+def bench(model, data, limit, json_path, no_baselines, device) -> None:
+    """Compress, decompress and check every image of a folder; compare with classical codecs."""
+    from .bench import run_bench
+
+    try:
+        run_bench(model, data, limit=limit, json_path=json_path, baselines=not no_baselines, device=device,
+                  progress=_progress())
+    except NlcError as e:
+        _fail(str(e))
+
+
+@main.command()
+@click.option("-m", "--model", default="pixelcnnpp", show_default=True, help="Codec whose architecture to train.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Training images.")
+@click.option("--val", required=True, type=click.Path(exists=True, file_okay=False), help="Validation images.")
+@click.option("--steps", default=10000, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--crop", default=32, show_default=True, type=click.IntRange(8))
+@click.option("--lr", default=2e-3, show_default=True, type=float)
+@click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, help="Checkpoint to resume.")
+@click.option("--out", default=None, help="Output name under trained/ (default: runs/<model>).")
+@DEVICE
+def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None:
+    """Train a model on a folder of photos (never Kodak); writes safetensors + metadata."""
+    from .registry import get_spec
+    from .train import TrainConfig, train as run
+
+    try:
+        spec = get_spec(model)
+        cfg = TrainConfig(data=data, val=val, out=out or f"runs/{spec.name}", steps=steps, batch=batch, crop=crop,
+                          lr=lr, resume=resume, model=dict(spec.hyperparameters))
+        meta = run(cfg, command="nlc train " + " ".join(sys.argv[2:]), progress=_progress())
+    except (NlcError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Entropy coders behind one interface: :class:`RangeQueue` (FIFO) and :class:`AnsStack` (LIFO).
+
+Both code batches of symbols from categorical tables: ``probs`` is a
+``(n, K)`` float array whose rows need not be normalised; constriction rescales
+each row to fixed-point probabilities with ``precision`` bits and guarantees
+every symbol a non-zero probability, so any symbol can be coded.
+
+A codec written as a push/pop pair works on either: pushes on a queue come out
+in the same order, pushes on a stack come out reversed (:attr:`Coder.lifo`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import constriction
+
+PRECISION = 24  # constriction's default probability precision for 32-bit words
+_FAMILY = constriction.stream.model.Categorical(perfect=False)
+
+
+class CoderError(ValueError):
+    """The compressed data cannot be decoded (truncated or corrupted)."""
+
+
+class Coder:
+    """Common interface of the two coders."""
+
+    name: str = ""
+    lifo: bool = False
+
+    def encode(self, symbols: np.ndarray, probs: np.ndarray) -> None:  # pragma: no cover - interface
+        """Code ``symbols`` (``(n,)`` ints) under the rows of ``probs`` (``(n, K)``)."""
+        raise NotImplementedError
+
+    def decode(self, probs: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        """Decode ``len(probs)`` symbols."""
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:  # pragma: no cover - interface
+        """The compressed words, little-endian."""
+        raise NotImplementedError
+
+    def num_bits(self) -> int:  # pragma: no cover - interface
+        """Size of the compressed data so far in bits."""
+        raise NotImplementedError
+
+
+def _words(data: bytes) -> np.ndarray:
+    if len(data) % 4:
+        raise CoderError("compressed payload is not a whole number of 32-bit words")
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32)
+
+
+def _as_probs(probs: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(probs, dtype=np.float64)
+
+
+class RangeQueue(Coder):
+    """Range coder (FIFO): symbols decode in the order they were encoded."""
+
+    name, lifo = "range", False
+
+    def __init__(self, data: bytes | None = None) -> None:
+        if data is None:
+            self._enc = constriction.stream.queue.RangeEncoder()
+            self._dec = None
+        else:
+            self._enc = None
+            self._dec = constriction.stream.queue.RangeDecoder(_words(data))
+
+    def encode(self, symbols: np.ndarray, probs: np.ndarray) -> None:
+        """Append symbols to the queue."""
+        self._enc.encode(np.ascontiguousarray(symbols, dtype=np.int32), _FAMILY, _as_probs(probs))
+
+    def decode(self, probs: np.ndarray) -> np.ndarray:
+        """Take the next ``len(probs)`` symbols from the queue."""
+        try:
+            return self._dec.decode(_FAMILY, _as_probs(probs))
+        except Exception as e:  # constriction raises on exhausted or invalid data
+            raise CoderError(f"range decoder failed: {e}") from e
+
+    def to_bytes(self) -> bytes:
+        """Compressed words."""
+        return self._enc.get_compressed().astype("<u4").tobytes()
+
+    def num_bits(self) -> int:
+        """Compressed size in bits (whole words)."""
+        return self._enc.num_bits()
+
+
+class AnsStack(Coder):
+    """Asymmetric numeral systems (LIFO): the last symbols pushed are popped first.
+
+    ``data`` may also seed an encoder, which is what bits-back coding needs.
+    """
+
+    name, lifo = "ans", True
+
+    def __init__(self, data: bytes | None = None) -> None:
+        if data is None:
+            self._ans = constriction.stream.stack.AnsCoder()
+        else:
+            self._ans = constriction.stream.stack.AnsCoder(_words(data))
+
+    def encode(self, symbols: np.ndarray, probs: np.ndarray) -> None:
+        """Push symbols so that :meth:`decode` returns them in the given order."""
+        self._ans.encode_reverse(np.ascontiguousarray(symbols, dtype=np.int32), _FAMILY, _as_probs(probs))
+
+    def decode(self, probs: np.ndarray) -> np.ndarray:
+        """Pop ``len(probs)`` symbols."""
+        try:
+            return self._ans.decode(_FAMILY, _as_probs(probs))
+        except Exception as e:
+            raise CoderError(f"ANS decoder failed: {e}") from e
+
+    def to_bytes(self) -> bytes:
+        """Compressed words."""
+        return self._ans.get_compressed().astype("<u4").tobytes()
+
+    def num_bits(self) -> int:
+        """Compressed size in bits (whole words)."""
+        return self._ans.num_bits()
+
+
+CODERS: dict[str, type[Coder]] = {"range": RangeQueue, "ans": AnsStack}
+
+
+def make_coder(name: str, data: bytes | None = None) -> Coder:
+    """A coder by name (``"range"`` or ``"ans"``), empty or reading ``data``."""
+    try:
+        return CODERS[name](data)
+    except KeyError:
+        raise ValueError(f"unknown coder {name!r} (known: {', '.join(CODERS)})") from None

@@ -1,0 +1,187 @@
+"""The ``.nlc`` file format (version 1). All integers are little-endian.
+
+::
+
+    offset  size  field
+    0       4     magic b"\\x89NLC"
+    4       1     format version (1)
+    5       2     header length N (u16): the bytes of the fields below
+    7       N     header fields, in this order:
+                    codec id          str8   stable codec name, e.g. "pixelcnnpp"
+                    weights sha256    32 bytes
+                    coder             str8   "range" or "ans"
+                    precision         u8     probability precision in bits
+                    constriction      str8   constriction version used to encode
+                    torch             str8   torch version used to encode
+                    device            str8   device used to encode ("cpu", "cuda")
+                    width, height     u32, u32
+                    mode              str8   Pillow mode of the original ("RGB", "L", "RGBA", "LA", "P", "1")
+                    model channels    u8     sub-pixels per pixel coded by the model (3, 1 or 0)
+                    bit depth         u8     bits per sample of the original (8, or 1 for mode "1")
+                    tile              u16    tile side used by the model codec
+                    palette           str16  raw RGB(A) palette (mode "P"), else empty
+                    extra             str16  JSON of rarely used facts (palette transparency), else empty
+                    pixels crc32      u32    CRC-32 of the original pixel bytes (and palette)
+                    model payload     u32    length in bytes
+                    plane payload     u32    length in bytes (alpha, palette indices or 1-bit data)
+    7+N     4     CRC-32 of bytes 0 .. 7+N
+    11+N    ...   model payload, then plane payload
+    end-4   4     CRC-32 of both payloads
+
+``str8``/``str16`` are a u8/u16 length followed by that many bytes. Decoding
+checks the magic, the version, both CRCs of the file and finally the CRC of
+the decoded pixels: a damaged file is an error, never a silently wrong image.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import asdict, dataclass, field
+
+from .errors import FormatError
+
+MAGIC = b"\x89NLC"
+VERSION = 1
+MAX_PIXELS = 1 << 28  # 268 megapixels: anything larger is refused before allocating
+MAX_SIDE = 1 << 20
+
+
+@dataclass
+class Header:
+    """Everything in a ``.nlc`` header."""
+
+    codec: str
+    weights_sha256: str
+    coder: str
+    precision: int
+    constriction: str
+    torch: str
+    device: str
+    width: int
+    height: int
+    mode: str
+    model_channels: int
+    bit_depth: int
+    tile: int
+    pixels_crc32: int
+    palette: bytes = b""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """JSON-friendly view (palette as its length)."""
+        d = asdict(self)
+        d["palette"] = len(self.palette)
+        return d
+
+
+class _Reader:
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise FormatError(f"truncated {self.what}")
+        b = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return b
+
+    def u(self, fmt: str) -> int:
+        return struct.unpack("<" + fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def str8(self) -> str:
+        try:
+            return self.take(self.u("B")).decode("ascii")
+        except UnicodeDecodeError:
+            raise FormatError(f"corrupted {self.what}") from None
+
+    def bytes16(self) -> bytes:
+        return self.take(self.u("H"))
+
+
+def _str8(s: str) -> bytes:
+    b = s.encode("ascii")
+    if len(b) > 255:
+        raise ValueError(f"header string too long: {s[:40]}...")
+    return struct.pack("<B", len(b)) + b
+
+
+def _bytes16(b: bytes) -> bytes:
+    return struct.pack("<H", len(b)) + b
+
+
+def pack(header: Header, model_payload: bytes, plane_payload: bytes = b"") -> bytes:
+    """Serialise a header and payloads into a ``.nlc`` file."""
+    fields = b"".join(
+        [
+            _str8(header.codec),
+            bytes.fromhex(header.weights_sha256) if header.weights_sha256 else b"\0" * 32,
+            _str8(header.coder),
+            struct.pack("<B", header.precision),
+            _str8(header.constriction),
+            _str8(header.torch),
+            _str8(header.device),
+            struct.pack("<II", header.width, header.height),
+            _str8(header.mode),
+            struct.pack("<BBH", header.model_channels, header.bit_depth, header.tile),
+            _bytes16(header.palette),
+            _bytes16(json.dumps(header.extra, separators=(",", ":")).encode() if header.extra else b""),
+            struct.pack("<III", header.pixels_crc32, len(model_payload), len(plane_payload)),
+        ]
+    )
+    head = MAGIC + struct.pack("<BH", VERSION, len(fields)) + fields
+    payload = model_payload + plane_payload
+    return head + struct.pack("<I", zlib.crc32(head)) + payload + struct.pack("<I", zlib.crc32(payload))
+
+
+def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
+    """Parse and check a ``.nlc`` file; returns the header and the two payloads.
+
+    Raises :class:`~nlc.errors.FormatError` for anything that is not a complete,
+    undamaged version-1 file.
+    """
+    r = _Reader(data, "file")
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise FormatError("not an nlc file (wrong magic bytes)")
+    r.take(4)
+    version = r.u("B")
+    if version != VERSION:
+        raise FormatError(f"unknown format version {version} (this nlc reads version {VERSION})")
+    n = r.u("H")
+    end = r.pos + n
+    r.take(n)
+    (crc,) = struct.unpack("<I", r.take(4))
+    if crc != zlib.crc32(data[:end]):
+        raise FormatError("corrupted header (CRC mismatch)")
+    h = _Reader(data[7:end], "header")
+    codec = h.str8()
+    sha = h.take(32).hex()
+    coder = h.str8()
+    precision = h.u("B")
+    constriction, torch_v, device = h.str8(), h.str8(), h.str8()
+    width, height = h.u("I"), h.u("I")
+    mode = h.str8()
+    model_channels, bit_depth, tile = h.u("B"), h.u("B"), h.u("H")
+    palette = h.bytes16()
+    extra_raw = h.bytes16()
+    pixels_crc, n_model, n_plane = h.u("I"), h.u("I"), h.u("I")
+    if width < 1 or height < 1 or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise FormatError(f"header claims absurd dimensions {width}x{height}")
+    if tile < 1:
+        raise FormatError("corrupted header (tile size 0)")
+    try:
+        extra = json.loads(extra_raw) if extra_raw else {}
+    except ValueError:
+        raise FormatError("corrupted header (extra fields)") from None
+    body = data[r.pos :]
+    if len(body) < n_model + n_plane + 4:
+        raise FormatError("truncated file (payload shorter than the header says)")
+    if len(body) > n_model + n_plane + 4:
+        raise FormatError("corrupted file (trailing bytes after the payload)")
+    payload = body[:-4]
+    if struct.unpack("<I", body[-4:])[0] != zlib.crc32(payload):
+        raise FormatError("corrupted payload (CRC mismatch)")
+    header = Header(codec, sha, coder, precision, constriction, torch_v, device, width, height, mode,
+                    model_channels, bit_depth, tile, pixels_crc, palette, extra)
+    return header, payload[:n_model], payload[n_model:]

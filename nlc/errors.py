@@ -1,0 +1,20 @@
+"""Errors that mean "this input is bad", as opposed to bugs.
+
+The CLI turns every :class:`NlcError` into one line on stderr and exit status 2.
+"""
+
+
+class NlcError(Exception):
+    """Base class: the message is one line meant for the user."""
+
+
+class InputError(NlcError):
+    """The input file is missing, unreadable, not an image, or of an unsupported kind."""
+
+
+class FormatError(NlcError):
+    """A ``.nlc`` file is truncated, corrupted, or of an unknown format version."""
+
+
+class CodecError(NlcError):
+    """Unknown codec, or weights that do not match the registry's sha256."""

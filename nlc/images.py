@@ -1,0 +1,132 @@
+"""Reading images and splitting them into what the model codes and what it does not.
+
+Supported Pillow modes: ``RGB`` and ``L`` (coded by the model; grayscale as
+the model's red channel of a gray image), ``RGBA`` and ``LA`` (colour by the
+model, alpha by the classical plane coder), ``P`` (palette indices by the
+plane coder, palette in the header) and ``1`` (bits by the plane coder).
+16-bit and float images, CMYK and other modes are refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputError
+
+MODEL_MODES = {"RGB": 3, "L": 1, "RGBA": 3, "LA": 1, "P": 0, "1": 0}
+SUPPORTED = tuple(MODEL_MODES)
+
+
+def check_image(im: Image.Image, name: str = "image") -> None:
+    """Raise :class:`InputError` unless ``im`` is an 8-bit (or 1-bit) image of a supported mode."""
+    if any(";16" in str(getattr(t, "args", "")) for t in (getattr(im, "tile", None) or [])) or im.mode.startswith("I;16"):
+        raise InputError(f"{name}: 16-bit images are not supported (nlc codes 8-bit samples); convert to 8 bits first")
+    if im.mode in ("I", "F"):
+        raise InputError(f"{name}: {im.mode} mode ({'32-bit integer' if im.mode == 'I' else 'float'}) images are not supported")
+    if im.mode not in MODEL_MODES:
+        raise InputError(f"{name}: unsupported image mode {im.mode} (supported: {', '.join(SUPPORTED)})")
+    if getattr(im, "n_frames", 1) > 1:
+        raise InputError(f"{name}: animated or multi-frame images are not supported ({im.n_frames} frames)")
+    if im.width < 1 or im.height < 1:
+        raise InputError(f"{name}: empty image")
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Open and fully load an image file, checking that it can be coded."""
+    path = Path(path)
+    try:
+        im = Image.open(path)
+        check_image(im, str(path))
+        im.load()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{path}: cannot read image ({e})") from None
+    return im
+
+
+def palette_of(im: Image.Image) -> tuple[bytes, str]:
+    """Raw palette bytes and their mode (``RGB`` or ``RGBA``) of a ``P`` image."""
+    mode = im.palette.mode if im.palette is not None else "RGB"
+    return bytes(im.getpalette(mode) or []), mode
+
+
+def pixels_crc32(im: Image.Image) -> int:
+    """CRC-32 of an image's pixel bytes, its mode, size and (for ``P``) palette."""
+    crc = zlib.crc32(f"{im.mode}:{im.width}x{im.height}".encode())
+    crc = zlib.crc32(im.tobytes(), crc)
+    if im.mode == "P":
+        crc = zlib.crc32(palette_of(im)[0], crc)
+    return crc
+
+
+def model_pixels(im: Image.Image) -> np.ndarray | None:
+    """The ``(H, W, C)`` uint8 array the model codes (``C`` = 3 or 1), or ``None``."""
+    if im.mode in ("RGB", "RGBA"):
+        return np.asarray(im.convert("RGB") if im.mode == "RGBA" else im)
+    if im.mode in ("L", "LA"):
+        return np.asarray(im.getchannel("L") if im.mode == "LA" else im)[:, :, None]
+    return None
+
+
+def plane_of(im: Image.Image) -> np.ndarray | None:
+    """The ``(H, W)`` plane coded classically (alpha, indices or bits), or ``None``."""
+    if im.mode in ("RGBA", "LA"):
+        return np.asarray(im.getchannel("A"))
+    if im.mode in ("P", "1"):
+        return np.asarray(im)
+    return None
+
+
+def assemble(mode: str, pixels: np.ndarray | None, plane: np.ndarray | None,
+             palette: bytes = b"", palette_mode: str = "RGB") -> Image.Image:
+    """Rebuild an image of ``mode`` from the parts made by :func:`model_pixels` and :func:`plane_of`."""
+    if mode == "RGB":
+        return Image.fromarray(pixels, "RGB")
+    if mode == "L":
+        return Image.fromarray(pixels[:, :, 0], "L")
+    if mode == "RGBA":
+        return Image.fromarray(np.dstack([pixels, plane]), "RGBA")
+    if mode == "LA":
+        return Image.fromarray(np.dstack([pixels[:, :, 0], plane]), "LA")
+    if mode == "1":
+        h, w = plane.shape
+        return Image.frombytes("1", (w, h), np.packbits(plane.astype(bool), axis=1).tobytes())
+    if mode == "P":
+        im = Image.fromarray(plane, "P")
+        im.putpalette(palette, rawmode=palette_mode)
+        return im
+    raise InputError(f"unsupported image mode {mode}")
+
+
+def transparency_of(im: Image.Image) -> object:
+    """The ``transparency`` entry of an image's info as JSON-friendly data, or ``None``."""
+    t = im.info.get("transparency")
+    if isinstance(t, bytes):
+        return list(t)
+    if isinstance(t, tuple):
+        return list(t)
+    return t
+
+
+def save_png(im: Image.Image, path: str | Path, transparency: object = None) -> None:
+    """Write ``im`` as PNG (``transparency`` as stored by :func:`transparency_of`)."""
+    kw = {}
+    if transparency is not None:
+        if im.mode == "P" and isinstance(transparency, list):
+            kw["transparency"] = bytes(transparency)
+        elif isinstance(transparency, list):
+            kw["transparency"] = tuple(transparency)
+        else:
+            kw["transparency"] = transparency
+    im.save(path, format="PNG", **kw)

@@ -1,0 +1,189 @@
+"""PixelCNN++ with a row-cached vertical stream and a per-pixel horizontal stream.
+
+Architecture (Salimans et al. 2017, arranged so decoding is cheap):
+
+* **Vertical stream** ``u``: a U-net of gated resnets over ``levels`` resolutions
+  (down-sampling pass, then up-sampling pass with shortcut connections from the
+  first pass), built from down-shifted convolutions after a one-row shift, so the
+  features of row ``r`` depend on image rows ``< r`` only. It is evaluated one row
+  at a time with :class:`~nlc.models.rowgraph.RowOps` when coding.
+* **Horizontal stream** ``h``: at full resolution, gated resnets with ``1 x 2``
+  causal kernels over the current row, conditioned on ``u`` at the same position;
+  its input reads the three pixels to the left. When coding it runs one pixel
+  at a time, caching one column per layer.
+* **Head**: a mixture of ``mixtures`` discretized logistics with the linear
+  dependence of G on R and of B on R, G (:mod:`nlc.models.mixture`).
+
+The input has a fourth channel of ones so the network sees where the image
+(or tile) ends; outside it everything is zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import mixture
+from .layers import (
+    DownsampleConv2d,
+    DownShiftedConv2d,
+    GatedResnet,
+    Nin,
+    RightShiftedConv1d,
+    UpsampleConvT2d,
+)
+from .rowgraph import FullOps, RowOps
+
+IN_CHANNELS = 4  # R, G, B and the ones channel
+
+
+@dataclass(frozen=True)
+class PixelCNNPPConfig:
+    """Hyper-parameters of :class:`PixelCNNPP` (stored in the codec TOML)."""
+
+    channels: int = 32
+    levels: int = 3
+    nr_resnet: int = 2
+    h_layers: int = 3
+    mixtures: int = 10
+    dropout: float = 0.0
+
+
+def _vresnet(c: int, aux: int, dropout: float) -> GatedResnet:
+    return GatedResnet(DownShiftedConv2d(c, c), DownShiftedConv2d(c, 2 * c), c, aux=aux, dropout=dropout)
+
+
+def _hresnet(c: int, dropout: float) -> GatedResnet:
+    return GatedResnet(RightShiftedConv1d(c, c), RightShiftedConv1d(c, 2 * c), c, aux=c, dropout=dropout)
+
+
+def _resnet(ops, blk: GatedResnet, x, a=None):
+    """A gated resnet written against an ``ops`` backend (see :mod:`nlc.models.rowgraph`)."""
+    c = ops.conv(blk.conv1, ops.elu(x))
+    if a is not None:
+        c = ops.add(c, ops.nin(blk.aux, ops.elu(a)))
+    c = ops.conv(blk.conv2, ops.dropout(blk.dropout, ops.elu(c)))
+    return ops.gate(x, c)
+
+
+class PixelCNNPP(nn.Module):
+    """The PixelCNN++ likelihood model; see the module docstring."""
+
+    def __init__(self, config: PixelCNNPPConfig = PixelCNNPPConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c, d = config.channels, config.dropout
+        self.u_in = DownShiftedConv2d(IN_CHANNELS, c)
+        self.up_blocks = nn.ModuleList(
+            nn.ModuleList(_vresnet(c, 0, d) for _ in range(config.nr_resnet)) for _ in range(config.levels)
+        )
+        self.downsample = nn.ModuleList(DownsampleConv2d(c, c) for _ in range(config.levels - 1))
+        self.down_blocks = nn.ModuleList(
+            nn.ModuleList(_vresnet(c, c, d) for _ in range(config.nr_resnet + 1)) for _ in range(config.levels)
+        )
+        self.upsample = nn.ModuleList(UpsampleConvT2d(c, c) for _ in range(config.levels - 1))
+        self.h_in = RightShiftedConv1d(IN_CHANNELS, c, k=3, shift=True)
+        self.h_u = Nin(c, c)
+        self.h_blocks = nn.ModuleList(_hresnet(c, d) for _ in range(config.h_layers))
+        self.head = Nin(c, mixture.num_params(config.mixtures))
+
+    # -- topology ------------------------------------------------------------
+    def vertical(self, ops, x):
+        """The vertical U-net on an ``ops`` backend; features at row r see rows < r."""
+        u = ops.down_shift(ops.conv(self.u_in, x))
+        skips = [u]
+        levels = self.config.levels
+        for lvl in range(levels):
+            for blk in self.up_blocks[lvl]:
+                u = _resnet(ops, blk, u)
+                skips.append(u)
+            if lvl < levels - 1:
+                u = ops.conv(self.downsample[lvl], u)
+                skips.append(u)
+        for lvl in reversed(range(levels)):
+            for blk in self.down_blocks[lvl]:
+                u = _resnet(ops, blk, u, skips.pop())
+            if lvl > 0:
+                u = ops.up(self.upsample[lvl - 1], u, skips[-1])
+        return u
+
+    # -- parallel evaluation ---------------------------------------------------
+    @staticmethod
+    def with_ones(x: torch.Tensor) -> torch.Tensor:
+        """Append the ones channel to ``(B, 3, H, W)`` input in ``[-1, 1]``."""
+        return torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mixture parameters for every pixel, ``(B, 3, H, W) -> (B, 10*M, H, W)``."""
+        x4 = self.with_ones(x)
+        u = self.vertical(FullOps(), x4)
+        eu = F.elu(u)
+        h = self.h_in(x4) + self.h_u(eu)
+        for blk in self.h_blocks:
+            h = blk(h, u)
+        return self.head(F.elu(h))
+
+    def log_likelihood(self, x: torch.Tensor, channels: int = 3) -> torch.Tensor:
+        """Per-pixel log-likelihood in nats of ``(B, 3, H, W)`` input in ``[-1, 1]``."""
+        return mixture.log_likelihood(x, self(x), self.config.mixtures, channels)
+
+    def stepper(self, batch: int, height: int, width: int) -> "PixelStepper":
+        """An incremental evaluator for coding ``batch`` tiles of ``height x width``."""
+        return PixelStepper(self, batch, height, width)
+
+    def hyperparameters(self) -> dict:
+        """The config as a plain dict."""
+        return asdict(self.config)
+
+
+class PixelStepper:
+    """Evaluates :class:`PixelCNNPP` one pixel at a time in raster order.
+
+    The caller owns :attr:`x`, a ``(B, 4, H, W+3)`` buffer of normalised pixels
+    and the ones channel, with three zero columns on the left. Before asking for
+    pixel ``(r, c)`` every pixel before it in raster order must be in the buffer
+    (encoders may fill the whole image up front: nothing later is read). Call
+    :meth:`start_row` once per row, then :meth:`params` for ``c = 0, 1, ...``.
+    """
+
+    PAD = 3
+
+    @torch.no_grad()
+    def __init__(self, model: PixelCNNPP, batch: int, height: int, width: int) -> None:
+        self.model, self.batch, self.width = model, batch, width
+        self.x = torch.zeros(batch, IN_CHANNELS, height, width + self.PAD)
+        ops = RowOps(batch)
+        src = ops.source(lambda r: self.x[:, :, r, self.PAD :], IN_CHANNELS, width)
+        self.u_rows = model.vertical(ops, src)
+        self.w_in, self.b_in = model.h_in.matrix()
+        self.blocks = [(b.conv1.matrix(), b.conv2.matrix()) for b in model.h_blocks]
+        c = model.config.channels
+        self.zero = torch.zeros(batch, c)
+
+    @torch.no_grad()
+    def start_row(self, r: int) -> None:
+        """Compute the vertical features of row ``r`` and reset the row caches."""
+        m = self.model
+        eu = F.elu(self.u_rows.row(r))  # (B, C, W)
+        self.r = r
+        self.hu = m.h_u(eu).transpose(1, 2).contiguous()  # (B, W, C)
+        self.aux = [blk.aux(eu).transpose(1, 2).contiguous() for blk in m.h_blocks]
+        self.prev = [[self.zero, self.zero] for _ in m.h_blocks]
+
+    @torch.no_grad()
+    def params(self, c: int) -> torch.Tensor:
+        """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
+        window = self.x[:, :, self.r, c : c + self.PAD].transpose(1, 2).reshape(self.batch, -1)
+        h = torch.addmm(self.b_in, window, self.w_in) + self.hu[:, c]
+        for i, ((w1, b1), (w2, b2)) in enumerate(self.blocks):
+            prev = self.prev[i]
+            e = F.elu(h)
+            c1 = F.elu(torch.addmm(b1, torch.cat([prev[0], e], 1), w1) + self.aux[i][:, c])
+            c2 = torch.addmm(b2, torch.cat([prev[1], c1], 1), w2)
+            a, g = c2.chunk(2, dim=1)
+            h = h + a * torch.sigmoid(g)
+            prev[0], prev[1] = e, c1
+        return self.model.head(F.elu(h))

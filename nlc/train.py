@@ -1,0 +1,246 @@
+"""Training loop for the image likelihood models (``nlc train``).
+
+Random crops and horizontal flips from a folder of photos, Adam with warm-up and
+cosine decay, gradient clipping, an exponential moving average (Polyak
+averaging) of the weights that is what gets shipped, periodic validation in
+bits/dim on fixed crops of a validation folder, checkpoints that resume exactly
+(model, EMA, optimiser, step, RNG states), and a clean stop on a non-finite loss
+that keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models.pixelcnnpp import PixelCNNPP, PixelCNNPPConfig
+
+IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run."""
+
+    data: str
+    val: str
+    out: str = "trained/pixelcnnpp"
+    steps: int = 10000
+    batch: int = 16
+    crop: int = 32
+    lr: float = 2e-3
+    warmup: int = 200
+    ema: float = 0.999
+    clip: float = 1.0
+    seed: int = 0
+    val_every: int = 500
+    ckpt_every: int = 500
+    resume: str | None = None
+    threads: int = 0
+    model: dict = field(default_factory=lambda: asdict(PixelCNNPPConfig()))
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of a folder, sorted by name."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no images found")
+    return files
+
+
+def load_rgb(folder: str | Path) -> list[np.ndarray]:
+    """Every image of a folder as ``(H, W, 3)`` uint8."""
+    from PIL import Image
+
+    if "kodak" in str(Path(folder).resolve()).lower():
+        raise ValueError(f"{folder}: refusing to train or validate on Kodak, the benchmark")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in list_images(folder)]
+
+
+def to_model_range(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, H, W)`` in ``[-1, 1]``."""
+    t = torch.as_tensor(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()
+    return t / 127.5 - 1.0
+
+
+def random_crops(images: list[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random ``size x size`` crops with random horizontal flips."""
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        im = images[rng.integers(len(images))]
+        y = rng.integers(im.shape[0] - size + 1)
+        x = rng.integers(im.shape[1] - size + 1)
+        crop = im[y : y + size, x : x + size]
+        out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
+    return out
+
+
+def val_crops(images: list[np.ndarray], size: int = 64, per_image: int = 8) -> np.ndarray:
+    """Fixed validation crops: a deterministic grid of ``per_image`` crops per image."""
+    rng = np.random.default_rng(1234)
+    return np.concatenate([random_crops([im], per_image, size, rng) for im in images])
+
+
+@torch.no_grad()
+def bits_per_dim(model: PixelCNNPP, crops: np.ndarray, batch: int = 16) -> float:
+    """Model bits per sub-pixel over uint8 crops."""
+    model.eval()
+    total = 0.0
+    for i in range(0, len(crops), batch):
+        total -= model.log_likelihood(to_model_range(crops[i : i + batch])).sum().item()
+    return total / (crops.size * math.log(2))
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def save_weights(model: torch.nn.Module, path: Path, meta: dict) -> str:
+    """Write safetensors weights and a JSON metadata file; return the weights' sha256."""
+    from safetensors.torch import save_file
+
+    from .registry import sha256_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+    digest = sha256_file(path)
+    meta = dict(meta, sha256=digest)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return digest
+
+
+def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -> dict:
+    """Run (or resume) a training run; returns the final metadata."""
+    from tqdm import tqdm
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    ckpt_path = out.with_suffix(".ckpt")
+    train_imgs = load_rgb(cfg.data)
+    vcrops = val_crops(load_rgb(cfg.val))
+    torch.manual_seed(cfg.seed)
+    model = PixelCNNPP(PixelCNNPPConfig(**cfg.model))
+    ema = copy.deepcopy(model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    step, history, best = 0, [], None
+    if cfg.resume:
+        state = torch.load(cfg.resume, weights_only=False)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, history = state["step"], state["history"]
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+    def lr_at(s: int) -> float:
+        if s < cfg.warmup:
+            return cfg.lr * (s + 1) / cfg.warmup
+        t = (s - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+    def checkpoint() -> None:
+        tmp = ckpt_path.with_suffix(".ckpt.tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "history": history,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "config": asdict(cfg),
+            },
+            tmp,
+        )
+        os.replace(tmp, ckpt_path)
+
+    def meta(val_bpd: float) -> dict:
+        return {
+            "architecture": "pixelcnnpp",
+            "hyperparameters": cfg.model,
+            "data": str(cfg.data),
+            "val": str(cfg.val),
+            "steps": step,
+            "batch": cfg.batch,
+            "crop": cfg.crop,
+            "val_bits_per_dim": round(val_bpd, 4),
+            "val_set": f"{len(vcrops)} fixed 64x64 crops of {cfg.val}",
+            "history": history,
+            "command": command or " ".join(sys.argv),
+            "git_revision": _git_revision(),
+            "torch": torch.__version__,
+        }
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    t0 = time.time()
+    while step < cfg.steps:
+        model.train()
+        x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss = -model.log_likelihood(x).mean() / (3 * math.log(2))
+        if not torch.isfinite(loss):
+            bar.close()
+            raise FloatingPointError(f"non-finite loss at step {step}; last good checkpoint: {ckpt_path}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(bpd=f"{loss.item():.3f}")
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            vb = bits_per_dim(ema, vcrops)
+            history.append({"step": step, "train_bpd": round(loss.item(), 4), "val_bpd": round(vb, 4),
+                            "seconds": round(time.time() - t0, 1)})
+            bar.write(f"step {step}: val {vb:.4f} bits/dim (EMA)")
+            save_weights(ema, out.with_suffix(".safetensors"), meta(vb))
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            checkpoint()
+    bar.close()
+    return meta(history[-1]["val_bpd"] if history else float("nan"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m nlc.train --data DIR --val DIR [--steps N] ...`` (same options as ``nlc train``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    for f in TrainConfig.__dataclass_fields__.values():
+        if f.name == "model":
+            continue
+        kind = {int: int, float: float}.get(type(f.default), str)
+        ap.add_argument("--" + f.name, type=kind, default=None if f.name in ("data", "val") else f.default,
+                        required=f.name in ("data", "val"))
+    ap.add_argument("--model-json", default=None, help="model hyper-parameters as JSON")
+    a = ap.parse_args(argv)
+    kw = {k: v for k, v in vars(a).items() if k != "model_json"}
+    if a.model_json:
+        kw["model"] = dict(asdict(PixelCNNPPConfig()), **json.loads(a.model_json))
+    train(TrainConfig(**kw), command="python -m nlc.train " + " ".join(argv or sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

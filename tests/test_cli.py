@@ -1,0 +1,125 @@
+"""The command line, through click's runner, with a tiny model registered in NLC_HOME."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nlc import container
+from nlc.cli import main
+from tests.conftest import gradient_image, same_pixels
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_clean_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    for n in needles:
+        assert n in err, err
+
+
+@pytest.fixture()
+def photo(tmp_path, tiny_home):
+    p = tmp_path / "photo.png"
+    gradient_image(20, 17).save(p)
+    return p
+
+
+def test_compress_decompress_round_trip(photo, tmp_path):
+    r = run("compress", photo)
+    assert r.exit_code == 0, r.output
+    nlc_file = tmp_path / "photo.png.nlc"
+    assert nlc_file.exists() and "bits/subpixel" in r.stdout
+    original = Image.open(photo)
+    original.load()
+    out = tmp_path / "back.png"
+    assert run("decompress", nlc_file, "-o", out).exit_code == 0
+    assert same_pixels(Image.open(out), original)
+
+
+def test_never_overwrites_without_force(photo, tmp_path):
+    assert run("compress", photo).exit_code == 0
+    nlc_file = tmp_path / "photo.png.nlc"
+    before = nlc_file.read_bytes()
+    assert_clean_error(run("compress", photo), "already exists", "--force")
+    assert nlc_file.read_bytes() == before
+    assert_clean_error(run("decompress", nlc_file), "photo.png", "already exists")
+    assert run("compress", photo, "--force").exit_code == 0
+
+
+def test_several_inputs_to_a_folder(tmp_path, tiny_home):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    files = []
+    for i, mode in enumerate(["L", "RGBA", "P"]):
+        p = tmp_path / f"im{i}.png"
+        gradient_image(7 + i, 9, mode).save(p)
+        files.append(p)
+    assert run("compress", *files, "-o", outdir).exit_code == 0
+    back = tmp_path / "back"
+    back.mkdir()
+    assert run("decompress", *sorted(outdir.iterdir()), "-o", back).exit_code == 0
+    for p in files:
+        assert same_pixels(Image.open(back / p.name), Image.open(p))
+
+
+def test_info_and_models(photo, tmp_path):
+    run("compress", photo)
+    r = run("info", tmp_path / "photo.png.nlc", "--json")
+    d = json.loads(r.stdout)
+    assert (d["codec"], d["width"], d["height"], d["mode"], d["coder"]) == ("tiny", 17, 20, "RGB", "range")
+    r = run("models")
+    assert r.exit_code == 0 and r.stdout.startswith("tiny\t")
+
+
+def test_bad_inputs_leave_nothing_behind(tmp_path, tiny_home):
+    def files():
+        return sorted(p.name for p in tmp_path.iterdir())
+
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (4, 4)).save(cmyk)
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000).save(deep)
+    before = files()
+    assert_clean_error(run("compress", tmp_path / "missing.png"), "missing.png", "no such file")
+    assert_clean_error(run("compress", text), "notes.txt", "not an image")
+    assert_clean_error(run("compress", cmyk), "cmyk.jpg", "unsupported image mode CMYK")
+    assert_clean_error(run("compress", deep), "deep.png", "16-bit")
+    assert_clean_error(run("compress", tmp_path), "is a directory")
+    assert_clean_error(run("compress", text, "--model", "nope"), "unknown codec 'nope'")
+    assert files() == before
+
+
+def test_bad_nlc_files(photo, tmp_path, tiny_home):
+    assert run("compress", photo).exit_code == 0
+    good = (tmp_path / "photo.png.nlc").read_bytes()
+    cases = {
+        "truncated.nlc": (good[: len(good) // 2], "truncated"),
+        "magic.nlc": (b"GIF89a" + good[6:], "wrong magic"),
+        "version.nlc": (good[:4] + b"\x07" + good[5:], "unknown format version 7"),
+        "flipped.nlc": (good[:-6] + bytes([good[-6] ^ 0x10]) + good[-5:], "corrupted payload"),
+    }
+    h, model, plane = container.unpack(good)
+    h.codec = "gone"
+    cases["codec.nlc"] = (container.pack(h, model, plane), "unknown codec 'gone'")
+    h.codec, h.width, h.height = "tiny", 1 << 19, 1 << 19
+    cases["huge.nlc"] = (container.pack(h, model, plane), "absurd dimensions")
+    for name, (data, needle) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert_clean_error(run("decompress", tmp_path / name), name, needle)
+        assert not (tmp_path / name.replace(".nlc", ".png")).exists()
+    assert_clean_error(run("info", tmp_path / "magic.nlc"), "magic.nlc", "wrong magic")
+
+
+def test_weights_that_do_not_match_their_hash(photo, tiny_home):
+    w = tiny_home / "trained" / "tiny.safetensors"
+    w.write_bytes(w.read_bytes()[:-1] + b"\0")
+    assert_clean_error(run("compress", photo), "codec 'tiny'", "does not match")
