@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 
 from . import container, images
-from .coding.autoregressive import decode_tiles, encode_tiles
-from .coding.coders import CODERS, PRECISION, CoderError, make_coder
+from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, progress_total
+from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import decode_bits, decode_plane, encode_bits, encode_plane
 from .errors import CodecError, FormatError, InputError, NlcError
 from .registry import DEFAULT, CodecSpec, get_spec, load_model
@@ -98,10 +98,8 @@ def encode_image(
     plane = images.plane_of(image)
     model_bits, model_payload = 0.0, b""
     if pixels is not None:
-        enc = make_coder(coder_name)
-        with _progress(min(tile, pixels.shape[0]), "encode", progress) as bar:
-            model_bits = encode_tiles(c.model, c.mixtures, pixels, tile, enc, bar)
-        model_payload = enc.to_bytes()
+        with _progress(progress_total(pixels.shape[0], pixels.shape[1], tile), "encode", progress) as bar:
+            model_payload, model_bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar)
     plane_payload = b""
     if plane is not None:
         plane_payload = encode_bits(plane) if image.mode == "1" else encode_plane(plane)
@@ -117,7 +115,7 @@ def encode_image(
         constriction=getattr(constriction, "__version__", "0.5.0"), torch=torch.__version__, device=dev,
         width=image.width, height=image.height, mode=image.mode,
         model_channels=0 if pixels is None else pixels.shape[2], bit_depth=1 if image.mode == "1" else 8,
-        tile=tile, pixels_crc32=images.pixels_crc32(image), palette=palette, extra=extra,
+        tile=tile, group=GROUP, pixels_crc32=images.pixels_crc32(image), palette=palette, extra=extra,
     )
     data = container.pack(header, model_payload, plane_payload)
     stats = {
@@ -158,10 +156,10 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
                     f"file was coded with {header.codec!r} weights {header.weights_sha256[:12]}..., "
                     f"but the registry has {c.spec.sha256[:12]}..."
                 )
-            dec = make_coder(header.coder, model_payload)
-            with _progress(min(header.tile, header.height), "decode", progress) as bar:
+            total = progress_total(header.height, header.width, header.tile, header.group)
+            with _progress(total, "decode", progress) as bar:
                 pixels = decode_tiles(c.model, c.mixtures, header.height, header.width, header.model_channels,
-                                      header.tile, dec, bar)
+                                      header.tile, header.coder, model_payload, header.group, bar)
         if header.mode in ("1",):
             plane = decode_bits(plane_payload, header.height, header.width)
         elif header.mode in ("RGBA", "LA", "P"):

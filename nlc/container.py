@@ -19,6 +19,8 @@
                     model channels    u8     sub-pixels per pixel coded by the model (3, 1 or 0)
                     bit depth         u8     bits per sample of the original (8, or 1 for mode "1")
                     tile              u16    tile side used by the model codec
+                    group             u16    tiles per coder stream (the model payload is, per
+                                             group, a u32 byte count and the coder's words)
                     palette           str16  raw RGB(A) palette (mode "P"), else empty
                     extra             str16  JSON of rarely used facts (palette transparency), else empty
                     pixels crc32      u32    CRC-32 of the original pixel bytes (and palette)
@@ -68,6 +70,7 @@ class Header:
     pixels_crc32: int
     palette: bytes = b""
     extra: dict = field(default_factory=dict)
+    group: int = 384
 
     def as_dict(self) -> dict:
         """JSON-friendly view (palette as its length)."""
@@ -124,7 +127,7 @@ def pack(header: Header, model_payload: bytes, plane_payload: bytes = b"") -> by
             _str8(header.device),
             struct.pack("<II", header.width, header.height),
             _str8(header.mode),
-            struct.pack("<BBH", header.model_channels, header.bit_depth, header.tile),
+            struct.pack("<BBHH", header.model_channels, header.bit_depth, header.tile, header.group),
             _bytes16(header.palette),
             _bytes16(json.dumps(header.extra, separators=(",", ":")).encode() if header.extra else b""),
             struct.pack("<III", header.pixels_crc32, len(model_payload), len(plane_payload)),
@@ -162,14 +165,14 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     constriction, torch_v, device = h.str8(), h.str8(), h.str8()
     width, height = h.u("I"), h.u("I")
     mode = h.str8()
-    model_channels, bit_depth, tile = h.u("B"), h.u("B"), h.u("H")
+    model_channels, bit_depth, tile, group = h.u("B"), h.u("B"), h.u("H"), h.u("H")
     palette = h.bytes16()
     extra_raw = h.bytes16()
     pixels_crc, n_model, n_plane = h.u("I"), h.u("I"), h.u("I")
     if width < 1 or height < 1 or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise FormatError(f"header claims absurd dimensions {width}x{height}")
-    if tile < 1:
-        raise FormatError("corrupted header (tile size 0)")
+    if tile < 1 or group < 1:
+        raise FormatError("corrupted header (tile size or group 0)")
     try:
         extra = json.loads(extra_raw) if extra_raw else {}
     except ValueError:
@@ -183,5 +186,5 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     if struct.unpack("<I", body[-4:])[0] != zlib.crc32(payload):
         raise FormatError("corrupted payload (CRC mismatch)")
     header = Header(codec, sha, coder, precision, constriction, torch_v, device, width, height, mode,
-                    model_channels, bit_depth, tile, pixels_crc, palette, extra)
+                    model_channels, bit_depth, tile, pixels_crc, palette, extra, group)
     return header, payload[:n_model], payload[n_model:]

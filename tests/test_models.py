@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from nlc.coding.autoregressive import encode_tiles
-from nlc.coding.coders import RangeQueue
 from nlc.models.mixture import log_likelihood
 from tests.conftest import tiny_model
 
@@ -51,7 +50,7 @@ def test_coded_information_equals_model_likelihood():
     m = tiny_model(3)
     rng = np.random.default_rng(0)
     img = np.cumsum(rng.integers(-3, 4, (20, 24, 3)), axis=1).clip(0, 255).astype(np.uint8)
-    bits = encode_tiles(m, 3, img, 64, RangeQueue())
+    _, bits = encode_tiles(m, 3, img, 64, "range")
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.no_grad():
         ideal = -m.log_likelihood(x).sum().item() / math.log(2)

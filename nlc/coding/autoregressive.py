@@ -10,19 +10,21 @@ row-cached vertical stream and a per-pixel horizontal stream.
 Encoding runs exactly the decoder's computation with the known pixels, so the
 probability tables on both sides are bit-identical. With a range coder
 (FIFO) symbols are coded as they come; with an ANS stack (LIFO) the encoder
-records the parameters and pushes the steps in reverse afterwards.
+records the parameters and pushes the steps in reverse afterwards. Tiles are
+coded in groups of at most :data:`GROUP` so memory stays bounded on huge images.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
-from .coders import Coder
+from .coders import CoderError, make_coder
 from .logistic_mixture import code_pixels
 
 
@@ -99,18 +101,25 @@ def _normalised(symbols: np.ndarray) -> torch.Tensor:
     return t.expand(-1, 3) if t.shape[1] == 1 else t
 
 
+GROUP = 384  # tiles coded together: bounds memory on huge images
+
+
 def _run(
     model: SteppedModel,
-    mixtures: int,
     grid: TileGrid,
+    hs: np.ndarray,
+    ws: np.ndarray,
     channels: int,
     tiles: np.ndarray | None,
     on_pixels: Callable[[int, int, np.ndarray, torch.Tensor, np.ndarray | None], tuple[np.ndarray, float]],
     progress: Callable[[int], None] | None,
 ) -> float:
-    """The loop shared by encoder and decoder; returns the model's information in bits."""
-    hs, ws = grid.extents()
-    st = model.stepper(grid.batch, grid.tile_h, grid.tile_w)
+    """The loop shared by encoder and decoder over one group of tiles (valid extents ``hs``, ``ws``).
+
+    Returns the model's information in bits.
+    """
+    batch = len(hs)
+    st = model.stepper(batch, grid.tile_h, grid.tile_w)
     pad = st.PAD
     rr = np.arange(grid.tile_h)[None, :, None]
     cc = np.arange(grid.tile_w)[None, None, :]
@@ -118,7 +127,7 @@ def _run(
     st.x[:, 3, :, pad:] = torch.from_numpy(valid.astype(np.float32))
     if tiles is not None:
         st.x[:, :3, :, pad:] = _normalised(tiles.reshape(-1, channels)).reshape(
-            grid.batch, grid.tile_h, grid.tile_w, 3
+            batch, grid.tile_h, grid.tile_w, 3
         ).permute(0, 3, 1, 2) * torch.from_numpy(valid).unsqueeze(1)
     bits = 0.0
     for r in range(grid.tile_h):
@@ -127,7 +136,7 @@ def _run(
         for c in range(grid.tile_w):
             idx = np.flatnonzero(row_tiles & (ws > c))
             params = st.params(c)
-            if len(idx) < grid.batch:
+            if len(idx) < batch:
                 params = params[torch.from_numpy(idx)]
             known = None if tiles is None else tiles[idx, r, c]
             syms, b = on_pixels(r, c, idx, params, known)
@@ -139,47 +148,71 @@ def _run(
     return bits
 
 
+def _groups(batch: int, group: int) -> list[slice]:
+    return [slice(i, min(batch, i + group)) for i in range(0, batch, group)]
+
+
+def progress_total(height: int, width: int, tile: int, group: int = GROUP) -> int:
+    """Number of progress ticks (tile rows times tile groups) of an image."""
+    grid = TileGrid.for_image(height, width, tile)
+    return grid.tile_h * len(_groups(grid.batch, group))
+
+
 def encode_tiles(
     model: SteppedModel,
     mixtures: int,
     pixels: np.ndarray,
     tile: int,
-    coder: Coder,
+    coder: str,
+    group: int = GROUP,
     progress: Callable[[int], None] | None = None,
-) -> float:
-    """Code an ``(H, W, C)`` uint8 image (``C`` = 1 or 3) onto ``coder``.
+) -> tuple[bytes, float]:
+    """Code an ``(H, W, C)`` uint8 image (``C`` = 1 or 3).
 
-    Returns the information content in bits under the model's float tables
-    (the model's ``-log2 p`` of the image as coded).
+    Tiles are coded in groups of at most ``group``, each group on its own coder;
+    the payload is, per group, a u32 little-endian byte count and the coder's
+    words. Returns the payload and the information content in bits under the
+    model's float tables (the model's ``-log2 p`` of the image as coded).
     """
     grid = TileGrid.for_image(pixels.shape[0], pixels.shape[1], tile)
     channels = pixels.shape[2]
-    tiles = grid.split(pixels)
-    record: list[tuple[torch.Tensor, np.ndarray]] = []
+    all_tiles = grid.split(pixels)
+    all_hs, all_ws = grid.extents()
+    payload, bits = [], 0.0
+    for g in _groups(grid.batch, group):
+        enc = make_coder(coder)
+        record: list[tuple[torch.Tensor, np.ndarray]] = []
 
-    def on_pixels(r, c, idx, params, known):
-        if coder.lifo:
-            record.append((params, known))
-            syms, b = code_pixels(params, mixtures, channels, lambda ch, t: known[:, ch])
-        else:
+        def on_pixels(r, c, idx, params, known):
+            if enc.lifo:
+                record.append((params, known))
+                return code_pixels(params, mixtures, channels, lambda ch, t: known[:, ch])
+
             def fn(ch, table):
-                coder.encode(known[:, ch], table)
+                enc.encode(known[:, ch], table)
                 return known[:, ch]
 
-            syms, b = code_pixels(params, mixtures, channels, fn)
-        return syms, float(b.sum())
+            return code_pixels(params, mixtures, channels, fn)
 
-    bits = _run(model, mixtures, grid, channels, tiles, on_pixels, progress)
-    for params, known in reversed(record):
-        tables: list[np.ndarray] = []
+        bits += _run(model, grid, all_hs[g], all_ws[g], channels, all_tiles[g],
+                     lambda *a: _summed(on_pixels(*a)), progress)
+        for params, known in reversed(record):
+            tables: list[np.ndarray] = []
 
-        def collect(ch, table):
-            tables.append(table)
-            return known[:, ch]
+            def collect(ch, table):
+                tables.append(table)
+                return known[:, ch]
 
-        code_pixels(params, mixtures, channels, collect)
-        coder.encode(known.T.reshape(-1), np.concatenate(tables))
-    return bits
+            code_pixels(params, mixtures, channels, collect)
+            enc.encode(known.T.reshape(-1), np.concatenate(tables))
+        words = enc.to_bytes()
+        payload += [struct.pack("<I", len(words)), words]
+    return b"".join(payload), bits
+
+
+def _summed(result: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, float]:
+    syms, b = result
+    return syms, float(b.sum())
 
 
 def decode_tiles(
@@ -189,17 +222,32 @@ def decode_tiles(
     width: int,
     channels: int,
     tile: int,
-    coder: Coder,
+    coder: str,
+    payload: bytes,
+    group: int = GROUP,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Decode an ``(height, width, channels)`` uint8 image from ``coder``."""
+    """Decode an ``(height, width, channels)`` uint8 image from :func:`encode_tiles`' payload."""
     grid = TileGrid.for_image(height, width, tile)
+    all_hs, all_ws = grid.extents()
     out = np.zeros((grid.batch, grid.tile_h, grid.tile_w, channels), np.uint8)
+    pos = 0
+    for g in _groups(grid.batch, group):
+        if pos + 4 > len(payload):
+            raise CoderError("payload ends before the last tile group")
+        (n,) = struct.unpack_from("<I", payload, pos)
+        if pos + 4 + n > len(payload):
+            raise CoderError("tile group runs past the end of the payload")
+        dec = make_coder(coder, payload[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+        part = out[g]
 
-    def on_pixels(r, c, idx, params, known):
-        syms, b = code_pixels(params, mixtures, channels, lambda ch, table: coder.decode(table))
-        out[idx, r, c] = syms
-        return syms, float(b.sum())
+        def on_pixels(r, c, idx, params, known):
+            syms, b = code_pixels(params, mixtures, channels, lambda ch, table: dec.decode(table))
+            part[idx, r, c] = syms
+            return syms, 0.0
 
-    _run(model, mixtures, grid, channels, None, on_pixels, progress)
+        _run(model, grid, all_hs[g], all_ws[g], channels, None, on_pixels, progress)
+    if pos != len(payload):
+        raise CoderError("unexpected bytes after the last tile group")
     return grid.merge(out)
