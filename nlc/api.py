@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import tempfile
@@ -40,10 +41,18 @@ class Codec:
     model: torch.nn.Module
 
     @classmethod
-    def load(cls, name: str = DEFAULT) -> "Codec":
-        """Load a registered codec (weights checked against their sha256)."""
+    def load(cls, name: str = DEFAULT, device: str = "cpu") -> "Codec":
+        """Load a registered codec (weights checked against their sha256) onto ``device``."""
         spec = get_spec(name)
-        return cls(spec, load_model(spec))
+        model = load_model(spec)
+        if device != "cpu":
+            model = copy.deepcopy(model).to(device)
+        return cls(spec, model)
+
+    @property
+    def device(self) -> str:
+        """Device type of the model's weights (``cpu`` or ``cuda``)."""
+        return next(self.model.parameters()).device.type
 
     @property
     def mixtures(self) -> int:
@@ -51,14 +60,28 @@ class Codec:
         return self.model.config.mixtures
 
 
-def _resolve(codec: str | Codec) -> Codec:
-    return codec if isinstance(codec, Codec) else Codec.load(codec)
+def resolve_device(device: str, recorded: str | None = None) -> str:
+    """``auto`` -> the device a file was encoded on if it is here (else CUDA if present, else CPU).
+
+    Model outputs are bit-identical only on the same kind of device, so a
+    file decodes where it was encoded; ``cuda`` without a GPU is an error.
+    """
+    if device == "auto":
+        if recorded is not None:
+            device = recorded if recorded == "cpu" or torch.cuda.is_available() else "cpu"
+        else:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device cuda requested, but CUDA is not available on this machine")
+    return device
 
 
-def _device(device: str) -> str:
-    if device in ("auto", "cpu"):
-        return "cpu"
-    raise InputError(f"device {device!r} is not supported by this version (use cpu)")
+def _resolve(codec: str | Codec, device: str) -> Codec:
+    if isinstance(codec, Codec):
+        return codec
+    return Codec.load(codec, device)
 
 
 @contextmanager
@@ -88,8 +111,8 @@ def encode_image(
     ``plane_bytes`` (classically coded planes) and ``header_bytes``.
     """
     images.check_image(image)
-    c = _resolve(codec)
-    dev = _device(device)
+    c = _resolve(codec, resolve_device(device))
+    dev = c.device
     coder_name = coder or c.spec.coder
     if coder_name not in CODERS:
         raise InputError(f"unknown coder {coder_name!r} (known: {', '.join(CODERS)})")
@@ -140,7 +163,7 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
     still match the file's header).
     """
     header, model_payload, plane_payload = container.unpack(data)
-    _device(device)
+    dev = resolve_device(device, header.device)
     if header.coder not in CODERS or header.precision != PRECISION:
         raise FormatError(f"unsupported coder {header.coder!r} with precision {header.precision}")
     if header.mode not in images.MODEL_MODES or images.MODEL_MODES[header.mode] != header.model_channels:
@@ -148,7 +171,7 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
     pixels = plane = None
     try:
         if header.model_channels:
-            c = codec or Codec.load(header.codec)
+            c = codec or Codec.load(header.codec, dev)
             if c.spec.name != header.codec:
                 raise CodecError(f"file was coded with codec {header.codec!r}, not {c.spec.name!r}")
             if c.spec.sha256 != header.weights_sha256:

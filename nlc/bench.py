@@ -71,6 +71,12 @@ def baseline_bytes(pixels: np.ndarray) -> dict[str, int]:
     return out
 
 
+def _device_name(kind: str) -> str:
+    if kind == "cuda":
+        return f"cuda ({torch.cuda.get_device_name()})"
+    return f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+
+
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -78,7 +84,9 @@ def _peak_mb() -> float:
 def run_bench(model: str = DEFAULT, data: str = "", *, limit: int | None = None, json_path: str | None = None,
               baselines: bool = True, device: str = "auto", progress: bool = False) -> dict:
     """Run the benchmark; prints a markdown table and returns (and optionally writes) the JSON dict."""
-    codec = Codec.load(model)
+    from .api import resolve_device
+
+    codec = Codec.load(model, resolve_device(device))
     files = list_images(data)[:limit]
     rows, base = [], {k: 0 for k in BASELINES}
     tot = {"bits": 0, "model_bits": 0.0, "subpixels": 0, "model_subpixels": 0, "enc": 0.0, "dec": 0.0}
@@ -124,7 +132,7 @@ def run_bench(model: str = DEFAULT, data: str = "", *, limit: int | None = None,
         "all_lossless": all(r["lossless"] for r in rows),
     }
     result = {
-        "model": codec.spec.name, "data": str(data), "device": "cpu",
+        "model": codec.spec.name, "data": str(data), "device": _device_name(codec.device),
         "versions": {"nlc": __version__, "torch": torch.__version__, "python": platform.python_version(),
                      "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
         "images": rows, "summary": summary,

@@ -62,7 +62,7 @@ def main() -> None:
 def compress(inputs, output, model, coder, tile, force, device) -> None:
     """Compress images to IMAGE.nlc."""
     try:
-        codec = api.Codec.load(model)
+        codec = api.Codec.load(model, api.resolve_device(device))
     except NlcError as e:
         _fail(str(e))
     for src, dst in zip(inputs, _outputs(inputs, output, False)):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -95,6 +96,8 @@ def test_bad_inputs_leave_nothing_behind(tmp_path, tiny_home):
     assert_clean_error(run("compress", deep), "deep.png", "16-bit")
     assert_clean_error(run("compress", tmp_path), "is a directory")
     assert_clean_error(run("compress", text, "--model", "nope"), "unknown codec 'nope'")
+    if not torch.cuda.is_available():
+        assert_clean_error(run("compress", text, "--device", "cuda"), "CUDA is not available")
     assert files() == before
 
 

@@ -120,15 +120,16 @@ def _run(
     """
     batch = len(hs)
     st = model.stepper(batch, grid.tile_h, grid.tile_w)
-    pad = st.PAD
+    pad, dev = st.PAD, st.x.device
     rr = np.arange(grid.tile_h)[None, :, None]
     cc = np.arange(grid.tile_w)[None, None, :]
     valid = (rr < hs[:, None, None]) & (cc < ws[:, None, None])
-    st.x[:, 3, :, pad:] = torch.from_numpy(valid.astype(np.float32))
+    mask = torch.from_numpy(valid.astype(np.float32)).to(dev)
+    st.x[:, 3, :, pad:] = mask
     if tiles is not None:
-        st.x[:, :3, :, pad:] = _normalised(tiles.reshape(-1, channels)).reshape(
+        st.x[:, :3, :, pad:] = _normalised(tiles.reshape(-1, channels)).to(dev).reshape(
             batch, grid.tile_h, grid.tile_w, 3
-        ).permute(0, 3, 1, 2) * torch.from_numpy(valid).unsqueeze(1)
+        ).permute(0, 3, 1, 2) * mask.unsqueeze(1)
     bits = 0.0
     for r in range(grid.tile_h):
         st.start_row(r)
@@ -137,12 +138,12 @@ def _run(
             idx = np.flatnonzero(row_tiles & (ws > c))
             params = st.params(c)
             if len(idx) < batch:
-                params = params[torch.from_numpy(idx)]
+                params = params[torch.from_numpy(idx).to(dev)]
             known = None if tiles is None else tiles[idx, r, c]
             syms, b = on_pixels(r, c, idx, params, known)
             bits += b
             if tiles is None:
-                st.x[torch.from_numpy(idx), :3, r, c + pad] = _normalised(syms)
+                st.x[torch.from_numpy(idx).to(dev), :3, r, c + pad] = _normalised(syms).to(dev)
         if progress:
             progress(1)
     return bits

@@ -23,8 +23,9 @@ _TINY = 1e-30
 
 def component_pmfs(means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
     """Bin probabilities of each logistic component: ``(B, M) -> (B, M, 256)``."""
-    cdf = torch.sigmoid((_EDGES - means.unsqueeze(-1)) * torch.exp(-log_scales).unsqueeze(-1))
-    out = torch.empty(*means.shape, 256)
+    edges = _EDGES if means.device.type == "cpu" else _EDGES.to(means.device)
+    cdf = torch.sigmoid((edges - means.unsqueeze(-1)) * torch.exp(-log_scales).unsqueeze(-1))
+    out = torch.empty(*means.shape, 256, device=means.device)
     out[..., 0] = cdf[..., 0]
     torch.sub(cdf[..., 1:], cdf[..., :-1], out=out[..., 1:255])
     out[..., 255] = 1.0 - cdf[..., -1]
@@ -45,12 +46,14 @@ def code_pixels(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: S
     channel, so the product of the tables is exactly the joint likelihood.
 
     Returns the symbols ``(B, channels)`` and the information content in bits
-    of each pixel under the float tables ``(B,)``.
+    of each pixel under the float tables ``(B,)``. ``params`` may live on any
+    device; tables reach ``symbol_fn`` as float32 numpy arrays.
     """
+    dev = params.device
     mp = split_params(params, mixtures)
     w = torch.softmax(mp.logits, dim=1)
     syms = np.empty((params.shape[0], channels), np.uint8)
-    bits = torch.zeros(params.shape[0])
+    bits = torch.zeros(params.shape[0], device=dev)
     xs: list[torch.Tensor] = []
     for ch in range(channels):
         mean = mp.means[:, ch]
@@ -60,14 +63,14 @@ def code_pixels(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: S
             mean = mean + mp.coeffs[:, 1] * xs[0] + mp.coeffs[:, 2] * xs[1]
         comp = component_pmfs(mean, mp.log_scales[:, ch])  # (B, M, 256)
         table = torch.bmm(w.unsqueeze(1), comp)[:, 0]  # (B, 256)
-        sym = np.asarray(symbol_fn(ch, table.numpy()))
+        sym = np.asarray(symbol_fn(ch, table.cpu().numpy()))
         syms[:, ch] = sym
-        idx = torch.from_numpy(sym.astype(np.int64)).view(-1, 1, 1).expand(-1, comp.shape[1], 1)
+        idx = torch.from_numpy(sym.astype(np.int64)).to(dev).view(-1, 1, 1).expand(-1, comp.shape[1], 1)
         p_comp = comp.gather(2, idx)[:, :, 0]  # (B, M)
         p = (w * p_comp).sum(1)
         bits -= torch.log2(p.clamp_min(_TINY) / table.sum(1))
         if ch + 1 < channels:
             w = w * p_comp.clamp_min(_TINY)
             w = w / w.sum(1, keepdim=True)
-            xs.append(torch.from_numpy(sym.astype(np.float32)).unsqueeze(1) / 127.5 - 1.0)
-    return syms, bits.double().numpy()
+            xs.append(torch.from_numpy(sym.astype(np.float32)).to(dev).unsqueeze(1) / 127.5 - 1.0)
+    return syms, bits.double().cpu().numpy()

@@ -118,7 +118,10 @@ class PixelCNNPP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mixture parameters for every pixel, ``(B, 3, H, W) -> (B, 10*M, H, W)``."""
-        x4 = self.with_ones(x)
+        return self.forward_x4(self.with_ones(x))
+
+    def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`forward` on input that already has the ones channel (zero outside the image)."""
         u = self.vertical(FullOps(), x4)
         eu = F.elu(u)
         h = self.h_in(x4) + self.h_u(eu)
@@ -142,7 +145,7 @@ class PixelCNNPP(nn.Module):
 class PixelStepper:
     """Evaluates :class:`PixelCNNPP` one pixel at a time in raster order.
 
-    The caller owns :attr:`x`, a ``(B, 4, H, W+3)`` buffer of normalised pixels
+    The caller owns :attr:`x`, a ``(B, 4, H, W+3)`` buffer on :attr:`device` of normalised pixels
     and the ones channel, with three zero columns on the left. Before asking for
     pixel ``(r, c)`` every pixel before it in raster order must be in the buffer
     (encoders may fill the whole image up front: nothing later is read). Call
@@ -154,14 +157,15 @@ class PixelStepper:
     @torch.no_grad()
     def __init__(self, model: PixelCNNPP, batch: int, height: int, width: int) -> None:
         self.model, self.batch, self.width = model, batch, width
-        self.x = torch.zeros(batch, IN_CHANNELS, height, width + self.PAD)
-        ops = RowOps(batch)
+        self.device = next(model.parameters()).device
+        self.x = torch.zeros(batch, IN_CHANNELS, height, width + self.PAD, device=self.device)
+        ops = RowOps(batch, device=self.device)
         src = ops.source(lambda r: self.x[:, :, r, self.PAD :], IN_CHANNELS, width)
         self.u_rows = model.vertical(ops, src)
         self.w_in, self.b_in = model.h_in.matrix()
         self.blocks = [(b.conv1.matrix(), b.conv2.matrix()) for b in model.h_blocks]
         c = model.config.channels
-        self.zero = torch.zeros(batch, c)
+        self.zero = torch.zeros(batch, c, device=self.device)
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:

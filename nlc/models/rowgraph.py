@@ -92,13 +92,13 @@ class RowNode:
 
 
 class RowOps:
-    """Row-at-a-time backend; ``batch`` and dtype fix the shape of zero rows."""
+    """Row-at-a-time backend; ``batch``, dtype and device fix the shape and place of zero rows."""
 
-    def __init__(self, batch: int, dtype: torch.dtype = torch.float32) -> None:
-        self.batch, self.dtype = batch, dtype
+    def __init__(self, batch: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        self.batch, self.dtype, self.device = batch, dtype, device
 
     def _zeros(self, channels: int, width: int) -> torch.Tensor:
-        return torch.zeros(self.batch, channels, width, dtype=self.dtype)
+        return torch.zeros(self.batch, channels, width, dtype=self.dtype, device=self.device)
 
     def source(self, fn: Callable[[int], torch.Tensor], channels: int, width: int) -> RowNode:
         """A node whose rows come from ``fn`` (the image being coded)."""

@@ -1,0 +1,85 @@
+"""What tiling costs: the model's bits per sub-pixel on whole images vs independent tiles.
+
+Usage: python bench/tiling.py --data ../shared/data/kodak [--model default] [--tiles 32 64 128]
+       [--json bench/results/tiling-kodak.json]
+
+Uses the parallel forward pass (no entropy coding): ``whole`` evaluates each
+image as one tile, the others cut it into independent tiles exactly as the
+codec does (zero context across tile borders, partial tiles at the edges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nlc.api import Codec
+from nlc.coding.autoregressive import TileGrid
+from nlc.images import read_image
+from nlc.train import list_images
+
+
+@torch.no_grad()
+def tiled_bits(model, pixels: np.ndarray, tile: int | None, batch: int = 32) -> float:
+    """Model bits of an ``(H, W, 3)`` image coded in ``tile`` tiles (``None``: the whole image)."""
+    h, w, _ = pixels.shape
+    grid = TileGrid.for_image(h, w, tile or max(h, w))
+    tiles = grid.split(pixels)
+    hs, ws = grid.extents()
+    total = 0.0
+    for i in range(0, grid.batch, batch):
+        t = torch.from_numpy(tiles[i : i + batch]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        valid = torch.zeros(t.shape[0], 1, grid.tile_h, grid.tile_w)
+        for j, (th, tw) in enumerate(zip(hs[i : i + batch], ws[i : i + batch])):
+            valid[j, :, :th, :tw] = 1
+        x4 = torch.cat([t * valid, valid], 1)
+        params = model.forward_x4(x4)
+        from nlc.models.mixture import log_likelihood
+
+        ll = log_likelihood(t, params, model.config.mixtures)
+        total -= (ll * valid[:, 0]).sum().item()
+    return total / math.log(2)
+
+
+def main() -> None:
+    """Run the measurement."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--tiles", type=int, nargs="+", default=[32, 64, 128])
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    codec = Codec.load(a.model)
+    settings = [None] + a.tiles
+    bits = {str(s or "whole"): 0.0 for s in settings}
+    subpixels = 0
+    t0 = time.time()
+    for f in list_images(a.data)[: a.limit]:
+        px = np.asarray(read_image(f).convert("RGB"))
+        subpixels += px.size
+        for s in settings:
+            bits[str(s or "whole")] += tiled_bits(codec.model, px, s)
+        print(f.name, {k: round(v / subpixels, 4) for k, v in bits.items()}, flush=True)
+    whole = bits["whole"]
+    result = {
+        "model": codec.spec.name, "data": a.data, "images": subpixels // 3,
+        "bpsp": {k: v / subpixels for k, v in bits.items()},
+        "overhead_pct": {k: 100 * (v / whole - 1) for k, v in bits.items() if k != "whole"},
+        "seconds": round(time.time() - t0, 1),
+        "command": "python bench/tiling.py " + " ".join(f"--{k} {v}" for k, v in vars(a).items() if v and k != "tiles")
+        + " --tiles " + " ".join(map(str, a.tiles)),
+    }
+    print(json.dumps(result, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
