@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import os
 import sys
 import tempfile
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import constriction
 import numpy as np
 import torch
 from PIL import Image
@@ -31,6 +31,7 @@ from .errors import CodecError, FormatError, InputError, NlcError
 from .registry import DEFAULT, CodecSpec, get_spec, load_model
 
 SUFFIX = ".nlc"
+_CONSTRICTION = importlib.metadata.version("constriction")
 
 
 @dataclass
@@ -135,7 +136,7 @@ def encode_image(
         extra["transparency"] = t
     header = container.Header(
         codec=c.spec.name, weights_sha256=c.spec.sha256, coder=coder_name, precision=PRECISION,
-        constriction=getattr(constriction, "__version__", "0.5.0"), torch=torch.__version__, device=dev,
+        constriction=_CONSTRICTION, torch=torch.__version__, device=dev,
         width=image.width, height=image.height, mode=image.mode,
         model_channels=0 if pixels is None else pixels.shape[2], bit_depth=1 if image.mode == "1" else 8,
         tile=tile, group=GROUP, pixels_crc32=images.pixels_crc32(image), palette=palette, extra=extra,

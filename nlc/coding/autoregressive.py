@@ -32,7 +32,10 @@ class Stepper(Protocol):
     """What a model's incremental evaluator offers (see :class:`~nlc.models.pixelcnnpp.PixelStepper`)."""
 
     x: torch.Tensor
-    PAD: int
+
+    def fill(self, x4: torch.Tensor) -> None: ...
+
+    def put(self, index: torch.Tensor, r: int, c: int, rgb: torch.Tensor) -> None: ...
 
     def start_row(self, r: int) -> None: ...
 
@@ -120,16 +123,17 @@ def _run(
     """
     batch = len(hs)
     st = model.stepper(batch, grid.tile_h, grid.tile_w)
-    pad, dev = st.PAD, st.x.device
+    dev = st.x.device
     rr = np.arange(grid.tile_h)[None, :, None]
     cc = np.arange(grid.tile_w)[None, None, :]
     valid = (rr < hs[:, None, None]) & (cc < ws[:, None, None])
-    mask = torch.from_numpy(valid.astype(np.float32)).to(dev)
-    st.x[:, 3, :, pad:] = mask
-    if tiles is not None:
-        st.x[:, :3, :, pad:] = _normalised(tiles.reshape(-1, channels)).to(dev).reshape(
-            batch, grid.tile_h, grid.tile_w, 3
-        ).permute(0, 3, 1, 2) * mask.unsqueeze(1)
+    mask = torch.from_numpy(valid.astype(np.float32)).to(dev).unsqueeze(1)
+    if tiles is None:
+        rgb = torch.zeros(batch, 3, grid.tile_h, grid.tile_w, device=dev)
+    else:
+        rgb = _normalised(tiles.reshape(-1, channels)).to(dev).reshape(
+            batch, grid.tile_h, grid.tile_w, 3).permute(0, 3, 1, 2) * mask
+    st.fill(torch.cat([rgb, mask], 1))
     bits = 0.0
     for r in range(grid.tile_h):
         st.start_row(r)
@@ -143,7 +147,7 @@ def _run(
             syms, b = on_pixels(r, c, idx, params, known)
             bits += b
             if tiles is None:
-                st.x[torch.from_numpy(idx).to(dev), :3, r, c + pad] = _normalised(syms).to(dev)
+                st.put(torch.from_numpy(idx).to(dev), r, c, _normalised(syms).to(dev))
         if progress:
             progress(1)
     return bits

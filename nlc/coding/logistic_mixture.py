@@ -3,8 +3,9 @@
 Tables are float32 differences of the logistic CDF at the 255 bin edges (the
 first and last bins take the tails). Encoder and decoder run exactly the same
 operations on the same inputs, so they get bit-identical tables; constriction
-then quantizes each row to fixed point with a floor of 2^-24, so the float32
-rounding of tiny tail probabilities costs nothing measurable.
+then quantizes each row to fixed point. Each table mixes in a uniform
+distribution with weight 2^-16 so that no value's probability underflows: the
+information content reported for a pixel is then what the coder really pays.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..models.mixture import split_params
 
 _EDGES = (torch.arange(255, dtype=torch.float32) + 0.5) / 127.5 - 1.0
 _TINY = 1e-30
+UNIFORM_MIX = 2.0**-16  # every value keeps probability >= 2^-24: at most 24 bits, 2e-5 bits of overhead
 
 
 def component_pmfs(means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
@@ -62,13 +64,13 @@ def code_pixels(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: S
         elif ch == 2:
             mean = mean + mp.coeffs[:, 1] * xs[0] + mp.coeffs[:, 2] * xs[1]
         comp = component_pmfs(mean, mp.log_scales[:, ch])  # (B, M, 256)
-        table = torch.bmm(w.unsqueeze(1), comp)[:, 0]  # (B, 256)
+        table = torch.bmm(w.unsqueeze(1), comp)[:, 0] * (1 - UNIFORM_MIX) + UNIFORM_MIX / 256  # (B, 256)
         sym = np.asarray(symbol_fn(ch, table.cpu().numpy()))
         syms[:, ch] = sym
         idx = torch.from_numpy(sym.astype(np.int64)).to(dev).view(-1, 1, 1).expand(-1, comp.shape[1], 1)
         p_comp = comp.gather(2, idx)[:, :, 0]  # (B, M)
-        p = (w * p_comp).sum(1)
-        bits -= torch.log2(p.clamp_min(_TINY) / table.sum(1))
+        p = (w * p_comp).sum(1) * (1 - UNIFORM_MIX) + UNIFORM_MIX / 256
+        bits -= torch.log2(p / table.sum(1))
         if ch + 1 < channels:
             w = w * p_comp.clamp_min(_TINY)
             w = w / w.sum(1, keepdim=True)
