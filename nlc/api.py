@@ -27,7 +27,7 @@ from . import container, images
 from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, progress_total
 from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import decode_bits, decode_plane, encode_bits, encode_plane
-from .errors import CodecError, FormatError, InputError, NlcError
+from .errors import CodecError, FormatError, InputError, NlcError, file_errors
 from .registry import DEFAULT, CodecSpec, get_spec, load_model
 
 SUFFIX = ".nlc"
@@ -248,15 +248,8 @@ def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Cod
 
 def read_nlc(src: str | Path) -> bytes:
     """The bytes of a ``.nlc`` file, with file errors as :class:`InputError`."""
-    src = Path(src)
-    try:
-        return src.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{src}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{src}: is a directory") from None
-    except PermissionError:
-        raise InputError(f"{src}: permission denied") from None
+    with file_errors(src):
+        return Path(src).read_bytes()
 
 
 def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = False,

@@ -3,6 +3,10 @@
 The CLI turns every :class:`NlcError` into one line on stderr and exit status 2.
 """
 
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
 
 class NlcError(Exception):
     """Base class: the message is one line meant for the user."""
@@ -18,3 +22,16 @@ class FormatError(NlcError):
 
 class CodecError(NlcError):
     """Unknown codec, or weights that do not match the registry's sha256."""
+
+
+@contextmanager
+def file_errors(path: str | Path) -> Iterator[None]:
+    """Turn the usual ways of failing to open ``path`` into one-line :class:`InputError`\ s."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import InputError, file_errors
 
 MODEL_MODES = {"RGB": 3, "L": 1, "RGBA": 3, "LA": 1, "P": 0, "1": 0}
 SUPPORTED = tuple(MODEL_MODES)
@@ -39,15 +39,10 @@ def read_image(path: str | Path) -> Image.Image:
     """Open and fully load an image file, checking that it can be coded."""
     path = Path(path)
     try:
-        im = Image.open(path)
-        check_image(im, str(path))
-        im.load()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+        with file_errors(path):
+            im = Image.open(path)
+            check_image(im, str(path))
+            im.load()
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as e:
