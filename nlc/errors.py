@@ -26,7 +26,7 @@ class CodecError(NlcError):
 
 @contextmanager
 def file_errors(path: str | Path) -> Iterator[None]:
-    """Turn the usual ways of failing to open ``path`` into one-line :class:`InputError`\ s."""
+    """Turn the usual ways of failing to open ``path`` into one-line :class:`InputError` messages."""
     try:
         yield
     except FileNotFoundError:
