@@ -41,6 +41,8 @@ class Stepper(Protocol):
 
     def params(self, c: int) -> torch.Tensor: ...
 
+    def release(self) -> None: ...
+
 
 class SteppedModel(Protocol):
     """A model that can be coded by this module."""
@@ -150,6 +152,7 @@ def _run(
                 st.put(torch.from_numpy(idx).to(dev), r, c, _normalised(syms).to(dev))
         if progress:
             progress(1)
+    st.release()
     return bits
 
 

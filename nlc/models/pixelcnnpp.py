@@ -248,6 +248,10 @@ class PixelStepper:
         self.above = torch.addmm(m.skip.bias, above.transpose(1, 2).reshape(-1, ABOVE_FEATURES),
                                  self.skip_above).view(self.batch, w, -1)  # (B, W, P)
 
+    def release(self) -> None:
+        """Drop the row caches now (their closures refer back to this stepper, a reference cycle)."""
+        self.u_rows = self.above = self.aux = self.hu = self.prev = None
+
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
