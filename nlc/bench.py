@@ -92,7 +92,7 @@ def run_bench(model: str = DEFAULT, data: str = "", *, limit: int | None = None,
     files = list_images(data)[:limit]
     rows, base = [], {k: 0 for k in BASELINES}
     tot = {"bits": 0, "model_bits": 0.0, "subpixels": 0, "model_subpixels": 0, "enc": 0.0, "dec": 0.0}
-    print(f"| image | pixels | bytes | bits/subpixel | model bits/subpixel | gap % | encode s | decode s | lossless |")
+    print("| image | pixels | bytes | bits/subpixel | model bits/subpixel | gap % | encode s | decode s | lossless |")
     print("|---|---|---|---|---|---|---|---|---|")
     for f in files:
         im = images.read_image(f)

@@ -139,7 +139,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     ema = copy.deepcopy(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
-    step, history, best = 0, [], None
+    step, history = 0, []
     if cfg.resume:
         state = torch.load(cfg.resume, weights_only=False)
         model.load_state_dict(state["model"])

@@ -1,7 +1,5 @@
 """Container: header round trip; truncations and byte flips always give the documented error."""
 
-import struct
-import zlib
 
 import numpy as np
 import pytest

@@ -14,7 +14,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..models.mixture import split_params
 
