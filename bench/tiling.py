@@ -22,6 +22,7 @@ import torch
 from nlc.api import Codec
 from nlc.coding.autoregressive import TileGrid
 from nlc.images import read_image
+from nlc.models.mixture import log_likelihood
 from nlc.train import list_images
 
 
@@ -40,8 +41,6 @@ def tiled_bits(model, pixels: np.ndarray, tile: int | None, batch: int = 32) -> 
             valid[j, :, :th, :tw] = 1
         x4 = torch.cat([t * valid, valid], 1)
         params = model.forward_x4(x4)
-        from nlc.models.mixture import log_likelihood
-
         ll = log_likelihood(t, params, model.config.mixtures)
         total -= (ll * valid[:, 0]).sum().item()
     return total / math.log(2)

@@ -142,14 +142,15 @@ def _run(
         row_tiles = hs > r
         for c in range(grid.tile_w):
             idx = np.flatnonzero(row_tiles & (ws > c))
+            index = torch.from_numpy(idx).to(dev)
             params = st.params(c)
             if len(idx) < batch:
-                params = params[torch.from_numpy(idx).to(dev)]
+                params = params[index]
             known = None if tiles is None else tiles[idx, r, c]
             syms, b = on_pixels(r, c, idx, params, known)
             bits += b
             if tiles is None:
-                st.put(torch.from_numpy(idx).to(dev), r, c, _normalised(syms).to(dev))
+                st.put(index, r, c, _normalised(syms).to(dev))
         if progress:
             progress(1)
     st.release()
