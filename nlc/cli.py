@@ -60,8 +60,18 @@ def main() -> None:
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @DEVICE
 def compress(inputs, output, model, coder, tile, force, device) -> None:
-    """Compress images to IMAGE.nlc."""
+    """Compress images to IMAGE.nlc.
+
+    With a set codec (``--model vae-fmnist`` and the other *-fmnist codecs),
+    all inputs (image files, folders, or one idx/.npy array file) go into one
+    file, ``-o SET.nlc``.
+    """
+    from . import sets
+
     try:
+        if sets.is_set_codec(model):
+            _compress_set(inputs, output, model, force)
+            return
         codec = api.Codec.load(model, api.resolve_device(device))
     except NlcError as e:
         _fail(str(e))
@@ -76,14 +86,47 @@ def compress(inputs, output, model, coder, tile, force, device) -> None:
         click.echo(f"{src} -> {path}: {stats['bytes']} bytes{rate}")
 
 
+def _compress_set(inputs: tuple[str, ...], output: str | None, model: str, force: bool) -> None:
+    from . import sets
+
+    if output is None:
+        if len(inputs) != 1:
+            _fail("with a set codec and several inputs, name the output file with -o SET.nlc")
+        output = str(Path(inputs[0].rstrip("/")).name) + api.SUFFIX
+    path, stats = sets.compress_set(list(inputs), output, codec=model, force=force, progress=_progress())
+    click.echo(f"{len(inputs)} input(s) -> {path}: {stats['items']} images, {stats['bytes']} bytes, "
+               f"{stats['bytes'] * 8 / max(1, stats['pixels']):.4f} bits/pixel")
+
+
+def _is_set_file(src: str) -> bool:
+    from .container import SET_MAGIC
+
+    try:
+        with open(src, "rb") as f:
+            return f.read(4) == SET_MAGIC
+    except OSError:
+        return False
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", help="Output file (one input) or folder (several).")
+@click.option("-o", "--output", help="Output file (one input) or folder (several, or a set file).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @DEVICE
 def decompress(inputs, output, force, device) -> None:
-    """Decompress .nlc files to PNG."""
-    for src, dst in zip(inputs, _outputs(inputs, output, True)):
+    """Decompress .nlc files to PNG; a set file restores all its images (or its array file) into a folder."""
+    from . import sets
+
+    for src in inputs:
+        if _is_set_file(src):
+            try:
+                paths = sets.decompress_set(src, output, force=force, progress=_progress())
+            except NlcError as e:
+                _fail_for(src, e)
+            where = paths[0].parent if paths else output
+            click.echo(f"{src} -> {where}: {len(paths)} file(s)")
+    rest = tuple(i for i in inputs if not _is_set_file(i))
+    for src, dst in zip(rest, _outputs(rest, output, True) if rest else []):
         try:
             path = api.decompress(src, dst, force=force, progress=_progress(), device=device)
         except NlcError as e:
@@ -134,10 +177,21 @@ def models() -> None:
 @click.option("--no-baselines", is_flag=True, help="Skip PNG / WebP / JPEG-XL.")
 @DEVICE
 def bench(model, data, limit, json_path, no_baselines, device) -> None:
-    """Compress, decompress and check every image of a folder; compare with classical codecs."""
+    """Compress, decompress and check every image of a folder; compare with classical codecs.
+
+    With a set codec (``--model vae-fmnist``), DATA is the Fashion-MNIST folder
+    and the whole test set is coded as one file.
+    """
     from .bench import run_bench
+    from .sets import is_set_codec
 
     try:
+        if is_set_codec(model):
+            from .bench_sets import run_set_bench
+
+            run_set_bench(model, data, limit=limit, json_path=json_path, baselines=not no_baselines,
+                          progress=_progress())
+            return
         run_bench(model, data, limit=limit, json_path=json_path, baselines=not no_baselines, device=device,
                   progress=_progress())
     except NlcError as e:
@@ -146,25 +200,43 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
 
 @main.command()
 @click.option("-m", "--model", default="pixelcnnpp", show_default=True, help="Codec whose architecture to train.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Training images.")
-@click.option("--val", required=True, type=click.Path(exists=True, file_okay=False), help="Validation images.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Training images (photos), or the Fashion-MNIST folder for the *-fmnist codecs.")
+@click.option("--val", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Validation images (photo models; the *-fmnist codecs hold out 5,000 training images).")
 @click.option("--steps", default=10000, show_default=True, type=click.IntRange(1))
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=None, type=click.IntRange(1), help="Batch size [16 for photos, 64 for sets].")
 @click.option("--crop", default=32, show_default=True, type=click.IntRange(8))
-@click.option("--lr", default=2e-3, show_default=True, type=float)
+@click.option("--lr", default=None, type=float, help="Peak learning rate [2e-3 for photos, 1e-3 for sets].")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, help="Checkpoint to resume.")
-@click.option("--out", default=None, help="Output name under trained/ (default: runs/<model>).")
+@click.option("--out", default=None, help="Output path without suffix (default: runs/<model>).")
 @DEVICE
 def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None:
-    """Train a model on a folder of photos (never Kodak); writes safetensors + metadata."""
+    """Train a codec's model (never on Kodak); writes safetensors + metadata and a checkpoint."""
     from .registry import get_spec
-    from .train import TrainConfig, train as run
+    from .sets import LATENT_ARCHITECTURES
 
+    command = "nlc train " + " ".join(sys.argv[2:])
     try:
         spec = get_spec(model)
-        cfg = TrainConfig(data=data, val=val, out=out or f"runs/{spec.name}", steps=steps, batch=batch, crop=crop,
-                          lr=lr, resume=resume, model=dict(spec.hyperparameters))
-        meta = run(cfg, command="nlc train " + " ".join(sys.argv[2:]), progress=_progress())
+        out = out or f"runs/{spec.name}"
+        if spec.architecture in LATENT_ARCHITECTURES:
+            from .train_latent import LatentTrainConfig, train_latent
+
+            cfg = LatentTrainConfig(architecture=spec.architecture, data=data, out=out, steps=steps,
+                                    batch=batch or 64, lr=lr or 1e-3, resume=resume,
+                                    hyperparameters=dict(spec.hyperparameters))
+            meta = train_latent(cfg, command=command, progress=_progress())
+            click.echo(f"validation -ELBO {meta['val_neg_elbo_bits_per_dim']} bits/dim after {meta['steps']} steps "
+                       f"-> {out}.safetensors")
+            return
+        if val is None:
+            _fail(f"codec {spec.name!r} needs --val DIR (validation photos)")
+        from .train import TrainConfig, train as run
+
+        cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
+                          lr=lr or 2e-3, resume=resume, model=dict(spec.hyperparameters))
+        meta = run(cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
     click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors")

@@ -188,3 +188,101 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     header = Header(codec, sha, coder, precision, constriction, torch_v, device, width, height, mode,
                     model_channels, bit_depth, tile, pixels_crc, palette, extra, group)
     return header, payload[:n_model], payload[n_model:]
+
+
+# --------------------------------------------------------------------------------------------
+# Sets: many same-sized images (a folder or an array file) in one file, coded as one chain.
+
+SET_MAGIC = b"\x89NLS"
+SET_VERSION = 1
+SET_DOC = """The ``.nlc`` set format (version 1), written by ``nlc compress --model NAME DIR -o set.nlc``::
+
+    offset  size  field
+    0       4     magic b"\\x89NLS"
+    4       1     format version (1)
+    5       4     header length N (u32)
+    9       N     header: zlib-compressed UTF-8 JSON (see SetHeader)
+    9+N     4     CRC-32 of bytes 0 .. 9+N
+    13+N    ...   payload: the ANS stack's 32-bit words, little-endian
+    end-4   4     CRC-32 of the payload
+"""
+
+
+@dataclass
+class SetHeader:
+    """Everything in a set file's header."""
+
+    codec: str
+    weights_sha256: str
+    constriction: str
+    torch: str
+    device: str
+    count: int
+    height: int
+    width: int
+    bits: int  # 8 or 1: what the model codes
+    scale: int  # stored pixel = coded value * scale (255 for 0/255 binary images, else 1)
+    pixels_crc32: int
+    schedule: list  # [[batch size, repeats], ...] in encoding order
+    source: dict  # {"kind": "files", "names": [...], "formats": [...]} or {"kind": "array", ...}
+    coder: str = "ans"
+    precision: int = 24
+    latent_step: float = 2.0**-6
+    first_item_bits: int = 0
+
+
+def pack_set(header: SetHeader, payload: bytes) -> bytes:
+    """Serialise a set header and its ANS payload."""
+    blob = zlib.compress(json.dumps(asdict(header), separators=(",", ":")).encode(), 9)
+    head = SET_MAGIC + struct.pack("<BI", SET_VERSION, len(blob)) + blob
+    return head + struct.pack("<I", zlib.crc32(head)) + payload + struct.pack("<I", zlib.crc32(payload))
+
+
+def is_set(data: bytes) -> bool:
+    """Whether ``data`` starts like a set file."""
+    return data[:4] == SET_MAGIC
+
+
+def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
+    """Parse and check a set file; raises :class:`~nlc.errors.FormatError` if it is damaged."""
+    if len(data) < 4 or data[:4] != SET_MAGIC:
+        raise FormatError("not an nlc set file (wrong magic bytes)")
+    if len(data) < 13:
+        raise FormatError("truncated file")
+    version, n = struct.unpack("<BI", data[4:9])
+    if version != SET_VERSION:
+        raise FormatError(f"unknown set format version {version} (this nlc reads version {SET_VERSION})")
+    if len(data) < 9 + n + 8:
+        raise FormatError("truncated file")
+    if struct.unpack("<I", data[9 + n : 13 + n])[0] != zlib.crc32(data[: 9 + n]):
+        raise FormatError("corrupted header (CRC mismatch)")
+    payload = data[13 + n : -4]
+    if struct.unpack("<I", data[-4:])[0] != zlib.crc32(payload):
+        raise FormatError("truncated or corrupted payload (CRC mismatch)")
+    try:
+        fields = json.loads(zlib.decompress(data[9 : 9 + n]))
+        header = SetHeader(**fields)
+    except (ValueError, TypeError, zlib.error):
+        raise FormatError("corrupted header") from None
+    if len(payload) % 4:
+        raise FormatError("corrupted payload (not whole 32-bit words)")
+    return header, payload
+
+
+def schedule_runs(schedule: list[int]) -> list[list[int]]:
+    """Run-length form ``[[size, repeats], ...]`` of a batch schedule."""
+    runs: list[list[int]] = []
+    for n in schedule:
+        if runs and runs[-1][0] == n:
+            runs[-1][1] += 1
+        else:
+            runs.append([n, 1])
+    return runs
+
+
+def schedule_from_runs(runs: list) -> list[int]:
+    """The batch schedule from its run-length form."""
+    try:
+        return [int(n) for n, k in runs for _ in range(int(k))]
+    except (TypeError, ValueError):
+        raise FormatError("corrupted header (batch schedule)") from None

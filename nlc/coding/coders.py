@@ -16,6 +16,7 @@ import constriction
 
 PRECISION = 24  # constriction's default probability precision for 32-bit words
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
+_BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
 
 
 class CoderError(ValueError):
@@ -53,6 +54,10 @@ def _words(data: bytes) -> np.ndarray:
 
 def _as_probs(probs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(probs, dtype=np.float64)
+
+
+def _as_vector(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(-1))
 
 
 class RangeQueue(Coder):
@@ -101,6 +106,44 @@ class AnsStack(Coder):
             self._ans = constriction.stream.stack.AnsCoder()
         else:
             self._ans = constriction.stream.stack.AnsCoder(_words(data))
+        self.popped_bits = 0  # bits taken off the stack by decodes so far (what bits-back borrows)
+
+    def _pop(self, *args) -> np.ndarray:
+        before = self._ans.num_valid_bits()
+        try:
+            out = self._ans.decode(*args)
+        except Exception as e:
+            raise CoderError(f"ANS decoder failed: {e}") from e
+        self.popped_bits += max(0, before - self._ans.num_valid_bits())
+        return out
+
+    def encode_gaussian(self, symbols: np.ndarray, means: np.ndarray, stds: np.ndarray, half: int) -> None:
+        """Push integers in ``[-half, half]`` under Gaussians quantized to unit bins (constriction's
+        ``QuantizedGaussian``; every symbol of the range keeps a non-zero probability)."""
+        model = constriction.stream.model.QuantizedGaussian(-half, half)
+        self._ans.encode_reverse(np.ascontiguousarray(symbols, dtype=np.int32), model,
+                                 _as_vector(means), _as_vector(stds))
+
+    def decode_gaussian(self, means: np.ndarray, stds: np.ndarray, half: int) -> np.ndarray:
+        """Pop integers in ``[-half, half]``: the inverse of :meth:`encode_gaussian`."""
+        model = constriction.stream.model.QuantizedGaussian(-half, half)
+        return self._pop(model, _as_vector(means), _as_vector(stds))
+
+    def encode_bernoulli(self, bits: np.ndarray, p_one: np.ndarray) -> None:
+        """Push 0/1 symbols, each with its probability of a 1."""
+        self._ans.encode_reverse(np.ascontiguousarray(bits, dtype=np.int32), _BERNOULLI, _as_vector(p_one))
+
+    def decode_bernoulli(self, p_one: np.ndarray) -> np.ndarray:
+        """Pop 0/1 symbols: the inverse of :meth:`encode_bernoulli`."""
+        return self._pop(_BERNOULLI, _as_vector(p_one))
+
+    def is_empty(self) -> bool:
+        """Whether the stack holds no data (a complete decode must end here)."""
+        return self._ans.is_empty()
+
+    def num_valid_bits(self) -> int:
+        """Bits of information on the stack (finer than :meth:`num_bits`)."""
+        return self._ans.num_valid_bits()
 
     def encode(self, symbols: np.ndarray, probs: np.ndarray) -> None:
         """Push symbols so that :meth:`decode` returns them in the given order."""
@@ -108,10 +151,7 @@ class AnsStack(Coder):
 
     def decode(self, probs: np.ndarray) -> np.ndarray:
         """Pop ``len(probs)`` symbols."""
-        try:
-            return self._ans.decode(_FAMILY, _as_probs(probs))
-        except Exception as e:
-            raise CoderError(f"ANS decoder failed: {e}") from e
+        return self._pop(_FAMILY, _as_probs(probs))
 
     def to_bytes(self) -> bytes:
         """Compressed words."""

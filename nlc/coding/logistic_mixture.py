@@ -75,3 +75,13 @@ def code_pixels(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: S
             w = w / w.sum(1, keepdim=True)
             xs.append(torch.from_numpy(sym.astype(np.float32)).to(dev).unsqueeze(1) / 127.5 - 1.0)
     return syms, bits.double().cpu().numpy()
+
+
+def mixture_tables(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
+    """256-bin tables of single-channel discretized logistic mixtures: ``(n, M)`` each -> ``(n, 256)``.
+
+    The same uniform floor as :func:`code_pixels` keeps every value codable.
+    """
+    w = torch.softmax(logits, dim=1)
+    comp = component_pmfs(means, log_scales)
+    return torch.bmm(w.unsqueeze(1), comp)[:, 0] * (1 - UNIFORM_MIX) + UNIFORM_MIX / 256

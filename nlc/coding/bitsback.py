@@ -1,0 +1,322 @@
+"""Bits-back ANS (Townsend et al. 2019) for latent-variable models, written as push/pop pairs.
+
+Every codec here works on an :class:`~nlc.coding.coders.AnsStack` and has two
+halves that undo each other: ``push`` (encode) and ``pop`` (decode). The pieces:
+
+- :class:`LatentGrid` codes latent values on a fixed uniform grid under a
+  Gaussian (constriction's ``QuantizedGaussian``), as prior or as posterior;
+- :class:`PixelCodec` codes images under a model's staged likelihood;
+- :class:`HierarchicalCodec` composes them into BB-ANS (one latent layer) and
+  Bit-Swap (several layers, interleaved so each layer's bits come back before
+  the next is sampled);
+- :class:`VRNNCodec` composes them per time step of a variational RNN.
+
+Bits-back encoding of an item *pops* its latent from the stack under the
+approximate posterior (taking bits off, which the decoder gives back when it
+pushes the latent again), then pushes the data and the latent under the prior.
+The net cost of an item is −log p(x|z) − log p(z) + log q(z|x) with
+discretized densities: its −ELBO.
+
+:func:`encode_chain` and :func:`decode_chain` chain batches of items through
+one stack so that the initial bits are paid once per file: the first item is
+coded without bits-back (its latent is the posterior's mode, nothing is
+popped), and batch sizes grow as the stack fills.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from .coders import AnsStack, CoderError
+from .logistic_mixture import mixture_tables
+
+Gaussian = tuple[torch.Tensor, torch.Tensor]
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class LatentGrid:
+    """Latent values ``k * step`` for integers ``|k| <= bound / step``, coded under Gaussians.
+
+    ``None`` as a distribution means the standard normal prior.
+    """
+
+    step: float = 2.0**-6
+    bound: float = 16.0
+
+    @property
+    def half(self) -> int:
+        """Largest grid index."""
+        return int(round(self.bound / self.step))
+
+    def values(self, idx: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+        """Latent values of grid indices, shaped ``shape``."""
+        return torch.from_numpy(idx.astype(np.float32) * np.float32(self.step)).view(shape)
+
+    def _scaled(self, dist: Gaussian | None, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if dist is None:
+            n = int(np.prod(shape))
+            return np.zeros(n), np.full(n, 1.0 / self.step)
+        mean, log_std = dist
+        m = mean.detach().double().cpu().numpy().reshape(-1) / self.step
+        return np.clip(m, -self.half, self.half), np.exp(log_std.detach().double().cpu().numpy().reshape(-1)) / self.step
+
+    def push(self, stack: AnsStack, idx: np.ndarray, dist: Gaussian | None) -> None:
+        """Push grid indices under ``dist``."""
+        m, s = self._scaled(dist, idx.shape)
+        stack.encode_gaussian(idx.reshape(-1), m, s, self.half)
+
+    def pop(self, stack: AnsStack, dist: Gaussian | None, shape: tuple[int, ...]) -> np.ndarray:
+        """Pop grid indices of ``shape`` under ``dist``."""
+        m, s = self._scaled(dist, shape)
+        return stack.decode_gaussian(m, s, self.half).reshape(shape)
+
+    def mode(self, dist: Gaussian) -> np.ndarray:
+        """The grid index nearest each mean (used where there are no bits to borrow)."""
+        m, _ = self._scaled(dist, tuple(dist[0].shape))
+        return np.rint(m).astype(np.int64).reshape(tuple(dist[0].shape))
+
+
+def _pixel_tables(params: torch.Tensor, bits: int, mixtures: int) -> np.ndarray:
+    """Per-pixel coding distributions from ``(n, C)`` parameters: 256-bin tables or P(1)."""
+    if bits == 1:
+        return torch.sigmoid(params[:, 0].double()).clamp(2.0**-20, 1 - 2.0**-20).numpy()
+    logits, means, log_scales = params.split(mixtures, dim=1)
+    return mixture_tables(logits, means, log_scales.clamp(min=-7.0)).numpy()
+
+
+def push_symbols(stack: AnsStack, symbols: np.ndarray, dist: np.ndarray, bits: int) -> None:
+    """Push pixels under tables (8-bit) or Bernoulli probabilities (1-bit)."""
+    if bits == 1:
+        stack.encode_bernoulli(symbols, dist)
+    else:
+        stack.encode(symbols, dist)
+
+
+def pop_symbols(stack: AnsStack, dist: np.ndarray, bits: int) -> np.ndarray:
+    """Pop pixels: the inverse of :func:`push_symbols`."""
+    return stack.decode_bernoulli(dist) if bits == 1 else stack.decode(dist)
+
+
+class PixelCodec:
+    """Images ``(B, 28, 28)`` under ``model.obs`` (a :class:`~nlc.models.staged.StagedLikelihood`)
+    given decoder features; stages are pushed last-first so that they pop first-first."""
+
+    def __init__(self, obs: torch.nn.Module) -> None:
+        self.obs = obs
+
+    def _stage_dist(self, feats: torch.Tensor, x: torch.Tensor, s: int) -> tuple[torch.Tensor, np.ndarray]:
+        p = self.obs.params(feats, x, s)
+        mask = self.obs.masks[s]
+        sel = p.permute(0, 2, 3, 1)[:, mask]  # (B, n_s, C)
+        return mask, _pixel_tables(sel.reshape(-1, sel.shape[-1]), self.obs.bits, self.obs.mixtures)
+
+    def push(self, stack: AnsStack, feats: torch.Tensor, x: torch.Tensor) -> None:
+        """Push images ``x`` (integer tensor)."""
+        for s in reversed(range(self.obs.stages)):
+            mask, dist = self._stage_dist(feats, x, s)
+            push_symbols(stack, x[:, mask].reshape(-1).numpy(), dist, self.obs.bits)
+
+    def pop(self, stack: AnsStack, feats: torch.Tensor) -> torch.Tensor:
+        """Pop ``len(feats)`` images."""
+        x = torch.zeros(feats.shape[0], *self.obs.masks.shape[1:], dtype=torch.int64)
+        for s in range(self.obs.stages):
+            mask, dist = self._stage_dist(feats, x, s)
+            vals = pop_symbols(stack, dist, self.obs.bits)
+            x[:, mask] = torch.from_numpy(vals.astype(np.int64)).view(x.shape[0], -1)
+        return x
+
+
+class ItemCodec(Protocol):
+    """A codec for a batch of items on an ANS stack, with or without bits-back."""
+
+    def push(self, stack: AnsStack, x: torch.Tensor, bits_back: bool = True) -> None:
+        """Encode the batch ``x``."""
+
+    def pop(self, stack: AnsStack, n: int, bits_back: bool = True) -> torch.Tensor:
+        """Decode a batch of ``n`` items."""
+
+
+class HierarchicalCodec:
+    """BB-ANS for a chain ``p(z_L) p(z_{L-1}|z_L) ... p(x|z_1)`` with ``q(z_1|x) q(z_2|z_1) ...``, in Bit-Swap order.
+
+    Encoding a batch: for each layer ``i`` from the bottom, pop ``z_i`` under
+    ``q(z_i|below)`` and push what is below (``x`` under ``p(x|z_1)``, or
+    ``z_{i-1}`` under ``p(z_{i-1}|z_i)``); finally push the top latent under the
+    standard normal. With one layer this is BB-ANS; with several, each layer's
+    sample is paid for with bits the layer below has just pushed (Bit-Swap).
+    The model provides ``layers``, ``latent_shapes``, ``posterior(i, below)``,
+    ``prior(i, above)`` (``None`` = standard normal), ``features(z_1)`` and ``obs``.
+    """
+
+    def __init__(self, model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> None:
+        self.model, self.grid = model, grid
+        self.pixels = PixelCodec(model.obs)
+
+    def _below_push(self, stack: AnsStack, i: int, below, z_val: torch.Tensor) -> None:
+        if i == 0:
+            self.pixels.push(stack, self.model.features(z_val), below[0])
+        else:
+            self.grid.push(stack, below[1], self.model.prior(i - 1, z_val))
+
+    @torch.no_grad()
+    def push(self, stack: AnsStack, x: torch.Tensor, bits_back: bool = True) -> None:
+        """Encode images ``x`` ``(B, 28, 28)``."""
+        below = (x, None)  # (value the next posterior reads, grid indices of that value)
+        for i in range(self.model.layers):
+            q = self.model.posterior(i, below[0])
+            shape = (x.shape[0], *self.model.latent_shapes[i])
+            z = self.grid.pop(stack, q, shape) if bits_back else self.grid.mode(q)
+            z_val = self.grid.values(z, shape)
+            self._below_push(stack, i, below, z_val)
+            below = (z_val, z)
+        self.grid.push(stack, below[1], None)
+
+    @torch.no_grad()
+    def pop(self, stack: AnsStack, n: int, bits_back: bool = True) -> torch.Tensor:
+        """Decode ``n`` images."""
+        top = self.model.layers - 1
+        shape = (n, *self.model.latent_shapes[top])
+        z = self.grid.pop(stack, None, shape)
+        for i in reversed(range(self.model.layers)):
+            z_val = self.grid.values(z, shape)
+            if i == 0:
+                below_val = self.pixels.pop(stack, self.model.features(z_val))
+                below_idx = None
+            else:
+                shape_b = (n, *self.model.latent_shapes[i - 1])
+                below_idx = self.grid.pop(stack, self.model.prior(i - 1, z_val), shape_b)
+                below_val = self.grid.values(below_idx, shape_b)
+            if bits_back:
+                self.grid.push(stack, z, self.model.posterior(i, below_val))
+            z, shape = below_idx, (None if i == 0 else shape_b)
+            x = below_val
+        return x
+
+
+class VRNNCodec:
+    """Bits-back for a VRNN: one latent per row, every latent's bits given back.
+
+    Encoding pops ``z_1 .. z_T`` in time order under ``q(z_t|x_t, h_{t-1})``
+    (the state ``h`` needs the earlier latents), then pushes, from the last row
+    to the first, ``x_t`` under ``p(x_t|z_t, h_{t-1})`` and ``z_t`` under
+    ``p(z_t|h_{t-1})``. Decoding pops prior latent and row in time order, then
+    pushes the latents back under the posterior, last row first.
+    """
+
+    def __init__(self, model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> None:
+        self.model, self.grid = model, grid
+        self.bits, self.mixtures = model.cfg.bits, model.cfg.mixtures
+
+    def _row_dist(self, h: torch.Tensor, z_val: torch.Tensor) -> np.ndarray:
+        p = self.model.obs_params(h, z_val).permute(0, 2, 1)
+        return _pixel_tables(p.reshape(-1, p.shape[-1]), self.bits, self.mixtures)
+
+    @torch.no_grad()
+    def push(self, stack: AnsStack, x: torch.Tensor, bits_back: bool = True) -> None:
+        """Encode images ``x`` ``(B, rows, width)``."""
+        n, rows = x.shape[0], x.shape[1]
+        shape = (n, self.model.cfg.latent)
+        h = self.model.init_state(n)
+        steps = []
+        for t in range(rows):
+            q = self.model.posterior(h, x[:, t])
+            z = self.grid.pop(stack, q, shape) if bits_back else self.grid.mode(q)
+            z_val = self.grid.values(z, shape)
+            steps.append((h, z, z_val))
+            h = self.model.step(h, x[:, t], z_val)
+        for t in reversed(range(rows)):
+            h, z, z_val = steps[t]
+            push_symbols(stack, x[:, t].reshape(-1).numpy(), self._row_dist(h, z_val), self.bits)
+            self.grid.push(stack, z, self.model.prior(h))
+
+    @torch.no_grad()
+    def pop(self, stack: AnsStack, n: int, bits_back: bool = True, rows: int = 28) -> torch.Tensor:
+        """Decode ``n`` images."""
+        shape = (n, self.model.cfg.latent)
+        h = self.model.init_state(n)
+        x = torch.zeros(n, rows, self.model.cfg.width, dtype=torch.int64)
+        steps = []
+        for t in range(rows):
+            z = self.grid.pop(stack, self.model.prior(h), shape)
+            z_val = self.grid.values(z, shape)
+            x[:, t] = torch.from_numpy(pop_symbols(stack, self._row_dist(h, z_val), self.bits).astype(np.int64)).view(n, -1)
+            steps.append((h, z))
+            h = self.model.step(h, x[:, t], z_val)
+        if bits_back:
+            for t in reversed(range(rows)):
+                h, z = steps[t]
+                self.grid.push(stack, z, self.model.posterior(h, x[:, t]))
+        return x
+
+
+def make_item_codec(model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> ItemCodec:
+    """The bits-back codec that fits a model (VRNN or layered VAE)."""
+    return VRNNCodec(model, grid) if hasattr(model, "init_state") else HierarchicalCodec(model, grid)
+
+
+@dataclass
+class ChainStats:
+    """What a chained encode cost."""
+
+    items: int
+    payload_bits: int
+    first_item_bits: int  # the item coded without bits-back (start of the chain)
+    schedule: list[int]
+
+
+def encode_chain(codec: ItemCodec, items: np.ndarray, max_batch: int = MAX_BATCH,
+                 progress: Callable[[int], None] | None = None) -> tuple[bytes, ChainStats]:
+    """Encode all ``items`` ``(N, H, W)`` into one ANS message.
+
+    The first item is coded without bits-back; later batches grow while the
+    stack holds enough bits to pay for their posterior samples (estimated from
+    what the previous batches borrowed, with a 50% margin). Returns the
+    message and the batch schedule, which the decoder needs.
+    """
+    stack = AnsStack()
+    n_items = len(items)
+    schedule: list[int] = []
+    first_bits = 0
+    i = 0
+    borrow_per_item = None
+    while i < n_items:
+        if i == 0:
+            n, bits_back = 1, False
+        else:
+            est = borrow_per_item if borrow_per_item else first_bits
+            n = int(max(1, min(max_batch, n_items - i, stack.num_valid_bits() // max(1.0, 1.5 * est))))
+            bits_back = True
+        before, popped = stack.num_valid_bits(), stack.popped_bits
+        codec.push(stack, torch.from_numpy(items[i : i + n].astype(np.int64)), bits_back=bits_back)
+        if i == 0:
+            first_bits = stack.num_valid_bits() - before
+        else:
+            per_item = (stack.popped_bits - popped) / n
+            borrow_per_item = max(per_item, borrow_per_item or 0.0)
+        schedule.append(n)
+        i += n
+        if progress:
+            progress(n)
+    data = stack.to_bytes() if n_items else b""
+    return data, ChainStats(n_items, len(data) * 8, first_bits, schedule)
+
+
+def decode_chain(codec: ItemCodec, data: bytes, schedule: list[int],
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Decode the items of :func:`encode_chain` (returned in their original order)."""
+    stack = AnsStack(data)
+    batches = []
+    for k in reversed(range(len(schedule))):
+        batches.append(codec.pop(stack, schedule[k], bits_back=k > 0).numpy())
+        if progress:
+            progress(schedule[k])
+    if not stack.is_empty():
+        raise CoderError("data left on the stack after the last item (corrupted or wrong model)")
+    if not batches:
+        return np.zeros((0, 28, 28), np.uint8)
+    return np.concatenate(batches[::-1]).astype(np.uint8)

@@ -1,0 +1,256 @@
+"""Many small images in one file, coded as one bits-back chain by a latent-variable codec.
+
+>>> import nlc.sets as sets
+>>> sets.compress_set(["shirts/"], "shirts.nlc", codec="vae-fmnist")          # doctest: +SKIP
+>>> sets.decompress_set("shirts.nlc", "restored/")                            # doctest: +SKIP
+>>> sets.compress_set(["t10k-images-idx3-ubyte.gz"], "test.nlc", codec="bitswap-fmnist")  # doctest: +SKIP
+
+Inputs are either one array file (idx, idx.gz or .npy of shape ``(N, H, W)``,
+restored byte for byte) or image files and folders of same-sized gray images
+(restored with identical pixels, names and order). A binary codec takes images
+whose pixels are all 0/1 or all 0/255 and restores the same values.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import container
+from .coding.bitsback import LatentGrid, decode_chain, encode_chain, make_item_codec
+from .coding.coders import PRECISION, CoderError
+from .datasets import ArrayFile, array_bytes, is_array_file, read_array
+from .errors import CodecError, FormatError, InputError, file_errors
+from .registry import get_spec, load_model
+
+IMAGE_SUFFIXES = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".pgm": "PPM",
+                  ".pbm": "PPM", ".gif": "GIF"}
+LATENT_ARCHITECTURES = {"vae", "bitswap", "vrnn"}
+
+
+@dataclass
+class SetCodec:
+    """A latent-variable codec with its loaded model."""
+
+    name: str
+    sha256: str
+    model: torch.nn.Module
+
+    @classmethod
+    def load(cls, name: str) -> "SetCodec":
+        """Load a registered latent-variable codec (weights checked against their sha256)."""
+        spec = get_spec(name)
+        if spec.architecture not in LATENT_ARCHITECTURES:
+            raise CodecError(f"codec {spec.name!r} codes single images, not sets (use one of the *-fmnist codecs)")
+        return cls(spec.name, spec.sha256, load_model(spec))
+
+    @property
+    def bits(self) -> int:
+        """1 for binary images, 8 for gray levels."""
+        return self.model.cfg.bits
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Item height and width the model codes."""
+        return (28, 28)
+
+
+def is_set_codec(name: str) -> bool:
+    """Whether a codec name is a latent-variable (set) codec."""
+    return get_spec(name).architecture in LATENT_ARCHITECTURES
+
+
+def _image_files(inputs: list[Path]) -> tuple[list[Path], list[str], str | None]:
+    files, names, root = [], [], None
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise InputError(f"{p}: no images found")
+            files += found
+            names += [f.name for f in found]
+            root = p.resolve().name if len(inputs) == 1 else None
+        elif p.is_file():
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise InputError(f"{p}: not an image file this codec stores ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.append(p)
+            names.append(p.name)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise InputError(f"two inputs are named {sorted(dupes)[0]}: names must be unique within a set")
+    return files, names, root
+
+
+def read_items(inputs: list[str | Path]) -> tuple[np.ndarray, dict]:
+    """Load a set's images as ``(N, H, W)`` uint8 plus a ``source`` record to restore them."""
+    from PIL import Image
+
+    paths = [Path(p) for p in inputs]
+    if len(paths) == 1 and paths[0].is_file() and is_array_file(paths[0]):
+        with file_errors(paths[0]):
+            arr, rec = read_array(paths[0])
+        src = {"kind": "array", "name": paths[0].name, "format": rec.kind, "gzipped": rec.gzipped,
+               "header": base64.b64encode(rec.header).decode(), "gzip_header": base64.b64encode(rec.gzip_header).decode(),
+               "gzip_level": rec.gzip_level}
+        if rec.gzipped:
+            raw = paths[0].read_bytes()
+            src["gzip_exact"] = array_bytes(arr, rec) == raw
+        return arr, src
+    files, names, root = _image_files(paths)
+    arrays, modes, formats = [], set(), []
+    for f in files:
+        with file_errors(f):
+            try:
+                im = Image.open(f)
+                im.load()
+            except (OSError, ValueError) as e:
+                raise InputError(f"{f}: cannot read image ({e})") from None
+        if im.mode not in ("L", "1"):
+            raise InputError(f"{f}: mode {im.mode}; this codec stores 8-bit gray (L) or 1-bit images")
+        modes.add(im.mode)
+        arrays.append(np.asarray(im, dtype=np.uint8))
+        formats.append(IMAGE_SUFFIXES[f.suffix.lower()])
+    if len(modes) > 1:
+        raise InputError("a set must not mix 1-bit and 8-bit gray images")
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise InputError(f"all images of a set must have the same size, found {sorted(shapes)[:2]}")
+    return np.stack(arrays), {"kind": "files", "names": names, "formats": formats, "mode": modes.pop(), "root": root}
+
+
+def _coded_values(items: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
+    """What the model codes and the scale that restores the stored values."""
+    if bits == 8:
+        return items, 1
+    values = np.unique(items)
+    if set(values.tolist()) <= {0, 1}:
+        return items, 1
+    if set(values.tolist()) <= {0, 255}:
+        return (items // 255).astype(np.uint8), 255
+    raise InputError(f"a binary codec needs pixels that are all 0/1 or all 0/255, found {values[:6].tolist()}...")
+
+
+def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = None,
+               progress: bool = False) -> tuple[bytes, dict]:
+    """Compress ``(N, H, W)`` uint8 items into set-file bytes; returns the bytes and statistics."""
+    from tqdm import tqdm
+
+    c = codec if isinstance(codec, SetCodec) else SetCodec.load(codec)
+    if items.ndim != 3 or items.shape[1:] != c.shape:
+        raise InputError(f"codec {c.name!r} codes {c.shape[0]}x{c.shape[1]} images, got items of shape {items.shape[1:]}")
+    values, scale = _coded_values(items, c.bits)
+    grid = LatentGrid()
+    t0 = time.perf_counter()
+    with tqdm(total=len(items), desc="encode", unit="img", disable=not progress, leave=False) as bar:
+        payload, stats = encode_chain(make_item_codec(c.model, grid), values, progress=bar.update)
+    header = container.SetHeader(
+        codec=c.name, weights_sha256=c.sha256, constriction=importlib.metadata.version("constriction"),
+        torch=torch.__version__, device="cpu", count=len(items), height=c.shape[0], width=c.shape[1], bits=c.bits,
+        scale=scale, pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()),
+        schedule=container.schedule_runs(stats.schedule), source=source or {"kind": "array-memory"},
+        precision=PRECISION, latent_step=grid.step, first_item_bits=stats.first_item_bits)
+    data = container.pack_set(header, payload)
+    return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
+                  "first_item_bits": stats.first_item_bits, "batches": len(stats.schedule),
+                  "seconds": time.perf_counter() - t0}
+
+
+def decode_set(data: bytes, codec: SetCodec | None = None, progress: bool = False) -> tuple[np.ndarray, container.SetHeader]:
+    """Decompress set-file bytes to ``(N, H, W)`` uint8 items and the header."""
+    from tqdm import tqdm
+
+    header, payload = container.unpack_set(data)
+    c = codec or SetCodec.load(header.codec)
+    if c.name != header.codec:
+        raise CodecError(f"file was coded with codec {header.codec!r}, not {c.name!r}")
+    if c.sha256 != header.weights_sha256:
+        raise CodecError(f"file was coded with {header.codec!r} weights {header.weights_sha256[:12]}..., "
+                         f"but the registry has {c.sha256[:12]}...")
+    schedule = container.schedule_from_runs(header.schedule)
+    if sum(schedule) != header.count or header.latent_step != LatentGrid().step or header.precision != PRECISION:
+        raise FormatError("corrupted header (batch schedule, latent grid or precision)")
+    try:
+        with tqdm(total=header.count, desc="decode", unit="img", disable=not progress, leave=False) as bar:
+            values = decode_chain(make_item_codec(c.model, LatentGrid(header.latent_step)), payload, schedule,
+                                  progress=bar.update)
+    except CoderError as e:
+        raise FormatError(f"corrupted payload ({e})") from None
+    items = (values * header.scale).astype(np.uint8)
+    if zlib.crc32(np.ascontiguousarray(items).tobytes()) != header.pixels_crc32:
+        raise FormatError(f"decoded pixels do not match the original's CRC-32 (encoded with torch {header.torch}; "
+                          f"this is torch {torch.__version__})")
+    return items, header
+
+
+def _write_files(items: np.ndarray, source: dict, outdir: Path, force: bool) -> list[Path]:
+    from PIL import Image
+
+    from .api import _atomic_write
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    if source["kind"] == "array":
+        rec = ArrayFile(source["format"], source["gzipped"], base64.b64decode(source["header"]),
+                        base64.b64decode(source["gzip_header"]), source["gzip_level"])
+        name = source["name"]
+        if rec.gzipped and not source.get("gzip_exact"):
+            # The original gzip stream came from another deflate implementation: restore its exact content.
+            rec.gzipped = False
+            name = name[:-3] if name.lower().endswith(".gz") else name + ".raw"
+        targets = [outdir / name]
+        blobs = [array_bytes(items, rec)]
+    else:
+        targets = [outdir / n for n in source["names"]]
+        blobs = None
+    for t in targets:
+        if t.exists() and not force:
+            raise InputError(f"{t}: already exists (use --force to overwrite)")
+    if blobs is not None:
+        _atomic_write(targets[0], lambda tmp: Path(tmp).write_bytes(blobs[0]))
+        return targets
+    for t, fmt, a in zip(targets, source["formats"], items):
+        if source["mode"] == "1":
+            im = Image.fromarray(((a > 0) * 255).astype(np.uint8), "L").convert("1", dither=Image.Dither.NONE)
+        else:
+            im = Image.fromarray(a, "L")
+        kw = {"lossless": True} if fmt == "WEBP" else {}
+        _atomic_write(t, lambda tmp, im=im, fmt=fmt, kw=kw: im.save(tmp, format=fmt, **kw))
+    return targets
+
+
+def compress_set(inputs: list[str | Path], dst: str | Path, *, codec: str | SetCodec, force: bool = False,
+                 progress: bool = False) -> tuple[Path, dict]:
+    """Compress image files/folders or one array file into the set file ``dst``."""
+    from .api import _atomic_write, _check_dst
+
+    dst = Path(dst)
+    _check_dst(dst, force)
+    items, source = read_items(inputs)
+    data, stats = encode_set(items, codec, source, progress)
+    _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
+    return dst, dict(stats, items=len(items), pixels=int(items.size))
+
+
+def decompress_set(src: str | Path, outdir: str | Path | None = None, *, force: bool = False,
+                   progress: bool = False) -> list[Path]:
+    """Restore a set file's images (or array file) into ``outdir``; returns the written paths.
+
+    The default folder is the set's original folder name (for a folder input)
+    or the folder holding ``src``.
+    """
+    src = Path(src)
+    with file_errors(src):
+        data = src.read_bytes()
+    items, header = decode_set(data, progress=progress)
+    if outdir is None:
+        root = header.source.get("root")
+        outdir = src.parent / root if root else src.parent
+    return _write_files(items, header.source, Path(outdir), force)

@@ -1,0 +1,189 @@
+"""Bits-back codecs: exact round trips of chains, rate against the −ELBO, set files and their errors."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from nlc import container
+from nlc.coding.bitsback import decode_chain, encode_chain, make_item_codec
+from nlc.datasets import array_bytes, read_array
+from nlc.errors import FormatError, InputError
+from nlc.sets import SetCodec, decode_set, encode_set
+from nlc.train_latent import build_latent_model
+
+TINY_LATENT = {
+    "vae": ("vae", dict(bits=8, latent=2, hidden=8, mixtures=2, stages=4)),
+    "vae-flat": ("vae", dict(bits=8, latent=2, hidden=8, mixtures=2, stages=1)),
+    "vae-binary": ("vae", dict(bits=1, latent=2, hidden=8, mixtures=1, stages=4)),
+    "bitswap": ("bitswap", dict(bits=8, latent1=1, latent2=2, hidden=8, mixtures=2, stages=4)),
+    "vrnn": ("vrnn", dict(bits=8, latent=4, hidden=16, mixtures=2)),
+    "vrnn-binary": ("vrnn", dict(bits=1, latent=4, hidden=16, mixtures=1)),
+}
+
+
+def tiny_latent(name: str, seed: int = 0) -> torch.nn.Module:
+    arch, hp = TINY_LATENT[name]
+    torch.manual_seed(seed)
+    return build_latent_model(arch, hp).eval()
+
+
+def shapes_data(n: int, binary: bool = False, seed: int = 0) -> np.ndarray:
+    """Synthetic 28x28 items: a bright noisy rectangle on a black background."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        y0, x0 = rng.integers(2, 12, 2)
+        h, w = rng.integers(8, 15, 2)
+        x[i, y0 : y0 + h, x0 : x0 + w] = np.clip(rng.normal(150, 30, (h, w)), 0, 255).astype(np.uint8)
+    return (x > 127).astype(np.uint8) if binary else x
+
+
+@pytest.mark.parametrize("name", list(TINY_LATENT))
+def test_chain_round_trip(name):
+    model = tiny_latent(name)
+    binary = model.cfg.bits == 1
+    items = shapes_data(23, binary)
+    codec = make_item_codec(model)
+    data, stats = encode_chain(codec, items, max_batch=8)
+    assert sum(stats.schedule) == 23 and stats.schedule[0] == 1
+    assert np.array_equal(decode_chain(codec, data, stats.schedule), items)
+
+
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(0, 6), seed=st.integers(0, 2**16), name=st.sampled_from(["vae", "bitswap", "vrnn-binary"]))
+def test_random_batches_round_trip(n, seed, name):
+    model = tiny_latent(name)
+    rng = np.random.default_rng(seed)
+    high = 2 if model.cfg.bits == 1 else 256
+    items = rng.integers(0, high, (n, 28, 28)).astype(np.uint8)
+    codec = make_item_codec(model)
+    data, stats = encode_chain(codec, items, max_batch=4)
+    assert np.array_equal(decode_chain(codec, data, stats.schedule), items)
+    if n == 0:
+        assert data == b"" and stats.schedule == []
+
+
+def _train(model: torch.nn.Module, items: np.ndarray, steps: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    model.train()
+    for _ in range(steps):
+        xb = torch.from_numpy(items[rng.integers(len(items), size=32)].astype(np.int64))
+        loss = sum(model.loss_terms(xb).values()).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["vae", "bitswap", "vrnn"])
+def test_rate_matches_neg_elbo_on_a_trained_model(name):
+    """After training, the chained file costs the items' −ELBO within 2% (the first item has no bits back)."""
+    from nlc.bench_sets import neg_elbo_bits
+
+    items = shapes_data(600, seed=1)
+    model = _train(tiny_latent(name), items[:400], 80)
+    test = items[400:]
+    elbo = neg_elbo_bits(model, test)
+    data, stats = encode_chain(make_item_codec(model), test)
+    bits = len(data) * 8
+    assert np.array_equal(decode_chain(make_item_codec(model), data, stats.schedule), test)
+    rest = bits - stats.first_item_bits
+    assert abs(rest / elbo[1:].sum() - 1) < 0.02, (rest, elbo[1:].sum())
+    assert stats.first_item_bits > elbo[0] * 0.9  # the start of the chain pays for its latent in full
+
+
+def _set_codec(name: str) -> SetCodec:
+    return SetCodec(f"tiny-{name}", "0" * 64, tiny_latent(name))
+
+
+def test_set_file_round_trip_and_header():
+    items = shapes_data(10)
+    data, stats = encode_set(items, _set_codec("vae"), {"kind": "array-memory"})
+    header, payload = container.unpack_set(data)
+    assert header.count == 10 and header.bits == 8 and stats["bytes"] == len(data)
+    out, _ = decode_set(data, _set_codec("vae"))
+    assert np.array_equal(out, items)
+
+
+def test_binary_codec_keeps_0_255_values():
+    items = shapes_data(5, binary=True) * 255
+    data, _ = encode_set(items, _set_codec("vae-binary"))
+    out, header = decode_set(data, _set_codec("vae-binary"))
+    assert header.scale == 255 and np.array_equal(out, items)
+
+
+def test_binary_codec_refuses_gray_levels():
+    with pytest.raises(InputError, match="binary codec needs pixels that are all 0/1 or all 0/255"):
+        encode_set(shapes_data(3), _set_codec("vae-binary"))
+
+
+def test_wrong_item_size_is_refused():
+    with pytest.raises(InputError, match="codes 28x28 images, got items of shape"):
+        encode_set(np.zeros((2, 32, 32), np.uint8), _set_codec("vae"))
+
+
+@pytest.mark.parametrize("cut", [1, 5, 40, 200])
+def test_truncated_set_file_is_a_format_error(cut):
+    data, _ = encode_set(shapes_data(6), _set_codec("vae"))
+    with pytest.raises(FormatError, match="truncated|corrupted"):
+        decode_set(data[:-cut], _set_codec("vae"))
+
+
+def test_flipped_payload_byte_is_a_format_error():
+    data = bytearray(encode_set(shapes_data(6), _set_codec("vae"))[0])
+    data[-10] ^= 0x40
+    with pytest.raises(FormatError, match="corrupted payload"):
+        decode_set(bytes(data), _set_codec("vae"))
+
+
+def test_other_codec_is_refused():
+    data, _ = encode_set(shapes_data(2), _set_codec("vae"))
+    with pytest.raises(Exception, match="was coded with codec 'tiny-vae'"):
+        decode_set(data, _set_codec("bitswap"))
+
+
+def _idx_bytes(arr: np.ndarray) -> bytes:
+    return b"\0\0\x08\x03" + np.array(arr.shape, ">u4").tobytes() + arr.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["idx", "idx.gz", "npy"])
+def test_array_files_are_restored_byte_exact(tmp_path, kind):
+    arr = shapes_data(4)
+    if kind == "npy":
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        raw = buf.getvalue()
+    else:
+        raw = _idx_bytes(arr)
+        if kind == "idx.gz":
+            raw = gzip.compress(raw, 9, mtime=0)
+    p = tmp_path / f"set.{kind}"
+    p.write_bytes(raw)
+    got, rec = read_array(p)
+    assert np.array_equal(got, arr) and array_bytes(got, rec) == raw
+
+
+def test_bad_idx_is_an_input_error(tmp_path):
+    p = tmp_path / "bad.idx"
+    p.write_bytes(b"\0\0\x0d\x03" + b"\0" * 12)
+    with pytest.raises(InputError, match="expected unsigned-byte idx images"):
+        read_array(p)
+
+
+def test_neg_elbo_is_in_bits():
+    model = tiny_latent("vae")
+    from nlc.bench_sets import neg_elbo_bits
+
+    x = shapes_data(4)
+    t = model.loss_terms(torch.from_numpy(x.astype(np.int64)))
+    assert neg_elbo_bits(model, x).shape == (4,)
+    assert all(math.isfinite(v.sum().item()) for v in t.values())

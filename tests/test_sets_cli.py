@@ -1,0 +1,117 @@
+"""``nlc compress --model SET_CODEC`` / ``nlc decompress`` on folders and array files, through click's runner."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nlc.registry import sha256_file
+from tests.test_bitsback import TINY_LATENT, shapes_data, tiny_latent
+from tests.test_cli import assert_clean_error, run
+
+
+@pytest.fixture()
+def set_home(tmp_path, monkeypatch):
+    """A registry with tiny latent codecs ``tiny-vae`` and ``tiny-vae-binary``."""
+    from safetensors.torch import save_file
+
+    home = tmp_path / "home"
+    (home / "codecs").mkdir(parents=True)
+    (home / "trained").mkdir()
+    for name in ("vae", "vae-binary"):
+        arch, hp = TINY_LATENT[name]
+        w = home / "trained" / f"tiny-{name}.safetensors"
+        save_file(tiny_latent(name).state_dict(), str(w))
+        lines = "\n".join(f"{k} = {v}" for k, v in hp.items())
+        (home / "codecs" / f"tiny-{name}.toml").write_text(
+            f'name = "tiny-{name}"\narchitecture = "{arch}"\nweights = "tiny-{name}.safetensors"\n'
+            f'sha256 = "{sha256_file(w)}"\ncoder = "ans"\ntile = 28\n\n[hyperparameters]\n{lines}\n')
+    monkeypatch.setenv("NLC_HOME", str(home))
+    return home
+
+
+def _folder(tmp_path, n=5, mode="L"):
+    d = tmp_path / "shirts"
+    d.mkdir()
+    items = shapes_data(n, binary=mode == "1")
+    names = [f"img{i:03d}.png" for i in range(n)][::-1]  # order comes from the names
+    for name, a in zip(names, items):
+        im = Image.fromarray(a * (255 if mode == "1" else 1), "L")
+        (im.convert("1") if mode == "1" else im).save(d / name)
+    return d
+
+
+def test_folder_round_trip(set_home, tmp_path):
+    d = _folder(tmp_path)
+    r = run("compress", "--model", "tiny-vae", d, "-o", tmp_path / "set.nlc")
+    assert r.exit_code == 0, r.output
+    assert "5 images" in r.stdout
+    out = tmp_path / "out"
+    r = run("decompress", tmp_path / "set.nlc", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in d.iterdir())
+    for p in d.iterdir():
+        assert np.array_equal(np.asarray(Image.open(p)), np.asarray(Image.open(out / p.name)))
+    r = run("decompress", tmp_path / "set.nlc", "-o", out)
+    assert_clean_error(r, "already exists", "--force")
+
+
+def test_binary_folder_round_trip(set_home, tmp_path):
+    d = _folder(tmp_path, 3, mode="1")
+    assert run("compress", "-m", "tiny-vae-binary", d, "-o", tmp_path / "b.nlc").exit_code == 0
+    out = tmp_path / "out"
+    assert run("decompress", tmp_path / "b.nlc", "-o", out).exit_code == 0
+    for p in d.iterdir():
+        a, b = Image.open(p), Image.open(out / p.name)
+        assert b.mode == "1" and a.tobytes() == b.tobytes()
+
+
+def test_idx_file_round_trip_byte_exact(set_home, tmp_path):
+    arr = shapes_data(7)
+    raw = gzip.compress(b"\0\0\x08\x03" + np.array(arr.shape, ">u4").tobytes() + arr.tobytes(), 9, mtime=0)
+    src = tmp_path / "t10k-images-idx3-ubyte.gz"
+    src.write_bytes(raw)
+    assert run("compress", "-m", "tiny-vae", src, "-o", tmp_path / "t.nlc").exit_code == 0
+    out = tmp_path / "out"
+    r = run("decompress", tmp_path / "t.nlc", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert (out / src.name).read_bytes() == raw
+
+
+def test_truncated_set_file_is_a_clean_error(set_home, tmp_path):
+    d = _folder(tmp_path, 3)
+    f = tmp_path / "set.nlc"
+    run("compress", "-m", "tiny-vae", d, "-o", f)
+    f.write_bytes(f.read_bytes()[:-7])
+    assert_clean_error(run("decompress", f, "-o", tmp_path / "o"), "set.nlc", "truncated or corrupted")
+
+
+def test_mixed_sizes_are_refused(set_home, tmp_path):
+    d = _folder(tmp_path, 2)
+    Image.new("L", (30, 28)).save(d / "wide.png")
+    assert_clean_error(run("compress", "-m", "tiny-vae", d, "-o", tmp_path / "s.nlc"), "same size")
+
+
+def test_rgb_images_are_refused(set_home, tmp_path):
+    d = _folder(tmp_path, 1)
+    Image.new("RGB", (28, 28)).save(d / "color.png")
+    assert_clean_error(run("compress", "-m", "tiny-vae", d, "-o", tmp_path / "s.nlc"), "color.png", "mode RGB")
+
+
+def test_several_inputs_need_an_output(set_home, tmp_path):
+    d = _folder(tmp_path, 2)
+    files = sorted(d.iterdir())
+    assert_clean_error(run("compress", "-m", "tiny-vae", *files), "-o SET.nlc")
+
+
+def test_empty_set_round_trip(set_home, tmp_path):
+    arr = np.zeros((0, 28, 28), np.uint8)
+    src = tmp_path / "empty.npy"
+    np.save(src, arr)
+    assert run("compress", "-m", "tiny-vae", src, "-o", tmp_path / "e.nlc").exit_code == 0
+    out = tmp_path / "out"
+    assert run("decompress", tmp_path / "e.nlc", "-o", out).exit_code == 0
+    assert (out / "empty.npy").read_bytes() == src.read_bytes()
