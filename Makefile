@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench-kodak clean
+.PHONY: setup demo test bench-kodak bench-fmnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ test: $(STAMP)
 ## The Kodak benchmark committed in bench/results (about 15 minutes on 2 cores).
 bench-kodak: $(STAMP)
 	$(BIN)/nlc bench --data ../shared/data/kodak --json bench/results/kodak-pixelcnnpp.json
+
+## The bits-back codecs on the 10k Fashion-MNIST test images (a few minutes each on 2 cores).
+FMNIST_CODECS := vae-fmnist bitswap-fmnist vrnn-fmnist vae-fmnist-binary
+bench-fmnist: $(STAMP)
+	for m in $(FMNIST_CODECS); do \
+	  $(BIN)/nlc bench --model $$m --data ../shared/data/fashion-mnist --json bench/results/fashion-mnist-$$m.json || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -29,11 +29,35 @@ def bench_table(path: Path) -> str:
     return "\n".join(rows)
 
 
+def set_table(paths: list[Path]) -> str:
+    """One table for the set codecs' Fashion-MNIST results, classical baselines of the first result below."""
+    rows = [
+        "| codec | −ELBO bits/dim | file bits/dim | gap | first item, bits over its −ELBO | encode s (img/s) | decode s (img/s) | lossless |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    results = [json.loads(p.read_text()) for p in paths]
+    for r in results:
+        rows.append(
+            f"| nlc `{r['model']}` | {r['neg_elbo_bpd']:.4f} | **{r['file_bpd']:.4f}** | {r['gap_pct']:+.3f}% "
+            f"| {r['first_item']['extra_bits']:.0f} | {r['enc_s']:.1f} ({r['enc_img_per_s']:.0f}) "
+            f"| {r['dec_s']:.1f} ({r['dec_img_per_s']:.0f}) | {'all ' + str(r['items']) if r['lossless'] else 'NO'} |")
+    for r in results:
+        base = ", ".join(f"{k} {v['bpd']:.3f}" for k, v in r.get("baselines", {}).items())
+        if base:
+            rows.append(f"\nClassical on `{r['data']}` (bits/dim): {base}.")
+    return "\n".join(rows)
+
+
 def main() -> None:
-    """Print a table for each result file given (default: every kodak-*.json)."""
+    """Print a table for each result file given (default: every kodak-*.json, then the fashion-mnist-*.json set)."""
     paths = [Path(p) for p in sys.argv[1:]] or sorted(RESULTS.glob("kodak-*.json"))
     for p in paths:
+        if p.name.startswith("fashion-mnist-"):
+            continue
         print(f"### {p.name}\n\n{bench_table(p)}\n")
+    sets = [p for p in paths if p.name.startswith("fashion-mnist-")] or sorted(RESULTS.glob("fashion-mnist-*.json"))
+    if sets:
+        print(f"### Fashion-MNIST sets\n\n{set_table(sets)}\n")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,14 @@ def kodak_result(model: str) -> float | None:
         return None
 
 
+def set_result(model: str) -> float | None:
+    """A set codec's committed Fashion-MNIST test-set bits per pixel (real file), if a result exists."""
+    try:
+        return float(json.loads(result_path(model, "fashion-mnist").read_text())["file_bpd"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def baseline_bytes(pixels: np.ndarray) -> dict[str, int]:
     """Sizes of classical lossless encodings of an ``(H, W[, C])`` uint8 array."""
     try:

@@ -139,12 +139,22 @@ def decompress(inputs, output, force, device) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the header as JSON.")
 def info(file, as_json) -> None:
     """Show the header of a .nlc file."""
+    from dataclasses import asdict
+
+    from .container import is_set, unpack_set
+
     try:
         data = api.read_nlc(file)
-        header = api.read_header(data)
+        if is_set(data):
+            header = unpack_set(data)[0]
+            d = asdict(header)
+            src = d.pop("source")
+            d.update(source=src["kind"], names=len(src.get("names", [])) or src.get("name", ""))
+        else:
+            d = api.read_header(data).as_dict()
     except NlcError as e:
         _fail_for(file, e)
-    d = dict(header.as_dict(), file=file, bytes=len(data))
+    d = dict(d, file=file, bytes=len(data))
     if as_json:
         click.echo(json.dumps(d, indent=2))
     else:
@@ -155,15 +165,20 @@ def info(file, as_json) -> None:
 
 @main.command()
 def models() -> None:
-    """List the codecs: name, what it is, bits per sub-pixel on Kodak (from bench/results)."""
-    from .bench import kodak_result
+    """List the codecs: name, what it is, and its committed benchmark figure (from bench/results)."""
+    from .bench import kodak_result, set_result
     from .registry import codec_names, get_spec
+    from .sets import LATENT_ARCHITECTURES
 
     try:
         for name in codec_names():
             spec = get_spec(name)
-            r = kodak_result(name)
-            rate = f"{r:.3f} bits/subpixel on kodak" if r is not None else "not benchmarked on kodak"
+            if spec.architecture in LATENT_ARCHITECTURES:
+                r = set_result(name)
+                rate = f"{r:.3f} bits/dim on the fashion-mnist test set" if r is not None else "not benchmarked"
+            else:
+                r = kodak_result(name)
+                rate = f"{r:.3f} bits/subpixel on kodak" if r is not None else "not benchmarked on kodak"
             click.echo(f"{name}\t{spec.description}\t{rate}")
     except NlcError as e:
         _fail(str(e))

@@ -229,6 +229,7 @@ class SetHeader:
     precision: int = 24
     latent_step: float = 2.0**-6
     first_item_bits: int = 0
+    threads: int = 1  # torch intra-op threads of the encoder; the decoder uses the same number
 
 
 def pack_set(header: SetHeader, payload: bytes) -> bytes:

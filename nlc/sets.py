@@ -17,6 +17,8 @@ import base64
 import importlib.metadata
 import time
 import zlib
+from contextlib import contextmanager
+from typing import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,18 @@ class SetCodec:
     def shape(self) -> tuple[int, int]:
         """Item height and width the model codes."""
         return (28, 28)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` intra-op threads. Conv and matrix kernels split their sums by thread, so the
+    decoder must use the encoder's thread count to compute bit-identical floats."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def is_set_codec(name: str) -> bool:
@@ -149,6 +163,7 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
         raise InputError(f"codec {c.name!r} codes {c.shape[0]}x{c.shape[1]} images, got items of shape {items.shape[1:]}")
     values, scale = _coded_values(items, c.bits)
     grid = LatentGrid()
+    threads = torch.get_num_threads()
     t0 = time.perf_counter()
     with tqdm(total=len(items), desc="encode", unit="img", disable=not progress, leave=False) as bar:
         payload, stats = encode_chain(make_item_codec(c.model, grid), values, progress=bar.update)
@@ -157,7 +172,7 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
         torch=torch.__version__, device="cpu", count=len(items), height=c.shape[0], width=c.shape[1], bits=c.bits,
         scale=scale, pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()),
         schedule=container.schedule_runs(stats.schedule), source=source or {"kind": "array-memory"},
-        precision=PRECISION, latent_step=grid.step, first_item_bits=stats.first_item_bits)
+        precision=PRECISION, latent_step=grid.step, first_item_bits=stats.first_item_bits, threads=threads)
     data = container.pack_set(header, payload)
     return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
                   "first_item_bits": stats.first_item_bits, "batches": len(stats.schedule),
@@ -178,8 +193,11 @@ def decode_set(data: bytes, codec: SetCodec | None = None, progress: bool = Fals
     schedule = container.schedule_from_runs(header.schedule)
     if sum(schedule) != header.count or header.latent_step != LatentGrid().step or header.precision != PRECISION:
         raise FormatError("corrupted header (batch schedule, latent grid or precision)")
+    if not 1 <= header.threads <= 1024:
+        raise FormatError(f"corrupted header (threads {header.threads})")
     try:
-        with tqdm(total=header.count, desc="decode", unit="img", disable=not progress, leave=False) as bar:
+        with torch_threads(header.threads), \
+                tqdm(total=header.count, desc="decode", unit="img", disable=not progress, leave=False) as bar:
             values = decode_chain(make_item_codec(c.model, LatentGrid(header.latent_step)), payload, schedule,
                                   progress=bar.update)
     except CoderError as e:

@@ -187,3 +187,16 @@ def test_neg_elbo_is_in_bits():
     t = model.loss_terms(torch.from_numpy(x.astype(np.int64)))
     assert neg_elbo_bits(model, x).shape == (4,)
     assert all(math.isfinite(v.sum().item()) for v in t.values())
+
+
+def test_decoder_uses_the_encoders_thread_count():
+    """Kernels split sums by thread: a file encoded with 2 threads decodes under 1 thread set by the caller."""
+    from nlc.sets import torch_threads
+
+    items = shapes_data(40)
+    with torch_threads(2):
+        data, _ = encode_set(items, _set_codec("vae"))
+    assert container.unpack_set(data)[0].threads == 2
+    with torch_threads(1):
+        out, _ = decode_set(data, _set_codec("vae"))
+    assert np.array_equal(out, items)
