@@ -5,10 +5,12 @@ The public API lives in :mod:`nlc.api`; the command line in :mod:`nlc.cli`.
 
 from .api import Codec, compress, decode_image, decompress, encode_image, read_header
 from .errors import CodecError, FormatError, InputError, NlcError
+from .sets import compress_set, decode_set, decompress_set, encode_set
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Codec", "compress", "decompress", "encode_image", "decode_image", "read_header",
+    "compress_set", "decompress_set", "encode_set", "decode_set",
     "NlcError", "InputError", "FormatError", "CodecError", "__version__",
 ]

@@ -65,7 +65,10 @@ def classical(items: np.ndarray, binary: bool) -> dict[str, int]:
     if binary:
         out["xz_packbits"] = len(lzma.compress(np.packbits(items).tobytes(), preset=9 | lzma.PRESET_EXTREME))
     img = mosaic(items * 255 if binary else items)
-    out.update({f"{k}_mosaic": v for k, v in baseline_bytes(img).items()})
+    sizes = baseline_bytes(img)
+    if "webp" not in sizes:  # libwebp takes colour only: the gray mosaic as R = G = B
+        sizes["webp"] = baseline_bytes(np.repeat(img[:, :, None], 3, axis=2)).get("webp", 0)
+    out.update({f"{k}_mosaic": v for k, v in sizes.items() if v})
     return out
 
 

@@ -6,6 +6,9 @@
   parameters into 256-bin probability tables.
 * :mod:`nlc.coding.autoregressive` codes tiled images pixel by pixel with a
   model's incremental stepper.
+* :mod:`nlc.coding.bitsback` composes push/pop codecs on the ANS stack into
+  bits-back coding for latent-variable models (BB-ANS, Bit-Swap, VRNN) and
+  chains items so that the initial bits are paid once per file.
 * :mod:`nlc.coding.planes` codes the planes no model was trained for (alpha,
   palette indices, 1-bit) with a classical fallback.
 """
