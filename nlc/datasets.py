@@ -83,7 +83,7 @@ def read_array(path: str | Path) -> tuple[np.ndarray, ArrayFile]:
     n = dims[0] * dims[1] * dims[2]
     if len(data) != 16 + n:
         raise InputError(f"{path}: idx file is {len(data)} bytes, its header promises {16 + n}")
-    arr = np.frombuffer(data, np.uint8, offset=16).reshape(dims)
+    arr = np.frombuffer(data, np.uint8, offset=16).reshape(dims).copy()
     rec = ArrayFile("idx", gz, data[:16])
     if gz:
         rec.gzip_header, rec.gzip_level = _gzip_header(raw), _gzip_level(raw)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .models.pixelcnnpp import PixelCNNPP, PixelCNNPPConfig
+from .trainloop import cosine_lr, ema_update, load_checkpoint, optimise, save_checkpoint
 
 IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -141,36 +142,10 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     rng = np.random.default_rng(cfg.seed)
     step, history = 0, []
     if cfg.resume:
-        state = torch.load(cfg.resume, weights_only=False)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        step, history = state["step"], state["history"]
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-
-    def lr_at(s: int) -> float:
-        if s < cfg.warmup:
-            return cfg.lr * (s + 1) / cfg.warmup
-        t = (s - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+        step, history = load_checkpoint(cfg.resume, model, ema, opt, rng)
 
     def checkpoint() -> None:
-        tmp = ckpt_path.with_suffix(".ckpt.tmp")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "opt": opt.state_dict(),
-                "step": step,
-                "history": history,
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "config": asdict(cfg),
-            },
-            tmp,
-        )
-        os.replace(tmp, ckpt_path)
+        save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
 
     def meta(val_bpd: float) -> dict:
         return {
@@ -194,20 +169,13 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     while step < cfg.steps:
         model.train()
         x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng))
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
         loss = -model.log_likelihood(x).mean() / (3 * math.log(2))
-        if not torch.isfinite(loss):
+        try:
+            optimise(loss, model, opt, cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps), cfg.clip, step, ckpt_path)
+        except FloatingPointError:
             bar.close()
-            raise FloatingPointError(f"non-finite loss at step {step}; last good checkpoint: {ckpt_path}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        with torch.no_grad():
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+            raise
+        ema_update(ema, model, step, cfg.ema)
         step += 1
         bar.update(1)
         bar.set_postfix(bpd=f"{loss.item():.3f}")

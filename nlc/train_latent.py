@@ -1,7 +1,8 @@
 """Training loop for the latent-variable models on 28x28 image datasets (``nlc train --model vae-fmnist``).
 
 Trains on the first 55,000 Fashion-MNIST training images with random horizontal
-flips and validates −ELBO in bits/dim on the last 5,000 (the test set is the
+flips and validates −ELBO in bits/dim on the last 5,000 (a tenth for smaller
+folders; the test set is the
 benchmark and is never seen). Adam with warm-up and cosine decay, gradient
 clipping, Polyak (EMA) averaging of the weights (the averaged weights are
 shipped), checkpoints that resume exactly, and a clean stop on a non-finite loss.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +22,7 @@ import torch
 
 from .datasets import binarize, load_fashion_mnist
 from .train import _git_revision, save_weights
+from .trainloop import cosine_lr, ema_update, load_checkpoint, optimise, save_checkpoint
 
 VAL_SIZE = 5000
 
@@ -70,7 +71,8 @@ def dataset(folder: str, bits: int) -> tuple[np.ndarray, np.ndarray]:
     imgs = load_fashion_mnist(folder, "train")
     if bits == 1:
         imgs = binarize(imgs)
-    return imgs[:-VAL_SIZE], imgs[-VAL_SIZE:]
+    n_val = min(VAL_SIZE, len(imgs) // 10)
+    return imgs[: len(imgs) - n_val], imgs[len(imgs) - n_val :]
 
 
 @torch.no_grad()
@@ -104,26 +106,10 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
     rng = np.random.default_rng(cfg.seed)
     step, history = 0, []
     if cfg.resume:
-        state = torch.load(cfg.resume, weights_only=False)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        step, history = state["step"], state["history"]
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-
-    def lr_at(s: int) -> float:
-        if s < cfg.warmup:
-            return cfg.lr * (s + 1) / cfg.warmup
-        t = (s - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+        step, history = load_checkpoint(cfg.resume, model, ema, opt, rng)
 
     def checkpoint() -> None:
-        tmp = ckpt_path.with_suffix(".ckpt.tmp")
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "history": history, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "config": asdict(cfg)}, tmp)
-        os.replace(tmp, ckpt_path)
+        save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
 
     def meta(val_bpd: float) -> dict:
         return {"architecture": cfg.architecture, "hyperparameters": cfg.hyperparameters,
@@ -142,21 +128,14 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
         if cfg.flips:
             flip = rng.random(cfg.batch) < 0.5
             xb = np.where(flip[:, None, None], xb[:, :, ::-1], xb)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
         terms = model.loss_terms(torch.from_numpy(np.ascontiguousarray(xb)))
         loss = sum(terms.values()).mean() / dims
-        if not torch.isfinite(loss):
+        try:
+            optimise(loss, model, opt, cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps), cfg.clip, step, ckpt_path)
+        except FloatingPointError:
             bar.close()
-            raise FloatingPointError(f"non-finite loss at step {step}; last good checkpoint: {ckpt_path}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        with torch.no_grad():
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+            raise
+        ema_update(ema, model, step, cfg.ema)
         step += 1
         bar.update(1)
         bar.set_postfix(bpd=f"{loss.item():.3f}", **{k: f"{v.mean().item() / dims:.3f}" for k, v in terms.items()})

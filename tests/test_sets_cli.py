@@ -115,3 +115,28 @@ def test_empty_set_round_trip(set_home, tmp_path):
     out = tmp_path / "out"
     assert run("decompress", tmp_path / "e.nlc", "-o", out).exit_code == 0
     assert (out / "empty.npy").read_bytes() == src.read_bytes()
+
+
+def test_train_a_set_codec_and_resume(set_home, tmp_path):
+    """`nlc train --model tiny-vae` on a Fashion-MNIST-shaped folder, then resumed exactly from its checkpoint."""
+    import json
+
+    data = tmp_path / "fmnist"
+    data.mkdir()
+    arr = shapes_data(60)
+    (data / "train-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(b"\0\0\x08\x03" + np.array(arr.shape, ">u4").tobytes() + arr.tobytes()))
+    out = tmp_path / "run"
+    r = run("train", "--model", "tiny-vae", "--data", data, "--steps", 4, "--batch", 8, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "validation -ELBO" in r.stdout
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["steps"] == 4 and meta["architecture"] == "vae" and len(meta["sha256"]) == 64
+    r = run("train", "--model", "tiny-vae", "--data", data, "--steps", 6, "--batch", 8, "--out", out,
+            "--resume", out.with_suffix(".ckpt"))
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.with_suffix(".json").read_text())["steps"] == 6
+
+
+def test_train_photo_codec_needs_val(tiny_home, tmp_path):
+    assert_clean_error(run("train", "--model", "tiny", "--data", tmp_path, "--steps", 1), "needs --val")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from .heads import bernoulli_log_prob, gaussian_kl, logistic_log_prob, obs_channels
 
