@@ -1,6 +1,7 @@
 """Markdown tables for README from the committed bench results (no figure is typed by hand).
 
 Usage: python bench/report.py [bench/results/kodak-pixelcnnpp.json ...]
+       python bench/report.py --readme     (rewrites README's set tables in place)
 """
 
 from __future__ import annotations
@@ -41,15 +42,45 @@ def set_table(paths: list[Path]) -> str:
             f"| nlc `{r['model']}` | {r['neg_elbo_bpd']:.4f} | **{r['file_bpd']:.4f}** | {r['gap_pct']:+.3f}% "
             f"| {r['first_item']['extra_bits']:.0f} | {r['enc_s']:.1f} ({r['enc_img_per_s']:.0f}) "
             f"| {r['dec_s']:.1f} ({r['dec_img_per_s']:.0f}) | {'all ' + str(r['items']) if r['lossless'] else 'NO'} |")
+    seen = set()
     for r in results:
         base = ", ".join(f"{k} {v['bpd']:.3f}" for k, v in r.get("baselines", {}).items())
-        if base:
+        if base and r["data"] not in seen:
+            seen.add(r["data"])
             rows.append(f"\nClassical on `{r['data']}` (bits/dim): {base}.")
     return "\n".join(rows)
 
 
+def model_table(names: list[str]) -> str:
+    """Parameters, training steps and validation −ELBO of shipped set codecs (from trained/NAME.json)."""
+    from safetensors import safe_open
+
+    trained = RESULTS.parent.parent / "trained"
+    rows = ["| codec | architecture | parameters | training steps (batch) | validation −ELBO bits/dim |", "|---|---|---|---|---|"]
+    for n in names:
+        meta = json.loads((trained / f"{n}.json").read_text())
+        with safe_open(str(trained / f"{n}.safetensors"), "pt") as f:
+            params = sum(f.get_tensor(k).numel() for k in f.keys())
+        rows.append(f"| `{n}` | {meta['architecture']} | {params:,} "
+                    f"| {meta['steps']} ({meta['batch']}) | {meta['val_neg_elbo_bits_per_dim']:.4f} |")
+    return "\n".join(rows)
+
+
+def update_readme(readme: Path) -> None:
+    """Rewrite the set tables of README.md between ``<!-- sets:start -->`` and ``<!-- sets:end -->``."""
+    sets = sorted(RESULTS.glob("fashion-mnist-*.json"))
+    names = [json.loads(p.read_text())["model"] for p in sets]
+    text = readme.read_text()
+    start, end = "<!-- sets:start -->", "<!-- sets:end -->"
+    i, j = text.index(start) + len(start), text.index(end)
+    readme.write_text(text[:i] + f"\n{set_table(sets)}\n\n{model_table(names)}\n" + text[j:])
+
+
 def main() -> None:
     """Print a table for each result file given (default: every kodak-*.json, then the fashion-mnist-*.json set)."""
+    if sys.argv[1:] == ["--readme"]:
+        update_readme(RESULTS.parent.parent / "README.md")
+        return
     paths = [Path(p) for p in sys.argv[1:]] or sorted(RESULTS.glob("kodak-*.json"))
     for p in paths:
         if p.name.startswith("fashion-mnist-"):
@@ -58,6 +89,8 @@ def main() -> None:
     sets = [p for p in paths if p.name.startswith("fashion-mnist-")] or sorted(RESULTS.glob("fashion-mnist-*.json"))
     if sets:
         print(f"### Fashion-MNIST sets\n\n{set_table(sets)}\n")
+        names = [json.loads(p.read_text())["model"] for p in sets]
+        print(f"### Set models\n\n{model_table(names)}\n")
 
 
 if __name__ == "__main__":
