@@ -140,3 +140,23 @@ def test_train_a_set_codec_and_resume(set_home, tmp_path):
 
 def test_train_photo_codec_needs_val(tiny_home, tmp_path):
     assert_clean_error(run("train", "--model", "tiny", "--data", tmp_path, "--steps", 1), "needs --val")
+
+
+def test_train_photo_codec_runs_and_resumes(tiny_home, tmp_path):
+    """The photo trainer (shared loop pieces in nlc.trainloop) trains, writes metadata and resumes."""
+    import json
+
+    from tests.conftest import gradient_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    out = tmp_path / "run"
+    args = ("train", "--model", "tiny", "--data", photos, "--val", photos, "--batch", 2, "--crop", 8, "--out", out)
+    r = run(*args, "--steps", 2)
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.with_suffix(".json").read_text())["steps"] == 2
+    r = run(*args, "--steps", 3, "--resume", out.with_suffix(".ckpt"))
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.with_suffix(".json").read_text())["steps"] == 3
