@@ -58,6 +58,12 @@ def kodak_result(model: str) -> float | None:
         return None
 
 
+def write_json(path: str | Path, result: dict) -> None:
+    """Write a bench result as indented JSON, creating its folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
 def set_result(model: str) -> float | None:
     """A set codec's committed Fashion-MNIST test-set bits per pixel (real file), if a result exists."""
     try:
@@ -156,6 +162,5 @@ def run_bench(model: str = DEFAULT, data: str = "", *, limit: int | None = None,
     if result["baselines"]:
         print("baselines: " + ", ".join(f"{k} {v['bpsp']:.4f}" for k, v in result["baselines"].items()))
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(json_path, result)
     return result

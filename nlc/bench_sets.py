@@ -19,34 +19,18 @@ JSON schema (``--json FILE``)::
 from __future__ import annotations
 
 import gzip
-import json
 import lzma
-import math
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import __version__
-from .bench import BASELINES, baseline_bytes
+from .bench import BASELINES, baseline_bytes, write_json
 from .datasets import binarize, load_fashion_mnist
 from .sets import SetCodec, decode_set, encode_set
-
-
-@torch.no_grad()
-def neg_elbo_bits(model: torch.nn.Module, items: np.ndarray, batch: int = 500, seed: int = 0) -> np.ndarray:
-    """Per-item −ELBO in bits (one posterior sample per item, fixed seed)."""
-    model.eval()
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)
-    out = []
-    for i in range(0, len(items), batch):
-        t = model.loss_terms(torch.from_numpy(items[i : i + batch].astype(np.int64)))
-        out.append(sum(t.values()).double().numpy() / math.log(2))
-    torch.set_rng_state(state)
-    return np.concatenate(out) if out else np.zeros(0)
+from .train_latent import neg_elbo_bits
 
 
 def mosaic(items: np.ndarray, per_row: int = 100) -> np.ndarray:
@@ -112,8 +96,7 @@ def run_set_bench(model: str, data: str, *, limit: int | None = None, json_path:
     if res["baselines"]:
         print("baselines (bits/dim): " + ", ".join(f"{k} {v['bpd']:.4f}" for k, v in res["baselines"].items()))
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(res, indent=2) + "\n")
+        write_json(json_path, res)
     return res
 
 

@@ -117,15 +117,16 @@ def decompress(inputs, output, force, device) -> None:
     """Decompress .nlc files to PNG; a set file restores all its images (or its array file) into a folder."""
     from . import sets
 
+    set_files = {src for src in inputs if _is_set_file(src)}
     for src in inputs:
-        if _is_set_file(src):
+        if src in set_files:
             try:
                 paths = sets.decompress_set(src, output, force=force, progress=_progress())
             except NlcError as e:
                 _fail_for(src, e)
             where = paths[0].parent if paths else output
             click.echo(f"{src} -> {where}: {len(paths)} file(s)")
-    rest = tuple(i for i in inputs if not _is_set_file(i))
+    rest = tuple(i for i in inputs if i not in set_files)
     for src, dst in zip(rest, _outputs(rest, output, True) if rest else []):
         try:
             path = api.decompress(src, dst, force=force, progress=_progress(), device=device)

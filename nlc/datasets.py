@@ -28,6 +28,7 @@ class ArrayFile:
     header: bytes  # everything before the pixel bytes
     gzip_header: bytes = b""  # the original gzip member header (name, mtime, flags)
     gzip_level: int = 9
+    gzip_exact: bool = False  # whether zlib at gzip_level reproduces the original gzip bytes
 
 
 def is_array_file(path: str | Path) -> bool:
@@ -60,8 +61,12 @@ def gzip_bytes(data: bytes, header: bytes, level: int) -> bytes:
     return header + comp[10:]  # zlib's deflate stream and trailer after our header
 
 
-def read_array(path: str | Path) -> tuple[np.ndarray, ArrayFile]:
-    """Load a 3-D ``uint8`` image array from an idx(.gz) or .npy file."""
+def read_array(path: str | Path, verify_gzip: bool = False) -> tuple[np.ndarray, ArrayFile]:
+    """Load a 3-D ``uint8`` image array from an idx(.gz) or .npy file.
+
+    ``verify_gzip`` re-compresses a gzipped file to learn whether
+    :func:`array_bytes` reproduces it byte for byte (``ArrayFile.gzip_exact``).
+    """
     path = Path(path)
     raw = path.read_bytes()
     gz = raw[:2] == b"\x1f\x8b"
@@ -87,6 +92,7 @@ def read_array(path: str | Path) -> tuple[np.ndarray, ArrayFile]:
     rec = ArrayFile("idx", gz, data[:16])
     if gz:
         rec.gzip_header, rec.gzip_level = _gzip_header(raw), _gzip_level(raw)
+        rec.gzip_exact = verify_gzip and array_bytes(arr, rec) == raw
     return arr, rec
 
 

@@ -18,9 +18,9 @@ import importlib.metadata
 import time
 import zlib
 from contextlib import contextmanager
-from typing import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -111,13 +111,10 @@ def read_items(inputs: list[str | Path]) -> tuple[np.ndarray, dict]:
     paths = [Path(p) for p in inputs]
     if len(paths) == 1 and paths[0].is_file() and is_array_file(paths[0]):
         with file_errors(paths[0]):
-            arr, rec = read_array(paths[0])
+            arr, rec = read_array(paths[0], verify_gzip=True)
         src = {"kind": "array", "name": paths[0].name, "format": rec.kind, "gzipped": rec.gzipped,
                "header": base64.b64encode(rec.header).decode(), "gzip_header": base64.b64encode(rec.gzip_header).decode(),
-               "gzip_level": rec.gzip_level}
-        if rec.gzipped:
-            raw = paths[0].read_bytes()
-            src["gzip_exact"] = array_bytes(arr, rec) == raw
+               "gzip_level": rec.gzip_level, "gzip_exact": rec.gzip_exact}
         return arr, src
     files, names, root = _image_files(paths)
     arrays, modes, formats = [], set(), []

@@ -10,13 +10,11 @@ that keeps the last good checkpoint.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import numpy as np
 import torch
 
 from .models.pixelcnnpp import PixelCNNPP, PixelCNNPPConfig
-from .trainloop import cosine_lr, ema_update, load_checkpoint, optimise, save_checkpoint
+from .trainloop import run_training
 
 IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -127,27 +125,18 @@ def save_weights(model: torch.nn.Module, path: Path, meta: dict) -> str:
 
 def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -> dict:
     """Run (or resume) a training run; returns the final metadata."""
-    from tqdm import tqdm
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    ckpt_path = out.with_suffix(".ckpt")
     train_imgs = load_rgb(cfg.data)
     vcrops = val_crops(load_rgb(cfg.val))
     torch.manual_seed(cfg.seed)
     model = PixelCNNPP(PixelCNNPPConfig(**cfg.model))
-    ema = copy.deepcopy(model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rng = np.random.default_rng(cfg.seed)
-    step, history = 0, []
-    if cfg.resume:
-        step, history = load_checkpoint(cfg.resume, model, ema, opt, rng)
 
-    def checkpoint() -> None:
-        save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
+    def batch_loss(m: PixelCNNPP, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+        x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng))
+        return -m.log_likelihood(x).mean() / (3 * math.log(2)), {}
 
-    def meta(val_bpd: float) -> dict:
+    def meta(step: int, history: list, val_bpd: float) -> dict:
         return {
             "architecture": "pixelcnnpp",
             "hyperparameters": cfg.model,
@@ -164,31 +153,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "torch": torch.__version__,
         }
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
-    t0 = time.time()
-    while step < cfg.steps:
-        model.train()
-        x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng))
-        loss = -model.log_likelihood(x).mean() / (3 * math.log(2))
-        try:
-            optimise(loss, model, opt, cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps), cfg.clip, step, ckpt_path)
-        except FloatingPointError:
-            bar.close()
-            raise
-        ema_update(ema, model, step, cfg.ema)
-        step += 1
-        bar.update(1)
-        bar.set_postfix(bpd=f"{loss.item():.3f}")
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            vb = bits_per_dim(ema, vcrops)
-            history.append({"step": step, "train_bpd": round(loss.item(), 4), "val_bpd": round(vb, 4),
-                            "seconds": round(time.time() - t0, 1)})
-            bar.write(f"step {step}: val {vb:.4f} bits/dim (EMA)")
-            save_weights(ema, out.with_suffix(".safetensors"), meta(vb))
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            checkpoint()
-    bar.close()
-    return meta(history[-1]["val_bpd"] if history else float("nan"))
+    return run_training(cfg, model, batch_loss, lambda ema: bits_per_dim(ema, vcrops), meta, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> None:

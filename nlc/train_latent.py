@@ -10,19 +10,16 @@ shipped), checkpoints that resume exactly, and a clean stop on a non-finite loss
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .datasets import binarize, load_fashion_mnist
-from .train import _git_revision, save_weights
-from .trainloop import cosine_lr, ema_update, load_checkpoint, optimise, save_checkpoint
+from .train import _git_revision
+from .trainloop import run_training
 
 VAL_SIZE = 5000
 
@@ -76,42 +73,43 @@ def dataset(folder: str, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.no_grad()
-def neg_elbo_bpd(model: torch.nn.Module, images: np.ndarray, batch: int = 500, seed: int = 0) -> float:
-    """Average single-sample −ELBO in bits per pixel (fixed noise seed)."""
+def neg_elbo_bits(model: torch.nn.Module, items: np.ndarray, batch: int = 500, seed: int = 0) -> np.ndarray:
+    """Per-item −ELBO in bits (one posterior sample per item, fixed noise seed)."""
     model.eval()
-    g = torch.get_rng_state()
+    state = torch.get_rng_state()
     torch.manual_seed(seed)
-    total = 0.0
-    for i in range(0, len(images), batch):
-        t = model.loss_terms(torch.from_numpy(images[i : i + batch]))
-        total += sum(v.sum().item() for v in t.values())
-    torch.set_rng_state(g)
-    return total / (images.size * math.log(2))
+    out = []
+    for i in range(0, len(items), batch):
+        t = model.loss_terms(torch.from_numpy(items[i : i + batch].astype(np.int64)))
+        out.append(sum(t.values()).double().numpy() / math.log(2))
+    torch.set_rng_state(state)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def neg_elbo_bpd(model: torch.nn.Module, images: np.ndarray) -> float:
+    """Average single-sample −ELBO in bits per pixel."""
+    return float(neg_elbo_bits(model, images).sum() / images.size)
 
 
 def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: bool = True) -> dict:
     """Run (or resume) a latent-model training run; returns the final metadata."""
-    from tqdm import tqdm
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    ckpt_path = out.with_suffix(".ckpt")
     torch.manual_seed(cfg.seed)
     model = build_latent_model(cfg.architecture, cfg.hyperparameters)
     bits = model.cfg.bits
     train_x, val_x = dataset(cfg.data, bits)
-    ema = copy.deepcopy(model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rng = np.random.default_rng(cfg.seed)
-    step, history = 0, []
-    if cfg.resume:
-        step, history = load_checkpoint(cfg.resume, model, ema, opt, rng)
+    dims = train_x[0].size * math.log(2)
 
-    def checkpoint() -> None:
-        save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
+    def batch_loss(m: torch.nn.Module, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+        xb = train_x[rng.integers(len(train_x), size=cfg.batch)]
+        if cfg.flips:
+            flip = rng.random(cfg.batch) < 0.5
+            xb = np.where(flip[:, None, None], xb[:, :, ::-1], xb)
+        terms = m.loss_terms(torch.from_numpy(np.ascontiguousarray(xb)))
+        return sum(terms.values()).mean() / dims, {k: f"{v.mean().item() / dims:.3f}" for k, v in terms.items()}
 
-    def meta(val_bpd: float) -> dict:
+    def meta(step: int, history: list, val_bpd: float) -> dict:
         return {"architecture": cfg.architecture, "hyperparameters": cfg.hyperparameters,
                 "data": f"{cfg.data} (first {len(train_x)} training images{', binarized > 127' if bits == 1 else ''})",
                 "val_set": f"last {len(val_x)} training images of {cfg.data}",
@@ -119,36 +117,8 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
                 "history": history, "command": command or " ".join(sys.argv), "git_revision": _git_revision(),
                 "torch": torch.__version__}
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
-    t0 = time.time()
-    dims = train_x[0].size * math.log(2)
-    while step < cfg.steps:
-        model.train()
-        xb = train_x[rng.integers(len(train_x), size=cfg.batch)]
-        if cfg.flips:
-            flip = rng.random(cfg.batch) < 0.5
-            xb = np.where(flip[:, None, None], xb[:, :, ::-1], xb)
-        terms = model.loss_terms(torch.from_numpy(np.ascontiguousarray(xb)))
-        loss = sum(terms.values()).mean() / dims
-        try:
-            optimise(loss, model, opt, cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps), cfg.clip, step, ckpt_path)
-        except FloatingPointError:
-            bar.close()
-            raise
-        ema_update(ema, model, step, cfg.ema)
-        step += 1
-        bar.update(1)
-        bar.set_postfix(bpd=f"{loss.item():.3f}", **{k: f"{v.mean().item() / dims:.3f}" for k, v in terms.items()})
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            vb = neg_elbo_bpd(ema, val_x)
-            history.append({"step": step, "train_bpd": round(loss.item(), 4), "val_bpd": round(vb, 4),
-                            "seconds": round(time.time() - t0, 1)})
-            bar.write(f"step {step}: val -ELBO {vb:.4f} bits/dim (EMA)")
-            save_weights(ema, out.with_suffix(".safetensors"), meta(vb))
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            checkpoint()
-    bar.close()
-    return meta(history[-1]["val_bpd"] if history else float("nan"))
+    return run_training(cfg, model, batch_loss, lambda ema: neg_elbo_bpd(ema, val_x), meta,
+                        val_label="val -ELBO", progress=progress)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,19 @@
 """Pieces shared by the training loops (:mod:`nlc.train`, :mod:`nlc.train_latent`).
 
-Learning-rate schedule, EMA (Polyak) averaging, exact-resume checkpoints and
-the optimisation step with a clean stop on a non-finite loss.
+Learning-rate schedule, EMA (Polyak) averaging, exact-resume checkpoints, the
+optimisation step with a clean stop on a non-finite loss, and the loop that
+runs them (:func:`run_training`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -63,3 +68,69 @@ def load_checkpoint(path: str, model: torch.nn.Module, ema: torch.nn.Module, opt
     rng.bit_generator.state = state["rng"]
     torch.set_rng_state(state["torch_rng"])
     return state["step"], state["history"]
+
+
+class LoopConfig(Protocol):
+    """The fields of a training config that :func:`run_training` reads."""
+
+    out: str
+    steps: int
+    lr: float
+    warmup: int
+    ema: float
+    clip: float
+    seed: int
+    val_every: int
+    ckpt_every: int
+    resume: str | None
+
+
+def run_training(cfg: LoopConfig, model: torch.nn.Module,
+                 batch_loss: Callable[[torch.nn.Module, np.random.Generator], tuple[torch.Tensor, dict]],
+                 validate: Callable[[torch.nn.Module], float],
+                 meta: Callable[[int, list, float], dict], *, val_label: str = "val",
+                 progress: bool = True) -> dict:
+    """Train ``model`` (or resume ``cfg.resume``) to ``cfg.steps``; returns the final metadata.
+
+    ``batch_loss(model, rng)`` draws a batch and returns the loss in bits/dim
+    with extra progress-bar fields; ``validate(ema)`` gives validation bits/dim
+    of the averaged weights, which are written to ``cfg.out.safetensors`` with
+    ``meta(step, history, val_bpd)`` at every validation; a checkpoint goes to
+    ``cfg.out.ckpt`` every ``cfg.ckpt_every`` steps.
+    """
+    from tqdm import tqdm
+
+    from .train import save_weights
+
+    out = Path(cfg.out)
+    ckpt_path = out.with_suffix(".ckpt")
+    ema = copy.deepcopy(model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    step, history = 0, []
+    if cfg.resume:
+        step, history = load_checkpoint(cfg.resume, model, ema, opt, rng)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    t0 = time.time()
+    while step < cfg.steps:
+        model.train()
+        loss, postfix = batch_loss(model, rng)
+        try:
+            optimise(loss, model, opt, cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps), cfg.clip, step, ckpt_path)
+        except FloatingPointError:
+            bar.close()
+            raise
+        ema_update(ema, model, step, cfg.ema)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(bpd=f"{loss.item():.3f}", **postfix)
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            vb = validate(ema)
+            history.append({"step": step, "train_bpd": round(loss.item(), 4), "val_bpd": round(vb, 4),
+                            "seconds": round(time.time() - t0, 1)})
+            bar.write(f"step {step}: {val_label} {vb:.4f} bits/dim (EMA)")
+            save_weights(ema, out.with_suffix(".safetensors"), meta(step, history, vb))
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
+    bar.close()
+    return meta(step, history, history[-1]["val_bpd"] if history else float("nan"))

@@ -31,6 +31,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from ..models.heads import split_logistic
 from .coders import AnsStack, CoderError
 from .logistic_mixture import mixture_tables
 
@@ -85,8 +86,7 @@ def _pixel_tables(params: torch.Tensor, bits: int, mixtures: int) -> np.ndarray:
     """Per-pixel coding distributions from ``(n, C)`` parameters: 256-bin tables or P(1)."""
     if bits == 1:
         return torch.sigmoid(params[:, 0].double()).clamp(2.0**-20, 1 - 2.0**-20).numpy()
-    logits, means, log_scales = params.split(mixtures, dim=1)
-    return mixture_tables(logits, means, log_scales.clamp(min=-7.0)).numpy()
+    return mixture_tables(*split_logistic(params, mixtures)).numpy()
 
 
 def push_symbols(stack: AnsStack, symbols: np.ndarray, dist: np.ndarray, bits: int) -> None:
@@ -157,45 +157,41 @@ class HierarchicalCodec:
         self.model, self.grid = model, grid
         self.pixels = PixelCodec(model.obs)
 
-    def _below_push(self, stack: AnsStack, i: int, below, z_val: torch.Tensor) -> None:
-        if i == 0:
-            self.pixels.push(stack, self.model.features(z_val), below[0])
-        else:
-            self.grid.push(stack, below[1], self.model.prior(i - 1, z_val))
+    def _shapes(self, n: int) -> list[tuple[int, ...]]:
+        return [(n, *s) for s in self.model.latent_shapes]
 
     @torch.no_grad()
     def push(self, stack: AnsStack, x: torch.Tensor, bits_back: bool = True) -> None:
         """Encode images ``x`` ``(B, 28, 28)``."""
-        below = (x, None)  # (value the next posterior reads, grid indices of that value)
+        shapes = self._shapes(x.shape[0])
+        below_val, below_idx = x, None  # what layer i's posterior reads, and its grid indices (latents only)
         for i in range(self.model.layers):
-            q = self.model.posterior(i, below[0])
-            shape = (x.shape[0], *self.model.latent_shapes[i])
-            z = self.grid.pop(stack, q, shape) if bits_back else self.grid.mode(q)
-            z_val = self.grid.values(z, shape)
-            self._below_push(stack, i, below, z_val)
-            below = (z_val, z)
-        self.grid.push(stack, below[1], None)
+            q = self.model.posterior(i, below_val)
+            z = self.grid.pop(stack, q, shapes[i]) if bits_back else self.grid.mode(q)
+            z_val = self.grid.values(z, shapes[i])
+            if i == 0:
+                self.pixels.push(stack, self.model.features(z_val), x)
+            else:
+                self.grid.push(stack, below_idx, self.model.prior(i - 1, z_val))
+            below_val, below_idx = z_val, z
+        self.grid.push(stack, below_idx, None)
 
     @torch.no_grad()
     def pop(self, stack: AnsStack, n: int, bits_back: bool = True) -> torch.Tensor:
         """Decode ``n`` images."""
-        top = self.model.layers - 1
-        shape = (n, *self.model.latent_shapes[top])
-        z = self.grid.pop(stack, None, shape)
+        shapes = self._shapes(n)
+        z = self.grid.pop(stack, None, shapes[-1])
         for i in reversed(range(self.model.layers)):
-            z_val = self.grid.values(z, shape)
+            z_val = self.grid.values(z, shapes[i])
             if i == 0:
-                below_val = self.pixels.pop(stack, self.model.features(z_val))
-                below_idx = None
+                below_idx, below_val = None, self.pixels.pop(stack, self.model.features(z_val))
             else:
-                shape_b = (n, *self.model.latent_shapes[i - 1])
-                below_idx = self.grid.pop(stack, self.model.prior(i - 1, z_val), shape_b)
-                below_val = self.grid.values(below_idx, shape_b)
+                below_idx = self.grid.pop(stack, self.model.prior(i - 1, z_val), shapes[i - 1])
+                below_val = self.grid.values(below_idx, shapes[i - 1])
             if bits_back:
                 self.grid.push(stack, z, self.model.posterior(i, below_val))
-            z, shape = below_idx, (None if i == 0 else shape_b)
-            x = below_val
-        return x
+            z = below_idx
+        return below_val
 
 
 class VRNNCodec:
@@ -263,8 +259,6 @@ def make_item_codec(model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> 
 class ChainStats:
     """What a chained encode cost."""
 
-    items: int
-    payload_bits: int
     first_item_bits: int  # the item coded without bits-back (start of the chain)
     schedule: list[int]
 
@@ -303,7 +297,7 @@ def encode_chain(codec: ItemCodec, items: np.ndarray, max_batch: int = MAX_BATCH
         if progress:
             progress(n)
     data = stack.to_bytes() if n_items else b""
-    return data, ChainStats(n_items, len(data) * 8, first_bits, schedule)
+    return data, ChainStats(first_bits, schedule)
 
 
 def decode_chain(codec: ItemCodec, data: bytes, schedule: list[int],

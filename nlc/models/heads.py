@@ -56,13 +56,14 @@ def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return -F.binary_cross_entropy_with_logits(logits, x.float(), reduction="none")
 
 
+def pixel_log_prob(x: torch.Tensor, params: torch.Tensor, bits: int, mixtures: int) -> torch.Tensor:
+    """Per-pixel log P(x), shaped like ``x``: logistic mixture for 8 bits, Bernoulli for 1."""
+    return bernoulli_log_prob(x, params[:, 0]) if bits == 1 else logistic_log_prob(x, params, mixtures)
+
+
 def obs_log_prob(x: torch.Tensor, params: torch.Tensor, bits: int, mixtures: int) -> torch.Tensor:
-    """Per-image log P(x) summed over pixels: logistic mixture for 8 bits, Bernoulli for 1."""
-    if bits == 1:
-        lp = bernoulli_log_prob(x, params[:, 0])
-    else:
-        lp = logistic_log_prob(x, params, mixtures)
-    return lp.flatten(1).sum(1)
+    """Per-image log P(x) summed over pixels."""
+    return pixel_log_prob(x, params, bits, mixtures).flatten(1).sum(1)
 
 
 def obs_channels(bits: int, mixtures: int) -> int:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .heads import obs_channels, obs_log_prob
+from .heads import obs_channels, obs_log_prob, pixel_log_prob
 
 # (row, col) offset inside each 2x2 block, in coding order
 STAGE_OFFSETS = ((0, 0), (1, 1), (0, 1), (1, 0))
@@ -73,13 +73,7 @@ class StagedLikelihood(nn.Module):
         p = self.out(F.elu(self.mid(F.elu(hs)))).view(self.stages, b, -1, *x.shape[1:])
         total = 0.0
         for s in range(self.stages):
-            lp = obs_log_prob_map(x, p[s], self.bits, self.mixtures)
+            lp = pixel_log_prob(x, p[s], self.bits, self.mixtures)
             total = total + (lp * self.masks[s]).flatten(1).sum(1)
         return total
 
-
-def obs_log_prob_map(x: torch.Tensor, params: torch.Tensor, bits: int, mixtures: int) -> torch.Tensor:
-    """Per-pixel log-probabilities ``(B, 28, 28)``."""
-    from .heads import bernoulli_log_prob, logistic_log_prob
-
-    return bernoulli_log_prob(x, params[:, 0]) if bits == 1 else logistic_log_prob(x, params, mixtures)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .blocks import GaussianHead, ResBlock, down, pixels_in, up
-from .heads import gaussian_kl, gaussian_log_prob
+from .heads import gaussian_kl
 from .staged import StagedLikelihood
 
 
@@ -71,11 +71,6 @@ class VAE(nn.Module):
         self.decoder = Decoder(cfg.latent, cfg.hidden)
         self.obs = StagedLikelihood(cfg.hidden, cfg.hidden, cfg.bits, cfg.mixtures, cfg.stages)
 
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        """Shape of one item's latent."""
-        return (self.cfg.latent, 7, 7)
-
     def posterior(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``q(z|x)``: mean and log-std, each ``(B, latent, 7, 7)`` (``layer`` is always 0)."""
         return self.q_head(self.encoder(x))
@@ -91,19 +86,11 @@ class VAE(nn.Module):
         rec = -self.obs.log_prob(self.features(z), x)
         return {"rec": rec, "kl": gaussian_kl(mean, log_std)}
 
-    def elbo_terms_sampled(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Single-sample −ELBO parts with log-densities (what bits-back coding pays on average)."""
-        mean, log_std = self.posterior(0, x)
-        z = mean + torch.exp(log_std) * torch.randn_like(mean)
-        rec = -self.obs.log_prob(self.features(z), x)
-        zeros = torch.zeros_like(z)
-        return {"rec": rec, "kl": gaussian_log_prob(z, mean, log_std) - gaussian_log_prob(z, zeros, zeros)}
-
     # The layer interface shared with the hierarchical model (used by the bits-back codec).
     @property
     def latent_shapes(self) -> list[tuple[int, int, int]]:
         """Shapes of one item's latent per layer."""
-        return [self.latent_shape]
+        return [(self.cfg.latent, 7, 7)]
 
     def prior(self, layer: int, above: torch.Tensor | None) -> None:
         """The prior of the only layer is the standard normal."""

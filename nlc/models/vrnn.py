@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .heads import bernoulli_log_prob, gaussian_kl, logistic_log_prob, obs_channels
+from .heads import gaussian_kl, obs_channels, pixel_log_prob
 
 Gaussian = tuple[torch.Tensor, torch.Tensor]
 
@@ -74,9 +74,7 @@ class VRNN(nn.Module):
 
     def row_log_prob(self, row: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """log p(x_t | ...) per item, ``(B,)``."""
-        if self.cfg.bits == 1:
-            return bernoulli_log_prob(row, params[:, 0]).sum(1)
-        return logistic_log_prob(row, params, self.cfg.mixtures).sum(1)
+        return pixel_log_prob(row, params, self.cfg.bits, self.cfg.mixtures).sum(1)
 
     def step(self, h: torch.Tensor, row: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The state after row ``x_t`` with latent ``z_t``."""
