@@ -1,7 +1,7 @@
 """Markdown tables for README from the committed bench results (no figure is typed by hand).
 
 Usage: python bench/report.py [bench/results/kodak-pixelcnnpp.json ...]
-       python bench/report.py --readme     (rewrites README's set tables in place)
+       python bench/report.py --readme     (rewrites README's generated tables in place)
 """
 
 from __future__ import annotations
@@ -66,14 +66,51 @@ def model_table(names: list[str]) -> str:
     return "\n".join(rows)
 
 
+def _parameters(name: str) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(RESULTS.parent.parent / "trained" / f"{name}.safetensors"), "pt") as f:
+        return sum(f.get_tensor(k).numel() for k in f.keys())
+
+
+def kodak_table(paths: list[Path]) -> str:
+    """One row per image codec's Kodak result: model, training, validation and real file sizes."""
+    rows = ["| codec | parameters | training steps (batch x crop) | photos-val bits/dim | Kodak model bits/subpixel "
+            "| Kodak file bits/subpixel | gap | encode s/image | decode s/image | peak MB | lossless |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    results = [json.loads(p.read_text()) for p in paths]
+    for r in results:
+        s = r["summary"]
+        meta = json.loads((RESULTS.parent.parent / "trained" / f"{r['model']}.json").read_text())
+        rows.append(f"| nlc `{r['model']}` | {_parameters(r['model']):,} | {meta['steps']:,} ({meta['batch']} x "
+                    f"{meta['crop']}²) | {meta['val_bits_per_dim']:.4f} | {s['bpsp_model']:.4f} | **{s['bpsp']:.4f}** "
+                    f"| {s['gap_pct']:.3f}% | {s['enc_s']:.2f} | {s['dec_s']:.2f} | {s['peak_mb']:.0f} "
+                    f"| {'all ' + str(s['images']) if s['all_lossless'] else 'NO'} |")
+    names = {"png": "PNG (level 9)", "webp": "WebP lossless (method 6)", "jpegxl": "JPEG-XL lossless (effort 9)"}
+    base = next((r["baselines"] for r in results if r.get("baselines")), {})
+    if base:
+        rows.append("\nClassical codecs on the same images, same harness (bits/subpixel): "
+                    + ", ".join(f"{names.get(k, k)} {v['bpsp']:.3f}" for k, v in base.items()) + ".")
+    devices = sorted({r["device"] for r in results})
+    rows.append(f"Device: {'; '.join(devices)}.")
+    return "\n".join(rows)
+
+
+def _replace(text: str, tag: str, body: str) -> str:
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    i, j = text.index(start) + len(start), text.index(end)
+    return text[:i] + f"\n{body}\n" + text[j:]
+
+
 def update_readme(readme: Path) -> None:
-    """Rewrite the set tables of README.md between ``<!-- sets:start -->`` and ``<!-- sets:end -->``."""
+    """Rewrite README's generated tables: between ``<!-- kodak:start/end -->`` and ``<!-- sets:start/end -->``."""
     sets = sorted(RESULTS.glob("fashion-mnist-*.json"))
     names = [json.loads(p.read_text())["model"] for p in sets]
-    text = readme.read_text()
-    start, end = "<!-- sets:start -->", "<!-- sets:end -->"
-    i, j = text.index(start) + len(start), text.index(end)
-    readme.write_text(text[:i] + f"\n{set_table(sets)}\n\n{model_table(names)}\n" + text[j:])
+    text = _replace(readme.read_text(), "sets", f"{set_table(sets)}\n\n{model_table(names)}")
+    kodak = sorted(RESULTS.glob("kodak-*.json"))
+    if "<!-- kodak:start -->" in text and kodak:
+        text = _replace(text, "kodak", kodak_table(kodak))
+    readme.write_text(text)
 
 
 def main() -> None:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 from PIL import Image
 
 from . import container, images
+from .coding import flow
 from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, progress_total
 from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import decode_bits, decode_plane, encode_bits, encode_plane
@@ -53,6 +55,11 @@ class Codec:
     def device(self) -> str:
         """Device type of the model's weights (``cpu`` or ``cuda``)."""
         return next(self.model.parameters()).device.type
+
+    @property
+    def is_flow(self) -> bool:
+        """Whether the model is an integer flow (coded by :mod:`nlc.coding.flow`)."""
+        return self.spec.architecture == "idf"
 
     @property
     def mixtures(self) -> int:
@@ -120,14 +127,22 @@ def encode_image(
     pixels = images.model_pixels(image)
     plane = images.plane_of(image)
     model_bits, model_payload = 0.0, b""
-    if pixels is not None:
+    extra = {}
+    if c.is_flow:
+        tile = flow.whole_tile(c.model, tile)
+    if pixels is not None and c.is_flow:
+        if coder_name != "range":
+            raise InputError(f"codec {c.spec.name!r} codes with the range coder only")
+        extra["threads"] = torch.get_num_threads()
+        with _progress(flow.progress_steps(c.model, *pixels.shape[:2], tile), "encode", progress) as bar:
+            model_payload, model_bits = flow.encode_flow(c.model, _rgb(pixels), tile, bar)
+    elif pixels is not None:
         with _progress(progress_total(pixels.shape[0], pixels.shape[1], tile), "encode", progress) as bar:
             model_payload, model_bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar)
     plane_payload = b""
     if plane is not None:
         plane_payload = encode_bits(plane) if image.mode == "1" else encode_plane(plane)
     palette, palette_mode = images.palette_of(image) if image.mode == "P" else (b"", "RGB")
-    extra = {}
     if image.mode == "P" and palette_mode != "RGB":
         extra["palette_mode"] = palette_mode
     t = images.transparency_of(image)
@@ -148,6 +163,22 @@ def encode_image(
         "header_bytes": len(data) - len(model_payload) - len(plane_payload),
     }
     return data, stats
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """A flow codes three channels: a gray image goes in as R = G = B."""
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+
+
+def _decode_flow(c: Codec, header: container.Header, payload: bytes, progress: bool) -> np.ndarray:
+    """Decode a flow codec's pixels with the encoder's thread count (conv sums split by thread)."""
+    from .sets import torch_threads
+
+    threads = int(header.extra.get("threads", torch.get_num_threads()))
+    steps = flow.progress_steps(c.model, header.height, header.width, header.tile)
+    with torch_threads(threads), _progress(steps, "decode", progress) as bar:
+        rgb = flow.decode_flow(c.model, payload, header.height, header.width, header.tile, bar)
+    return rgb[:, :, :1] if header.model_channels == 1 else rgb
 
 
 def read_header(data: bytes) -> container.Header:
@@ -179,15 +210,18 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
                     f"file was coded with {header.codec!r} weights {header.weights_sha256[:12]}..., "
                     f"but the registry has {c.spec.sha256[:12]}..."
                 )
-            total = progress_total(header.height, header.width, header.tile, header.group)
-            with _progress(total, "decode", progress) as bar:
-                pixels = decode_tiles(c.model, c.mixtures, header.height, header.width, header.model_channels,
-                                      header.tile, header.coder, model_payload, header.group, bar)
+            if c.is_flow:
+                pixels = _decode_flow(c, header, model_payload, progress)
+            else:
+                total = progress_total(header.height, header.width, header.tile, header.group)
+                with _progress(total, "decode", progress) as bar:
+                    pixels = decode_tiles(c.model, c.mixtures, header.height, header.width, header.model_channels,
+                                          header.tile, header.coder, model_payload, header.group, bar)
         if header.mode in ("1",):
             plane = decode_bits(plane_payload, header.height, header.width)
         elif header.mode in ("RGBA", "LA", "P"):
             plane = decode_plane(plane_payload, header.height, header.width)
-    except CoderError as e:
+    except (CoderError, ValueError) as e:
         raise FormatError(f"corrupted payload ({e})") from None
     im = images.assemble(header.mode, pixels, plane, header.palette, header.extra.get("palette_mode", "RGB"))
     if images.pixels_crc32(im) != header.pixels_crc32:

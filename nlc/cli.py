@@ -251,7 +251,8 @@ def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None
         from .train import TrainConfig, train as run
 
         cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
-                          lr=lr or 2e-3, resume=resume, model=dict(spec.hyperparameters))
+                          lr=lr or 2e-3, resume=resume, architecture=spec.architecture,
+                          model=dict(spec.hyperparameters))
         meta = run(cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:
         _fail(str(e))

@@ -107,6 +107,10 @@ def build_model(architecture: str, hyperparameters: dict) -> torch.nn.Module:
         from .models.pixelcnnpp import PixelCNNPP, PixelCNNPPConfig
 
         return PixelCNNPP(PixelCNNPPConfig(**hyperparameters))
+    if architecture == "idf":
+        from .models.flows import IDF, IDFConfig
+
+        return IDF(IDFConfig(**hyperparameters))
     if architecture in ("vae", "bitswap", "vrnn"):
         from .train_latent import build_latent_model
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models.pixelcnnpp import PixelCNNPP, PixelCNNPPConfig
+from .models.pixelcnnpp import PixelCNNPPConfig
+from .registry import build_model
 from .trainloop import run_training
 
 IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
@@ -46,6 +47,7 @@ class TrainConfig:
     ckpt_every: int = 500
     resume: str | None = None
     threads: int = 0
+    architecture: str = "pixelcnnpp"
     model: dict = field(default_factory=lambda: asdict(PixelCNNPPConfig()))
 
 
@@ -91,7 +93,7 @@ def val_crops(images: list[np.ndarray], size: int = 64, per_image: int = 8) -> n
 
 
 @torch.no_grad()
-def bits_per_dim(model: PixelCNNPP, crops: np.ndarray, batch: int = 16) -> float:
+def bits_per_dim(model: torch.nn.Module, crops: np.ndarray, batch: int = 16) -> float:
     """Model bits per sub-pixel over uint8 crops."""
     model.eval()
     total = 0.0
@@ -130,15 +132,16 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     train_imgs = load_rgb(cfg.data)
     vcrops = val_crops(load_rgb(cfg.val))
     torch.manual_seed(cfg.seed)
-    model = PixelCNNPP(PixelCNNPPConfig(**cfg.model))
+    model = build_model(cfg.architecture, cfg.model)
 
-    def batch_loss(m: PixelCNNPP, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+    def batch_loss(m: torch.nn.Module, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
         x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng))
-        return -m.log_likelihood(x).mean() / (3 * math.log(2)), {}
+        # log_likelihood is per pixel (autoregressive models) or per image (flows): sum, then per sub-pixel
+        return -m.log_likelihood(x).sum() / (x.numel() * math.log(2)), {}
 
     def meta(step: int, history: list, val_bpd: float) -> dict:
         return {
-            "architecture": "pixelcnnpp",
+            "architecture": cfg.architecture,
             "hyperparameters": cfg.model,
             "data": str(cfg.data),
             "val": str(cfg.val),
@@ -168,9 +171,15 @@ def main(argv: list[str] | None = None) -> None:
         ap.add_argument("--" + f.name, type=kind, default=None if f.name in ("data", "val") else f.default,
                         required=f.name in ("data", "val"))
     ap.add_argument("--model-json", default=None, help="model hyper-parameters as JSON")
+    ap.add_argument("--codec", default=None, help="take architecture and hyper-parameters from this codec")
     a = ap.parse_args(argv)
-    kw = {k: v for k, v in vars(a).items() if k != "model_json"}
-    if a.model_json:
+    kw = {k: v for k, v in vars(a).items() if k not in ("model_json", "codec")}
+    if a.codec:
+        from .registry import get_spec
+
+        spec = get_spec(a.codec)
+        kw.update(architecture=spec.architecture, model=dict(spec.hyperparameters))
+    elif a.model_json:
         kw["model"] = dict(asdict(PixelCNNPPConfig()), **json.loads(a.model_json))
     train(TrainConfig(**kw), command="python -m nlc.train " + " ".join(argv or sys.argv[1:]))
 

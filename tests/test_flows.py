@@ -1,0 +1,245 @@
+"""Integer discrete flows: exact invertibility of every block, exact round trips, rates against -log2 p."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from nlc.api import Codec, decode_image, encode_image
+from nlc.coding.coders import RangeQueue
+from nlc.coding.flow import LatentCoder, decode_flow, encode_flow
+from nlc.errors import FormatError, InputError
+from nlc.models.flows import IDF, AdditiveCoupling, IDFConfig, IntegerConv1x1, Reverse, Squeeze, check_invertible
+from nlc.registry import CodecSpec
+from tests.conftest import gradient_image, same_pixels
+
+TINY_FLOW = dict(levels=2, couplings=2, hidden=8, blocks=1, prior_hidden=8, prior_blocks=1, mixtures=3, groups=2)
+
+
+def tiny_flow(seed: int = 0, **kw) -> IDF:
+    """A small flow with every weight perturbed, so couplings and priors are far from identity."""
+    torch.manual_seed(seed)
+    m = IDF(IDFConfig(**dict(TINY_FLOW, **kw)))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def flow_codec() -> Codec:
+    return Codec(CodecSpec(name="tiny-idf", architecture="idf", sha256="0" * 64, tile=16,
+                           hyperparameters=TINY_FLOW), tiny_flow())
+
+
+def extreme_integers(shape, seed=0) -> torch.Tensor:
+    """Random integers mixing pixel extremes with large magnitudes (up to 2^16)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-(2**16), 2**16, shape, generator=g).float()
+    pick = torch.randint(0, 3, shape, generator=g)
+    return torch.where(pick == 0, torch.full_like(x, -128.0), torch.where(pick == 1, torch.full_like(x, 127.0), x))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Squeeze(), lambda: Reverse(), lambda: IntegerConv1x1(12), lambda: AdditiveCoupling(12, 8, 1),
+])
+def test_every_bijection_is_exactly_invertible(make):
+    torch.manual_seed(1)
+    block = make()
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(torch.randn_like(p))  # large weights: rounding matters everywhere
+    x = extreme_integers((2, 12, 8, 6))
+    y = check_invertible(block, x)
+    if not isinstance(block, (Squeeze, Reverse)):
+        assert not torch.equal(y, x)
+
+
+def test_integer_conv_is_volume_preserving_and_not_a_permutation():
+    torch.manual_seed(0)
+    conv = IntegerConv1x1(6)
+    x = extreme_integers((1, 6, 5, 5), seed=3)
+    y = check_invertible(conv, x)
+    assert y.dtype == torch.float32 and not torch.equal(y.sort(1).values, x.sort(1).values)
+
+
+def test_whole_flow_is_exactly_invertible_level_by_level():
+    m = tiny_flow()
+    x = extreme_integers((2, 3, 16, 8), seed=5).clamp(-128, 127)
+    latents = m.latents(x)
+    kept = None
+    for i in reversed(range(len(m.levels))):
+        kept = m.reconstruct(i, latents[i][0] if i < len(m.levels) - 1 else None, latents[i][1]) if kept is None \
+            else m.reconstruct(i, kept, latents[i][1])
+    assert torch.equal(kept, x)
+    for lvl, inp in zip(m.levels, [x, latents[0][0]]):
+        check_invertible(lvl, inp)
+
+
+def test_check_invertible_catches_a_broken_block():
+    class Broken(Reverse):
+        def inverse(self, y):
+            return y
+
+    with pytest.raises(AssertionError, match="inverse"):
+        check_invertible(Broken(), extreme_integers((1, 4, 2, 2)))
+
+
+@st.composite
+def flow_images(draw):
+    h, w = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    mode = draw(st.sampled_from(["RGB", "L", "RGBA", "LA"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    kind = draw(st.sampled_from(["noise", "flat", "extreme", "gradient"]))
+    if kind == "gradient":
+        return gradient_image(h, w, mode)
+    if kind == "flat":
+        px = np.broadcast_to(rng.integers(0, 256, 4, dtype=np.uint8), (h, w, 4)).copy()
+    elif kind == "extreme":
+        px = rng.choice(np.array([0, 255], np.uint8), (h, w, 4))
+    else:
+        px = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    return Image.fromarray(px, "RGBA").convert(mode)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(im=flow_images(), tile=st.sampled_from([4, 8, 13, 64]))
+def test_round_trip_any_image(flow_codec, im, tile):
+    data, stats = encode_image(im, flow_codec, tile=tile)
+    out, _ = decode_image(data, codec=flow_codec)
+    assert same_pixels(out, im)
+
+
+def test_coder_bits_equal_the_training_objective():
+    """The codec's -log2 p of an image is the model's log_prob (what training minimises)."""
+    m = tiny_flow(seed=2)
+    px = np.asarray(gradient_image(16, 24))
+    x = torch.from_numpy(px.copy()).permute(2, 0, 1).unsqueeze(0).float() - 128
+    expected = -m.log_prob(x).item() / math.log(2)
+    payload, bits = encode_flow(m, px, 64)
+    assert bits == pytest.approx(expected, rel=1e-4)
+    assert np.array_equal(decode_flow(m, payload, 16, 24, 64), px)
+
+
+def test_latent_coder_rate_matches_minus_log2_p_with_escapes():
+    """Real bits are within 0.5% of -log2 p, and values far outside every window (escapes) come back."""
+    g = torch.Generator().manual_seed(0)
+    n, mix = 20000, 3
+    logits = torch.randn(n, mix, generator=g)
+    means = torch.randn(n, mix, generator=g) * 30
+    log_scales = torch.rand(n, mix, generator=g) * 4 - 1
+    comp = torch.multinomial(torch.softmax(logits, 1), 1, generator=g)[:, 0]
+    u = torch.rand(n, generator=g).clamp(1e-6, 1 - 1e-6)
+    sample = means.gather(1, comp[:, None])[:, 0] + log_scales.gather(1, comp[:, None])[:, 0].exp() * torch.log(u / (1 - u))
+    values = torch.round(sample)
+    q = RangeQueue()
+    coder = LatentCoder(q)
+    coder.encode(values, logits, means, log_scales)
+    assert abs(q.num_bits() - coder.model_bits) <= 0.005 * coder.model_bits
+    # values the model gives almost no probability: escape windows, then raw bytes
+    values[:5] = torch.tensor([1e6, -1e6, 5000.0, -7777.0, 2.0**23])
+    q = RangeQueue()
+    LatentCoder(q).encode(values, logits, means, log_scales)
+    back = LatentCoder(RangeQueue(q.to_bytes())).decode(logits, means, log_scales)
+    assert torch.equal(back, values)
+
+
+def test_file_size_tracks_model_bits(flow_codec):
+    """Never more than -log2 p (+0.2%), even for an untrained flow whose latents often fall far outside
+    the windows; there the tables' floor makes the farthest outliers a little cheaper than -log2 p."""
+    im = gradient_image(32, 48)
+    data, stats = encode_image(im, flow_codec)
+    payload_bits = (len(data) - stats["header_bytes"]) * 8
+    assert 0.97 * stats["model_bits"] <= payload_bits <= stats["model_bits"] * 1.002 + 64
+
+
+def test_far_tails_cost_their_information():
+    """Escapes are coded under the mixture's tail; only where float64 underflows do they cost less."""
+    n = 500
+    logits, means, log_scales = torch.zeros(n, 1), torch.zeros(n, 1), torch.full((n, 1), math.log(8))
+    for value, lo, hi in [(10.0, 5.4, 5.6), (150.0, 29.5, 30.1), (-300.0, 50.0, 57.2)]:
+        q = RangeQueue()
+        coder = LatentCoder(q)
+        coder.encode(torch.full((n,), value), logits, means, log_scales)
+        assert lo <= q.num_bits() / n <= hi
+        assert q.num_bits() <= coder.model_bits * 1.01 + 32
+
+
+def test_decoder_uses_the_encoders_thread_count(flow_codec):
+    im = gradient_image(40, 40)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        data, _ = encode_image(im, flow_codec, tile=64)
+        torch.set_num_threads(1)
+        out, _ = decode_image(data, codec=flow_codec)
+    finally:
+        torch.set_num_threads(old)
+    assert same_pixels(out, im)
+
+
+def test_corrupted_flow_payload_is_a_format_error(flow_codec):
+    im = gradient_image(24, 24)
+    data, _ = encode_image(im, flow_codec)
+    bad = bytearray(data)
+    bad[-12] ^= 0xFF  # inside the payload: the payload CRC catches it
+    with pytest.raises(FormatError):
+        decode_image(bytes(bad), codec=flow_codec)
+
+
+def test_flow_refuses_the_ans_coder(flow_codec):
+    with pytest.raises(InputError, match="range coder only"):
+        encode_image(gradient_image(8, 8), flow_codec, coder="ans")
+
+
+def test_shipped_idf_codec_through_the_cli(tmp_path):
+    """`nlc compress --model idf` with the committed weights (hash checked) and `nlc decompress` are exact."""
+    from click.testing import CliRunner
+
+    from nlc.api import read_header
+    from nlc.cli import main
+
+    src = tmp_path / "photo.png"
+    gradient_image(40, 52).save(src)
+    r = CliRunner().invoke(main, ["compress", "--model", "idf", str(src)])
+    assert r.exit_code == 0, r.output
+    packed = tmp_path / "photo.png.nlc"
+    assert read_header(packed.read_bytes()).codec == "idf"
+    out = tmp_path / "back.png"
+    r = CliRunner().invoke(main, ["decompress", str(packed), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert same_pixels(Image.open(out), Image.open(src))
+
+
+def test_train_idf_through_the_cli(tmp_path, monkeypatch):
+    """`nlc train` trains a flow codec (tiny, 2 steps) and its weights load back into the flow."""
+    import json
+
+    from click.testing import CliRunner
+    from safetensors.torch import load_file
+
+    from nlc.cli import main
+
+    home = tmp_path / "home"
+    (home / "codecs").mkdir(parents=True)
+    hp = "\n".join(f"{k} = {v}" for k, v in TINY_FLOW.items())
+    (home / "codecs" / "tiny-idf.toml").write_text(
+        f'name = "tiny-idf"\narchitecture = "idf"\nweights = "tiny-idf.safetensors"\ntile = 16\n\n[hyperparameters]\n{hp}\n')
+    monkeypatch.setenv("NLC_HOME", str(home))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--model", "tiny-idf", "--data", str(photos), "--val", str(photos),
+                                  "--batch", "2", "--crop", "8", "--steps", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["architecture"] == "idf" and meta["steps"] == 2 and 0 < meta["val_bits_per_dim"] < 16
+    IDF(IDFConfig(**TINY_FLOW)).load_state_dict(load_file(str(out.with_suffix(".safetensors"))))
