@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench-kodak bench-fmnist clean
+.PHONY: setup demo test bench-kodak bench-idf bench-fmnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 ## The Kodak benchmark committed in bench/results (about 15 minutes on 2 cores).
 bench-kodak: $(STAMP)
 	$(BIN)/nlc bench --data ../shared/data/kodak --json bench/results/kodak-pixelcnnpp.json
+
+## The integer discrete flow on Kodak (a few minutes on 2 cores).
+bench-idf: $(STAMP)
+	$(BIN)/nlc bench --model idf --data ../shared/data/kodak --json bench/results/kodak-idf.json
 
 ## The bits-back codecs on the 10k Fashion-MNIST test images (a few minutes each on 2 cores).
 FMNIST_CODECS := vae-fmnist bitswap-fmnist vrnn-fmnist vae-fmnist-binary

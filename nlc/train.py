@@ -47,6 +47,7 @@ class TrainConfig:
     ckpt_every: int = 500
     resume: str | None = None
     threads: int = 0
+    device: str = "cpu"
     architecture: str = "pixelcnnpp"
     model: dict = field(default_factory=lambda: asdict(PixelCNNPPConfig()))
 
@@ -96,9 +97,10 @@ def val_crops(images: list[np.ndarray], size: int = 64, per_image: int = 8) -> n
 def bits_per_dim(model: torch.nn.Module, crops: np.ndarray, batch: int = 16) -> float:
     """Model bits per sub-pixel over uint8 crops."""
     model.eval()
+    dev = next(model.parameters()).device
     total = 0.0
     for i in range(0, len(crops), batch):
-        total -= model.log_likelihood(to_model_range(crops[i : i + batch])).sum().item()
+        total -= model.log_likelihood(to_model_range(crops[i : i + batch]).to(dev)).sum().item()
     return total / (crops.size * math.log(2))
 
 
@@ -117,7 +119,7 @@ def save_weights(model: torch.nn.Module, path: Path, meta: dict) -> str:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, path)
     digest = sha256_file(path)
     meta = dict(meta, sha256=digest)
@@ -135,7 +137,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     model = build_model(cfg.architecture, cfg.model)
 
     def batch_loss(m: torch.nn.Module, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
-        x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng))
+        x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng)).to(next(m.parameters()).device)
         # log_likelihood is per pixel (autoregressive models) or per image (flows): sum, then per sub-pixel
         return -m.log_likelihood(x).sum() / (x.numel() * math.log(2)), {}
 
@@ -154,9 +156,12 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "command": command or " ".join(sys.argv),
             "git_revision": _git_revision(),
             "torch": torch.__version__,
+            "device": cfg.device,
+            "processes": int(os.environ.get("WORLD_SIZE", 1)),
         }
 
-    return run_training(cfg, model, batch_loss, lambda ema: bits_per_dim(ema, vcrops), meta, progress=progress)
+    return run_training(cfg, model, batch_loss, lambda ema: bits_per_dim(ema, vcrops), meta, progress=progress,
+                        device=cfg.device)
 
 
 def main(argv: list[str] | None = None) -> None:

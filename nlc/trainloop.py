@@ -2,7 +2,11 @@
 
 Learning-rate schedule, EMA (Polyak) averaging, exact-resume checkpoints, the
 optimisation step with a clean stop on a non-finite loss, and the loop that
-runs them (:func:`run_training`).
+runs them (:func:`run_training`) on one process or, under ``torchrun``, on
+several with PyTorch's DistributedDataParallel (gloo on CPU, NCCL on GPUs):
+every process draws its own batches, DDP averages the gradients, and process 0
+validates, writes the weights and the checkpoint (with every process's RNG
+state, so a resumed run draws the same batches).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+from contextlib import nullcontext
 from typing import Callable, Protocol
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 
 def cosine_lr(step: int, lr: float, warmup: int, steps: int) -> float:
@@ -48,26 +54,79 @@ def optimise(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Optimi
     opt.step()
 
 
+def distributed() -> tuple[int, int]:
+    """``(rank, world size)``: from ``torchrun``'s environment, ``(0, 1)`` for a plain process."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def init_distributed(device: str) -> tuple[int, int, str]:
+    """Join the process group when launched by ``torchrun``; returns rank, world size and this process's device.
+
+    NCCL and one GPU per process (``LOCAL_RANK``) for CUDA, gloo for CPU.
+    """
+    rank, world = distributed()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
+def _gather(obj: object, world: int) -> list:
+    if world == 1:
+        return [obj]
+    out: list = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def save_checkpoint(path: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer,
                     step: int, history: list, rng: np.random.Generator, config: dict) -> None:
-    """Everything needed to resume exactly: weights, EMA, optimiser, step, history and RNG states."""
+    """Everything needed to resume exactly: weights, EMA, optimiser, step, history and RNG states.
+
+    Under ``torchrun`` every process must call it (they exchange RNG states); process 0 writes.
+    """
+    rank, world = distributed()
+    rngs = _gather(rng.bit_generator.state, world)
+    torch_rngs = _gather(torch.get_rng_state(), world)
+    if rank:
+        return
     tmp = path.with_suffix(".ckpt.tmp")
     torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                "history": history, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "config": config}, tmp)
+                "history": history, "rng": rngs[0], "torch_rng": torch_rngs[0], "rngs": rngs,
+                "torch_rngs": torch_rngs, "config": config}, tmp)
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: str, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer,
                     rng: np.random.Generator) -> tuple[int, list]:
-    """Restore a :func:`save_checkpoint` file in place; returns the step and the history."""
-    state = torch.load(path, weights_only=False)
+    """Restore a :func:`save_checkpoint` file in place (this process's RNG states); returns the step and history."""
+    rank, world = distributed()
+    state = torch.load(path, weights_only=False, map_location="cpu")
     model.load_state_dict(state["model"])
     ema.load_state_dict(state["ema"])
     opt.load_state_dict(state["opt"])
-    rng.bit_generator.state = state["rng"]
-    torch.set_rng_state(state["torch_rng"])
+    rngs, torch_rngs = state.get("rngs", [state["rng"]]), state.get("torch_rngs", [state["torch_rng"]])
+    if len(rngs) != world:
+        raise ValueError(f"{path}: written by {len(rngs)} processes, resumed with {world}")
+    rng.bit_generator.state = rngs[rank]
+    torch.set_rng_state(torch_rngs[rank])
     return state["step"], state["history"]
+
+
+class _LossOf(torch.nn.Module):
+    """Wraps a model so that DDP's forward is the batch loss (DDP syncs gradients of what forward computes)."""
+
+    def __init__(self, model: torch.nn.Module, batch_loss: Callable) -> None:
+        super().__init__()
+        self.model = model
+        self.batch_loss = batch_loss
+
+    def forward(self, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+        return self.batch_loss(self.model, rng)
 
 
 class LoopConfig(Protocol):
@@ -85,52 +144,79 @@ class LoopConfig(Protocol):
     resume: str | None
 
 
+def _autocast(device: str, enabled: bool):
+    """bf16 autocast on a GPU when the model allows it; fp32 on the CPU."""
+    if enabled and device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def run_training(cfg: LoopConfig, model: torch.nn.Module,
                  batch_loss: Callable[[torch.nn.Module, np.random.Generator], tuple[torch.Tensor, dict]],
                  validate: Callable[[torch.nn.Module], float],
                  meta: Callable[[int, list, float], dict], *, val_label: str = "val",
-                 progress: bool = True) -> dict:
+                 progress: bool = True, device: str = "cpu") -> dict:
     """Train ``model`` (or resume ``cfg.resume``) to ``cfg.steps``; returns the final metadata.
 
-    ``batch_loss(model, rng)`` draws a batch and returns the loss in bits/dim
-    with extra progress-bar fields; ``validate(ema)`` gives validation bits/dim
-    of the averaged weights, which are written to ``cfg.out.safetensors`` with
-    ``meta(step, history, val_bpd)`` at every validation; a checkpoint goes to
-    ``cfg.out.ckpt`` every ``cfg.ckpt_every`` steps.
+    ``batch_loss(model, rng)`` draws a batch (on the model's device) and returns
+    the loss in bits/dim with extra progress-bar fields; ``validate(ema)`` gives
+    validation bits/dim of the averaged weights, which are written to
+    ``cfg.out.safetensors`` with ``meta(step, history, val_bpd)`` at every
+    validation; a checkpoint goes to ``cfg.out.ckpt`` every ``cfg.ckpt_every``
+    steps. Under ``torchrun`` each process runs this with its own batches.
+    A model with ``supports_autocast = False`` (the integer flows, whose
+    rounding needs fp32) trains in fp32 on GPUs too.
     """
     from tqdm import tqdm
 
     from .train import save_weights
 
+    rank, world, device = init_distributed(device)
     out = Path(cfg.out)
     ckpt_path = out.with_suffix(".ckpt")
+    model.to(device)
     ema = copy.deepcopy(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.seed + rank)
     step, history = 0, []
     if cfg.resume:
         step, history = load_checkpoint(cfg.resume, model, ema, opt, rng)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    trainer: torch.nn.Module = _LossOf(model, batch_loss)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trainer = DistributedDataParallel(trainer, find_unused_parameters=True)
+    amp = getattr(model, "supports_autocast", True)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank > 0, unit="step", dynamic_ncols=True)
     t0 = time.time()
     while step < cfg.steps:
         model.train()
-        loss, postfix = batch_loss(model, rng)
+        with _autocast(device, amp):
+            loss, postfix = trainer(rng)
+        loss = loss.float()
+        shown = loss.detach().clone()
+        if world > 1:  # every process stops together on a non-finite loss anywhere
+            dist.all_reduce(shown)
+            shown /= world
         try:
-            optimise(loss, model, opt, cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps), cfg.clip, step, ckpt_path)
+            optimise(loss if torch.isfinite(shown) else shown, model, opt,
+                     cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps), cfg.clip, step, ckpt_path)
         except FloatingPointError:
             bar.close()
             raise
         ema_update(ema, model, step, cfg.ema)
         step += 1
         bar.update(1)
-        bar.set_postfix(bpd=f"{loss.item():.3f}", **postfix)
-        if step % cfg.val_every == 0 or step == cfg.steps:
+        bar.set_postfix(bpd=f"{shown.item():.3f}", **postfix)
+        if (step % cfg.val_every == 0 or step == cfg.steps) and rank == 0:
             vb = validate(ema)
-            history.append({"step": step, "train_bpd": round(loss.item(), 4), "val_bpd": round(vb, 4),
+            history.append({"step": step, "train_bpd": round(shown.item(), 4), "val_bpd": round(vb, 4),
                             "seconds": round(time.time() - t0, 1)})
             bar.write(f"step {step}: {val_label} {vb:.4f} bits/dim (EMA)")
             save_weights(ema, out.with_suffix(".safetensors"), meta(step, history, vb))
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
     bar.close()
+    if world > 1:
+        dist.barrier()
     return meta(step, history, history[-1]["val_bpd"] if history else float("nan"))

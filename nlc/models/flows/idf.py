@@ -77,6 +77,8 @@ class Level(nn.Module):
 class IDF(nn.Module):
     """Integer discrete flow with factor-out priors: exact log-likelihoods of 8-bit images."""
 
+    supports_autocast = False  # rounding to integers needs fp32 in training too
+
     def __init__(self, config: IDFConfig) -> None:
         super().__init__()
         self.config = config

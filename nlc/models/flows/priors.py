@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..heads import integer_logistic_log_prob
-from .bijections import OUT, SCALE, _Res
+from .bijections import OUT, _Res, net_input
 
 LOG_SCALE_MIN = -4.0
 LOG_SCALE_INIT = 2.0
@@ -64,7 +64,7 @@ class StagedPrior(nn.Module):
             dev = self.trunk_in.weight.device
             inp = torch.ones(batch, 1, height, width, device=dev)
         else:
-            inp = cond.contiguous() / SCALE
+            inp = net_input(cond.contiguous())
         h = self.trunk_in(inp)
         for b in self.trunk:
             h = b(h)
@@ -75,7 +75,7 @@ class StagedPrior(nn.Module):
         """Mixture ``(logits, means, log_scales)``, each ``(B, M, C, H, W)``, given the ``known`` entries of ``z``."""
         k = known.expand_as(z)
         # where(), not a product: unknown entries are exactly +0.0 on the encoder's and the decoder's side
-        h = self.head_in(torch.cat([F.relu(feats), torch.where(k, z, 0.0) / SCALE, k.to(z.dtype)], 1))
+        h = self.head_in(torch.cat([F.relu(feats), net_input(torch.where(k, z, 0.0)), k.to(z.dtype)], 1))
         h = self.head_out(F.relu(self.head_mid(F.relu(h))))
         b, _, hh, ww = h.shape
         logits, means, log_scales = h.view(b, 3, self.mixtures, self.channels, hh, ww).unbind(1)

@@ -1,0 +1,94 @@
+"""`nlc train` under torchrun: DistributedDataParallel with the gloo backend, 2 CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from tests.conftest import gradient_image
+
+
+@dataclass
+class LoopCfg:
+    out: str
+    steps: int = 3
+    lr: float = 0.05
+    warmup: int = 1
+    ema: float = 0.9
+    clip: float = 10.0
+    seed: int = 0
+    val_every: int = 2
+    ckpt_every: int = 2
+    resume: str | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(rank: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+
+
+def _loop_worker(rank: int, port: int, out: str, steps: int, resume: str | None) -> None:
+    from nlc.trainloop import run_training
+
+    _env(rank, port)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+
+    def batch_loss(m, rng):
+        x = torch.from_numpy(rng.normal(size=(8, 4))).float()  # each process draws its own batch
+        return (m(x) - x.sum(1, keepdim=True)).pow(2).mean(), {}
+
+    run_training(LoopCfg(out=out, steps=steps, resume=resume), model, batch_loss, lambda ema: 0.0,
+                 lambda step, history, vb: {"steps": step}, progress=False)
+    torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out}.rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_keeps_processes_in_step_and_resumes(tmp_path):
+    out = str(tmp_path / "run")
+    mp.spawn(_loop_worker, args=(_free_port(), out, 3, None), nprocs=2)
+    a, b = torch.load(f"{out}.rank0.pt"), torch.load(f"{out}.rank1.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # gradients averaged: identical weights on both
+    ckpt = torch.load(f"{out}.ckpt", weights_only=False)
+    assert ckpt["step"] == 3 and len(ckpt["rngs"]) == 2 and ckpt["rngs"][0] != ckpt["rngs"][1]
+    mp.spawn(_loop_worker, args=(_free_port(), out, 5, f"{out}.ckpt"), nprocs=2)
+    a, b = torch.load(f"{out}.rank0.pt"), torch.load(f"{out}.rank1.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.load(f"{out}.ckpt", weights_only=False)["step"] == 5
+
+
+def _train_worker(rank: int, port: int, photos: str, out: str) -> None:
+    from nlc.train import TrainConfig, train
+    from tests.test_flows import TINY_FLOW
+
+    _env(rank, port)
+    torch.set_num_threads(1)
+    train(TrainConfig(data=photos, val=photos, out=out, steps=2, batch=2, crop=8, val_every=2, ckpt_every=2,
+                      architecture="idf", model=dict(TINY_FLOW)), progress=False)
+    dist.destroy_process_group()
+
+
+def test_photo_trainer_under_two_processes(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    out = tmp_path / "run"
+    mp.spawn(_train_worker, args=(_free_port(), str(photos), str(out)), nprocs=2)
+    meta = json.loads(Path(f"{out}.json").read_text())
+    assert meta["processes"] == 2 and meta["steps"] == 2 and np.isfinite(meta["val_bits_per_dim"])
