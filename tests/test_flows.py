@@ -15,7 +15,7 @@ from nlc.api import Codec, decode_image, encode_image
 from nlc.coding.coders import RangeQueue
 from nlc.coding.flow import LatentCoder, decode_flow, encode_flow
 from nlc.errors import FormatError, InputError
-from nlc.models.flows import IDF, AdditiveCoupling, IDFConfig, IntegerConv1x1, Reverse, Squeeze, check_invertible
+from nlc.models.flows import IDF, AdditiveCoupling, AffineCoupling, IDFConfig, IntegerConv1x1, Reverse, Squeeze, check_invertible
 from nlc.registry import CodecSpec
 from tests.conftest import gradient_image, same_pixels
 
@@ -48,7 +48,8 @@ def extreme_integers(shape, seed=0) -> torch.Tensor:
 
 @pytest.mark.parametrize("make", [
     lambda: Squeeze(), lambda: Reverse(), lambda: IntegerConv1x1(12), lambda: AdditiveCoupling(12, 8, 1),
-])
+    lambda: AffineCoupling(12, 8, 1),
+], ids=["squeeze", "reverse", "conv1x1", "additive", "affine"])
 def test_every_bijection_is_exactly_invertible(make):
     torch.manual_seed(1)
     block = make()
@@ -61,6 +62,20 @@ def test_every_bijection_is_exactly_invertible(make):
         assert not torch.equal(y, x)
 
 
+def test_affine_coupling_scales_pairs():
+    """With a constant log-scale, the four shears scale u by about a and v by about 1/a."""
+    torch.manual_seed(0)
+    c = AffineCoupling(4, 8, 1)
+    with torch.no_grad():
+        c.net.out.weight.zero_()
+        c.net.out.bias.zero_()
+        c.net.out.bias[0] = math.atanh(math.log(2.0) / AffineCoupling.MAX_LOG)  # a = 2, no translation
+    x = torch.zeros(1, 4, 1, 1)
+    x[0, 2], x[0, 3] = 100.0, 400.0
+    y = check_invertible(c, x)
+    assert abs(y[0, 2].item() - 200) <= 2 and abs(y[0, 3].item() - 200) <= 2
+
+
 def test_integer_conv_is_volume_preserving_and_not_a_permutation():
     torch.manual_seed(0)
     conv = IntegerConv1x1(6)
@@ -69,8 +84,9 @@ def test_integer_conv_is_volume_preserving_and_not_a_permutation():
     assert y.dtype == torch.float32 and not torch.equal(y.sort(1).values, x.sort(1).values)
 
 
-def test_whole_flow_is_exactly_invertible_level_by_level():
-    m = tiny_flow()
+@pytest.mark.parametrize("coupling", ["additive", "affine"])
+def test_whole_flow_is_exactly_invertible_level_by_level(coupling):
+    m = tiny_flow(coupling=coupling)
     x = extreme_integers((2, 3, 16, 8), seed=5).clamp(-128, 127)
     latents = m.latents(x)
     kept = None

@@ -2,7 +2,7 @@
 
 Level ``l`` squeezes its input (2x2 blocks to channels), runs ``couplings``
 steps of [integer 1x1 convolution (or channel reversal), additive coupling],
-then factors out half of the channels, whose prior is conditioned on the half
+(or the lifting-based affine coupling, ``coupling = "affine"``), then factors out half of the channels, whose prior is conditioned on the half
 it keeps; the kept half goes on to the next level. The top level keeps
 everything and codes it with an unconditional prior. Every map is exact on
 integers, so ``-log2 p(latents)`` is the image's exact code length.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .bijections import AdditiveCoupling, Bijection, IntegerConv1x1, Reverse, Squeeze
+from .bijections import COUPLINGS, Bijection, IntegerConv1x1, Reverse, Squeeze
 from .priors import StagedPrior
 
 
@@ -38,6 +38,7 @@ class IDFConfig:
     groups: int = 2
     checkerboard: bool = True
     conv1x1: bool = True
+    coupling: str = "additive"
 
 
 class Level(nn.Module):
@@ -49,7 +50,7 @@ class Level(nn.Module):
         steps: list[Bijection] = [Squeeze()]
         for _ in range(cfg.couplings):
             steps.append(IntegerConv1x1(c4) if cfg.conv1x1 else Reverse())
-            steps.append(AdditiveCoupling(c4, cfg.hidden, cfg.blocks))
+            steps.append(COUPLINGS[cfg.coupling](c4, cfg.hidden, cfg.blocks))
         self.steps = nn.ModuleList(steps)
         self.keep = 0 if top else c4 // 2
         self.prior = StagedPrior(c4 - self.keep, self.keep, cfg.prior_hidden, cfg.prior_blocks, cfg.mixtures,
