@@ -7,6 +7,7 @@ problem; no output file is left behind.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -267,7 +268,8 @@ def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None
         meta = run(cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
-    click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors")
+    if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, process 0 validated and wrote the weights
+        click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors")
 
 
 if __name__ == "__main__":

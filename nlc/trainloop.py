@@ -185,7 +185,7 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        trainer = DistributedDataParallel(trainer, find_unused_parameters=True)
+        trainer = DistributedDataParallel(trainer)
     amp = getattr(model, "supports_autocast", True)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank > 0, unit="step", dynamic_ncols=True)
     t0 = time.time()
