@@ -128,8 +128,6 @@ def encode_image(
     plane = images.plane_of(image)
     model_bits, model_payload = 0.0, b""
     extra = {}
-    if c.is_flow:
-        tile = flow.whole_tile(c.model, tile)
     if pixels is not None and c.is_flow:
         if coder_name != "range":
             raise InputError(f"codec {c.spec.name!r} codes with the range coder only")

@@ -90,9 +90,8 @@ def test_whole_flow_is_exactly_invertible_level_by_level(coupling):
     x = extreme_integers((2, 3, 16, 8), seed=5).clamp(-128, 127)
     latents = m.latents(x)
     kept = None
-    for i in reversed(range(len(m.levels))):
-        kept = m.reconstruct(i, latents[i][0] if i < len(m.levels) - 1 else None, latents[i][1]) if kept is None \
-            else m.reconstruct(i, kept, latents[i][1])
+    for i, size in reversed(list(enumerate(m.input_sizes(16, 8)))):
+        kept = m.reconstruct(i, kept, latents[i][1], size)
     assert torch.equal(kept, x)
     for lvl, inp in zip(m.levels, [x, latents[0][0]]):
         check_invertible(lvl, inp)
@@ -122,6 +121,14 @@ def flow_images(draw):
     else:
         px = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
     return Image.fromarray(px, "RGBA").convert(mode)
+
+
+def test_odd_sizes_pad_one_row_per_level():
+    """A 37x21 image pads to even sides level by level: latents of 19x11, 10x6, 5x3 (not 64x32)."""
+    m = tiny_flow(levels=3)
+    x = extreme_integers((1, 3, 37, 21), seed=2).clamp(-128, 127)
+    assert [z.shape[-2:] for _, z in m.latents(x)] == [(19, 11), (10, 6), (5, 3)]
+    assert m.input_sizes(37, 21) == [(37, 21), (19, 11), (10, 6)]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

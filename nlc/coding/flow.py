@@ -9,12 +9,14 @@ the result as the next level's conditioning. Both sides compute every prior
 from the same integers with the same operations, so their tables agree.
 
 Each latent's discretized logistic mixture becomes a table over a window of
-integers around the mixture's mean (16 to 256 wide, from the mixture's
-scales, so narrow latents get small tables) plus two tail bins; a value in a
-tail bin is followed by its distance beyond the window in
-:data:`ESCAPE_BYTES` uniform bytes. Large images are cut into tiles of at most
-``tile x tile`` (sides padded by edge replication to the flow's multiple),
-coded one after another into one range-coder stream.
+integers around the mixture's mean (16 to 4096 wide, reaching :data:`TAIL`
+scales past every component, so narrow latents get small tables) plus two
+tail bins. A value in a tail bin is coded in further windows of the same width
+beyond it, under the mixture's tail, so its cost stays the model's
+``-log2 p``; after :data:`ESCAPE_ROUNDS` windows its distance goes as
+:data:`ESCAPE_BYTES` raw bytes. Large images are cut into tiles of at most
+``tile x tile``, of any size (the flow pads odd sides level by level), coded
+one after another into one range-coder stream.
 """
 
 from __future__ import annotations
@@ -234,30 +236,16 @@ def _code_level(prior, kept: torch.Tensor | None, z: torch.Tensor | None, shape:
     return z
 
 
-def whole_tile(model, tile: int) -> int:
-    """``tile`` rounded up to a multiple of the flow's ``model.multiple`` (tiles are never padded inside an image)."""
-    m = model.multiple
-    return max(m, -(-tile // m) * m)
-
-
 def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
     """``(y, x, h, w)`` of the tiles of an image, row by row."""
     return [(y, x, min(tile, height - y), min(tile, width - x))
             for y in range(0, height, tile) for x in range(0, width, tile)]
 
 
-def _padded(pixels: np.ndarray, multiple: int) -> np.ndarray:
-    h, w = pixels.shape[:2]
-    ph, pw = -h % multiple, -w % multiple
-    return np.pad(pixels, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else pixels
-
-
 def level_shapes(model, height: int, width: int) -> list[tuple[int, int, int]]:
-    """``(C, H, W)`` of each level's coded latent for a padded tile."""
-    out = []
-    for i, lvl in enumerate(model.levels):
-        out.append((lvl.prior.channels, height >> (i + 1), width >> (i + 1)))
-    return out
+    """``(C, H, W)`` of each level's coded latent for a tile of ``height x width``."""
+    return [(lvl.prior.channels, -(-h // 2), -(-w // 2))
+            for lvl, (h, w) in zip(model.levels, model.input_sizes(height, width))]
 
 
 Progress = Callable[[int], object] | None
@@ -269,10 +257,9 @@ def encode_flow(model, pixels: np.ndarray, tile: int, progress: Progress = None)
     queue = RangeQueue()
     coder = LatentCoder(queue)
     for y, x, h, w in tile_boxes(pixels.shape[0], pixels.shape[1], tile):
-        t = _padded(pixels[y : y + h, x : x + w], model.multiple)
-        img = torch.from_numpy(np.array(t)).permute(2, 0, 1).unsqueeze(0).float() - 128.0
+        img = torch.from_numpy(np.array(pixels[y : y + h, x : x + w])).permute(2, 0, 1).unsqueeze(0).float() - 128.0
         latents = model.latents(img)
-        shapes = level_shapes(model, t.shape[0], t.shape[1])
+        shapes = level_shapes(model, h, w)
         for i in reversed(range(len(model.levels))):
             kept, z = latents[i]
             _code_level(model.levels[i].prior, kept, z, shapes[i], coder)
@@ -288,18 +275,17 @@ def decode_flow(model, payload: bytes, height: int, width: int, tile: int, progr
     coder = LatentCoder(queue)
     out = np.empty((height, width, 3), np.uint8)
     for y, x, h, w in tile_boxes(height, width, tile):
-        ph, pw = h + (-h % model.multiple), w + (-w % model.multiple)
-        shapes = level_shapes(model, ph, pw)
+        shapes, sizes = level_shapes(model, h, w), model.input_sizes(h, w)
         kept = None
         for i in reversed(range(len(model.levels))):
             z = _code_level(model.levels[i].prior, kept, None, shapes[i], coder)
-            kept = model.reconstruct(i, kept, z)
+            kept = model.reconstruct(i, kept, z, sizes[i])
             if progress:
                 progress(1)
         img = (kept[0] + 128.0).permute(1, 2, 0).numpy()
         if img.min() < 0 or img.max() > 255:
             raise ValueError("decoded values out of the 8-bit range (corrupted payload)")
-        out[y : y + h, x : x + w] = img[:h, :w].astype(np.uint8)
+        out[y : y + h, x : x + w] = img.astype(np.uint8)
     return out
 
 

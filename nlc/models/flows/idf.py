@@ -7,8 +7,10 @@ it keeps; the kept half goes on to the next level. The top level keeps
 everything and codes it with an unconditional prior. Every map is exact on
 integers, so ``-log2 p(latents)`` is the image's exact code length.
 
-Pixels enter centred (``0..255 -> -128..127``); image sides must be multiples
-of ``2**levels`` (the codec pads).
+Pixels enter centred (``0..255 -> -128..127``). Images of any size work: a
+level whose input has an odd side first repeats its last row or column (and
+the inverse crops it again), so at most one row and one column per level are
+padded, at that level's resolution.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .bijections import COUPLINGS, Bijection, IntegerConv1x1, Reverse, Squeeze
@@ -90,24 +93,32 @@ class IDF(nn.Module):
             c = lvl.keep
         self.levels = nn.ModuleList(levels)
 
-    @property
-    def multiple(self) -> int:
-        """Image sides must be multiples of this."""
-        return 2 ** self.config.levels
+    def input_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """``(H, W)`` of every level's input (before its padding to even sides) for an image of that size."""
+        sizes = []
+        for _ in self.levels:
+            sizes.append((height, width))
+            height, width = -(-height // 2), -(-width // 2)
+        return sizes
 
     def latents(self, x: torch.Tensor) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
         """Integer image ``(B, C, H, W)`` (centred) -> per level ``(kept, factored_out)``."""
         out = []
         for lvl in self.levels:
+            h, w = x.shape[-2:]
+            if h % 2 or w % 2:
+                x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
             kept, z = lvl.split(lvl(x))
             out.append((kept, z))
             x = kept
         return out
 
-    def reconstruct(self, level: int, kept: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
-        """Invert level ``level`` from its kept and factored-out parts (its input, i.e. the previous level's kept part)."""
+    def reconstruct(self, level: int, kept: torch.Tensor | None, z: torch.Tensor,
+                    size: tuple[int, int]) -> torch.Tensor:
+        """Invert level ``level`` from its kept and factored-out parts: its input of ``size`` (the
+        previous level's kept part, or the image)."""
         full = z if kept is None else torch.cat([kept, z], 1)
-        return self.levels[level].inverse(full)
+        return self.levels[level].inverse(full)[..., : size[0], : size[1]]
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(x)`` in nats ``(B,)`` for a centred integer image."""
