@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import api
-from .errors import InputError, NlcError
+from .errors import NlcError
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where the model runs.")
@@ -215,17 +215,6 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
         _fail(str(e))
 
 
-def _train_device(device: str) -> str:
-    """``auto`` trains on CUDA when present; ``cuda`` without a GPU is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device cuda requested, but CUDA is not available on this machine")
-    return device
-
-
 @main.command()
 @click.option("-m", "--model", default="pixelcnnpp", show_default=True, help="Codec whose architecture to train.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
@@ -264,7 +253,7 @@ def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None
 
         cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
                           lr=lr or 2e-3, resume=resume, architecture=spec.architecture,
-                          model=dict(spec.hyperparameters), device=_train_device(device))
+                          model=dict(spec.hyperparameters), device=api.resolve_device(device))
         meta = run(cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:
         _fail(str(e))

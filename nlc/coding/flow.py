@@ -21,11 +21,13 @@ one after another into one range-coder stream.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 import torch
 
+from ..models.heads import integer_logistic_log_prob
 from .coders import RangeQueue
 
 WIDTHS = tuple(2**k for k in range(4, 13))  # 16 .. 4096
@@ -76,15 +78,6 @@ def windowed_tables(w: torch.Tensor, means: torch.Tensor, inv_s: torch.Tensor, l
     return table.numpy()
 
 
-def model_bits(values: torch.Tensor, w: torch.Tensor, means: torch.Tensor, inv_s: torch.Tensor) -> float:
-    """``-log2 p`` of integer ``values`` ``(n,)`` under the mixtures (unbounded support, no quantization)."""
-    c = values.double().unsqueeze(1) - means
-    plus, minus = (c + 0.5) * inv_s, (c - 0.5) * inv_s
-    comp = torch.where(c > 0, torch.sigmoid(-minus) - torch.sigmoid(-plus), torch.sigmoid(plus) - torch.sigmoid(minus))
-    p = (w * comp).sum(1).clamp(min=1e-300)
-    return float(-torch.log2(p).sum())
-
-
 def _escape_digits(d: np.ndarray) -> np.ndarray:
     """Distances ``(k,)`` beyond the last escape window -> ``(k * ESCAPE_BYTES,)`` base-256 digits."""
     if len(d) and int(d.max()) >= 256**ESCAPE_BYTES:
@@ -123,6 +116,11 @@ def escape_table(w: torch.Tensor, means: torch.Tensor, inv_s: torch.Tensor, base
 ESCAPE_ROUNDS = 16  # windows tried beyond the first before the distance is sent as raw bytes
 
 
+def _beyond(above: np.ndarray, low: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(sign, base)`` of escaped values: ``value = base + sign * distance`` beyond their window."""
+    return np.where(above, 1, -1), np.where(above, low + width, low - 1)
+
+
 def _batches(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor):
     """Yield ``(positions, w, means, inv_s, low, width)``: chunks of latents that share a window width."""
     w, mu, inv_s = mixture_params(logits, means, log_scales)
@@ -152,10 +150,10 @@ class LatentCoder:
             self.queue.encode(np.clip(idx, 0, width + 1).astype(np.int32), table)
             esc = np.nonzero(below | above)[0]
             if len(esc):
-                sign = np.where(above[esc], 1, -1)
-                base = np.where(above[esc], lo[esc] + width, lo[esc] - 1)
+                sign, base = _beyond(above[esc], lo[esc], width)
                 self._encode_escapes(sign * (v[esc] - base), base, sign, esc, w, mu, inv_s, width)
-            self.model_bits += model_bits(values[pos], w, mu, inv_s)
+        lp = integer_logistic_log_prob(values.double(), logits.double(), means.double(), log_scales.double())
+        self.model_bits -= float(lp.sum()) / math.log(2)
 
     def decode(self, logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
         """Decode ``n`` integers coded by :meth:`encode` with the same parameters."""
@@ -168,8 +166,7 @@ class LatentCoder:
             below, above = sym == 0, sym == width + 1
             esc = np.nonzero(below | above)[0]
             if len(esc):
-                sign = np.where(above[esc], 1, -1)
-                base = np.where(above[esc], lo[esc] + width, lo[esc] - 1)
+                sign, base = _beyond(above[esc], lo[esc], width)
                 v[esc] = base + sign * self._decode_escapes(base, sign, esc, w, mu, inv_s, width)
             out[pos] = torch.from_numpy(v).float()
         return out
@@ -218,21 +215,14 @@ def _select(params: tuple[torch.Tensor, ...], mask: torch.Tensor) -> tuple[torch
 def _code_level(prior, kept: torch.Tensor | None, z: torch.Tensor | None, shape: tuple[int, int, int],
                 coder: LatentCoder) -> torch.Tensor:
     """Encode ``z`` (given) or decode it (``z is None``) under ``prior`` given ``kept``; returns ``z``."""
-    c, h, w = shape
     decoding = z is None
     if decoding:
-        z = torch.zeros(1, c, h, w)
-    feats = prior.features(kept, 1, h, w)
-    masks = prior.stage_masks(h, w)
-    known = torch.zeros_like(masks[0])
-    for s in range(prior.stages):
-        sel = masks[s]
-        params = _select(prior.stage_params(feats, z, known), sel)
+        z = torch.zeros(1, *shape)
+    for mask, params in prior.stages_of(z, kept):
         if decoding:
-            z[0][sel] = coder.decode(*params)
+            z[0][mask] = coder.decode(*_select(params, mask))
         else:
-            coder.encode(z[0][sel], *params)
-        known = known | sel
+            coder.encode(z[0][mask], *_select(params, mask))
     return z
 
 

@@ -44,10 +44,6 @@ class Bijection(nn.Module):
         """Latents towards data: ``inverse(forward(x)) == x``."""
         raise NotImplementedError
 
-    def out_channels(self, channels: int) -> int:
-        """Channels of the output for ``channels`` input channels."""
-        return channels
-
 
 class Squeeze(Bijection):
     """``(B, C, H, W) -> (B, 4C, H/2, W/2)``: every 2x2 block becomes four channels (RealNVP)."""
@@ -59,10 +55,6 @@ class Squeeze(Bijection):
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         """Channels to space."""
         return F.pixel_shuffle(y, 2)
-
-    def out_channels(self, channels: int) -> int:
-        """Four times the input's."""
-        return 4 * channels
 
 
 class Reverse(Bijection):

@@ -10,6 +10,8 @@ one network pass per stage (4 by default), never a per-pixel loop.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,7 +33,6 @@ class StagedPrior(nn.Module):
             raise ValueError(f"{channels} channels do not split into {groups} groups")
         self.channels, self.mixtures, self.groups = channels, mixtures, groups
         self.parities = 2 if checkerboard else 1
-        self.cond_channels = cond_channels
         self.trunk_in = nn.Conv2d(max(cond_channels, 1), hidden, 3, padding=1)
         self.trunk = nn.ModuleList(_Res(hidden) for _ in range(blocks))
         self.head_in = nn.Conv2d(hidden + 2 * channels, hidden, 3, padding=1)
@@ -81,15 +82,24 @@ class StagedPrior(nn.Module):
         logits, means, log_scales = h.view(b, 3, self.mixtures, self.channels, hh, ww).unbind(1)
         return logits, means * (2 * OUT), (log_scales + LOG_SCALE_INIT).clamp(min=LOG_SCALE_MIN)
 
-    def log_prob(self, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """``log p(z | cond)`` in nats, ``(B,)``."""
+    def stages_of(self, z: torch.Tensor, cond: torch.Tensor | None
+                  ) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+        """Yield each stage's mask ``(C, H, W)`` and mixture parameters, in coding order.
+
+        Stage ``s`` reads the entries of ``z`` coded by earlier stages when it is
+        reached, so a decoder fills them in between (the others may hold anything).
+        """
         b, _, h, w = z.shape
         feats = self.features(cond, b, h, w)
         masks = self.stage_masks(h, w, z.device)
         known = torch.zeros_like(masks[0])
-        total = z.new_zeros(b)
-        for s in range(self.stages):
-            lp = integer_logistic_log_prob(z, *self.stage_params(feats, z, known))
-            total = total + (lp * masks[s]).flatten(1).sum(1)
-            known = known | masks[s]
+        for mask in masks:
+            yield mask, self.stage_params(feats, z, known)
+            known = known | mask
+
+    def log_prob(self, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """``log p(z | cond)`` in nats, ``(B,)``."""
+        total = z.new_zeros(z.shape[0])
+        for mask, params in self.stages_of(z, cond):
+            total = total + (integer_logistic_log_prob(z, *params) * mask).flatten(1).sum(1)
         return total
