@@ -107,6 +107,14 @@ def build_model(architecture: str, hyperparameters: dict) -> torch.nn.Module:
         from .models.pixelcnnpp import PixelCNNPP, PixelCNNPPConfig
 
         return PixelCNNPP(PixelCNNPPConfig(**hyperparameters))
+    if architecture == "pixelcnn":
+        from .models.pixelcnn import PixelCNN, PixelCNNConfig
+
+        return PixelCNN(PixelCNNConfig(**hyperparameters))
+    if architecture == "gated-pixelcnn":
+        from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+
+        return GatedPixelCNN(GatedPixelCNNConfig(**hyperparameters))
     if architecture == "idf":
         from .models.flows import IDF, IDFConfig
 

@@ -1,4 +1,4 @@
-"""Models: the row-cached stepper computes the parallel forward; causality; likelihoods."""
+"""Models: mixture likelihoods and the coded information (steppers and causality: test_zoo.py)."""
 
 import math
 
@@ -8,31 +8,6 @@ import torch
 from nlc.coding.autoregressive import encode_tiles
 from nlc.models.mixture import log_likelihood
 from tests.conftest import tiny_model
-
-
-def test_stepper_matches_parallel_forward():
-    m = tiny_model(1)
-    x = torch.rand(2, 3, 11, 9) * 2 - 1
-    with torch.no_grad():
-        full = m(x)
-    st = m.stepper(2, 11, 9)
-    st.fill(m.with_ones(x))
-    for r in range(11):
-        st.start_row(r)
-        for c in range(9):
-            assert torch.allclose(st.params(c), full[:, :, r, c], atol=1e-5)
-
-
-def test_parameters_depend_only_on_earlier_pixels():
-    m = tiny_model(2)
-    x = torch.rand(1, 3, 12, 12) * 2 - 1
-    y = x.clone()
-    y[:, :, 6, 5] = -x[:, :, 6, 5]
-    with torch.no_grad():
-        changed = (m(x) - m(y)).abs().sum(dim=(0, 1)) > 0
-    order = torch.arange(144).view(12, 12)
-    assert not changed[order <= 6 * 12 + 5].any()  # nothing at or before (6, 5) moved
-    assert changed[6, 6]  # the next pixel sees it
 
 
 def test_mixture_probabilities_sum_to_one():

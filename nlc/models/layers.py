@@ -116,7 +116,9 @@ class Nin(nn.Module):
         self.lin = nn.Linear(cin, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply to ``(B, C, ...)`` tensors of any trailing shape."""
+        """Apply to ``(B, C, ...)`` tensors of any trailing shape (4-D ones as a 1x1 convolution, faster)."""
+        if x.dim() == 4:
+            return F.conv2d(x, self.lin.weight[:, :, None, None], self.lin.bias)
         return torch.movedim(self.lin(torch.movedim(x, 1, -1)), -1, 1)
 
 

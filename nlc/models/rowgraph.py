@@ -49,6 +49,11 @@ class FullOps:
         a, b = c.chunk(2, dim=1)
         return x + a * torch.sigmoid(b)
 
+    def tanh_gate(self, c: torch.Tensor) -> torch.Tensor:
+        """Gated activation ``tanh(a) * sigmoid(b)`` with ``(a, b) = c`` (Gated PixelCNN)."""
+        a, b = c.chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
     def dropout(self, m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Dropout module (identity in eval mode)."""
         return m(x)
@@ -138,6 +143,15 @@ class RowOps:
             return x.row(r) + a * torch.sigmoid(b)
 
         return RowNode(fn, x.zeros)
+
+    def tanh_gate(self, c: RowNode) -> RowNode:
+        """Gated activation ``tanh(a) * sigmoid(b)``."""
+
+        def fn(r: int) -> torch.Tensor:
+            a, b = c.row(r).chunk(2, dim=1)
+            return torch.tanh(a) * torch.sigmoid(b)
+
+        return RowNode(fn, self._zeros(c.channels // 2, c.width))
 
     def dropout(self, m: torch.nn.Module, x: RowNode) -> RowNode:
         """Dropout is off when coding."""

@@ -1,0 +1,79 @@
+"""What every autoregressive image model shares: input layout, likelihood, config.
+
+A model maps ``(B, 4, H, W)`` input (RGB in ``[-1, 1]`` and a ones channel that
+is zero outside the image or tile) to discretized-logistic-mixture parameters
+``(B, 10*M, H, W)`` for every pixel in one parallel pass (:meth:`forward_x4`),
+and offers a :meth:`stepper` that gives the same parameters one pixel at a time
+in raster order for coding (see :class:`nlc.coding.autoregressive.Stepper`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import torch
+from torch import nn
+
+from . import mixture
+from .neighbours import with_ones
+
+
+class MixtureImageModel(nn.Module):
+    """Base class: subclasses set ``config`` (with ``mixtures``) and define ``forward_x4`` and ``stepper``."""
+
+    config: object
+
+    def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
+        """Mixture parameters for every pixel of input that already has the ones channel."""
+        raise NotImplementedError
+
+    with_ones = staticmethod(with_ones)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mixture parameters for every pixel, ``(B, 3, H, W) -> (B, 10*M, H, W)``."""
+        return self.forward_x4(with_ones(x))
+
+    def log_likelihood(self, x: torch.Tensor, channels: int = 3) -> torch.Tensor:
+        """Per-pixel log-likelihood in nats of ``(B, 3, H, W)`` input in ``[-1, 1]``."""
+        return mixture.log_likelihood(x, self(x), self.config.mixtures, channels)
+
+    def hyperparameters(self) -> dict:
+        """The config as a plain dict."""
+        return asdict(self.config)
+
+
+def zero_(module: nn.Module) -> nn.Module:
+    """Zero a layer's weights and biases in place (a block or head that starts silent)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.zero_()
+    return module
+
+
+class RasterStepper:
+    """Base of the models' incremental evaluators: the padded pixel buffer and how pixels enter it.
+
+    ``x`` is ``(B, 4, H + TOP, W + LEFT + 1)``: zero rows on top, zero columns
+    left and one right, so causal windows near the border read zeros. Pixels
+    enter through :meth:`fill` (an encoder may load the whole image up front:
+    nothing after the current pixel is read) or :meth:`put` (a decoder adds each
+    pixel once decoded). Subclasses compute :meth:`params` one pixel at a time:
+    :meth:`start_row` once per row, then ``params(c)`` for ``c = 0, 1, ...``.
+    """
+
+    TOP, LEFT = 2, 3
+
+    def __init__(self, model: nn.Module, batch: int, height: int, width: int) -> None:
+        self.model, self.batch, self.width = model, batch, width
+        self.device = next(model.parameters()).device
+        self.x = torch.zeros(batch, 4, height + self.TOP, width + self.LEFT + 1, device=self.device)
+
+    @torch.no_grad()
+    def fill(self, x4: torch.Tensor) -> None:
+        """Load ``(B, 4, H, W)`` input (RGB in ``[-1, 1]`` and the ones channel)."""
+        self.x[:, :, self.TOP :, self.LEFT : self.LEFT + self.width] = x4
+
+    @torch.no_grad()
+    def put(self, index: torch.Tensor, r: int, c: int, rgb: torch.Tensor) -> None:
+        """Set pixel ``(r, c)`` of the tiles ``index`` to ``rgb`` ``(n, 3)`` in ``[-1, 1]``."""
+        self.x[index, :3, r + self.TOP, c + self.LEFT] = rgb

@@ -1,0 +1,107 @@
+"""The causal-neighbourhood skip shared by the autoregressive image models.
+
+A linear map from a pixel's causal neighbourhood (W, WW, N, NN, NW, NE and
+some absolute differences) straight to the mixture parameters, started as the
+classical predictor ``0.75 W + 0.75 N - 0.5 NW`` with narrow scales. It makes a
+model useful from its first training step; the network learns what it misses.
+
+:func:`neighbour_features` evaluates it on whole images (training);
+:class:`SkipStepper` splits it into the part that depends on the rows above
+(computed once per row) and the part that depends on the current row (per
+pixel), for incremental coding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IN_CHANNELS = 4  # R, G, B and the ones channel that marks where the image is
+LEFT_FEATURES = 14  # W, WW (4 channels each), |W-NW|, |W-WW| (RGB)
+ABOVE_FEATURES = 25  # N, NN, NW, NE (4 each), |N-NW|, |N-NE|, |N-NN| (RGB)
+FEATURES = LEFT_FEATURES + ABOVE_FEATURES
+
+
+def shift(x: torch.Tensor, down: int, right: int) -> torch.Tensor:
+    """``out[..., r, c] = x[..., r - down, c - right]`` with zeros outside (``right`` may be -1)."""
+    h, w = x.shape[-2:]
+    x = F.pad(x, (max(right, 0), max(-right, 0), down, 0))
+    return x[..., :h, max(-right, 0) : max(-right, 0) + w] if right < 0 else x[..., :h, :w]
+
+
+def with_ones(x: torch.Tensor) -> torch.Tensor:
+    """Append the ones channel to ``(B, 3, H, W)`` input in ``[-1, 1]``."""
+    return torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+
+
+def neighbour_features(x4: torch.Tensor) -> torch.Tensor:
+    """Causal neighbourhood features of every pixel, ``(B, 4, H, W) -> (B, 39, H, W)``.
+
+    Order: the 14 left features, then the 25 above features (see the constants).
+    """
+    w, ww = shift(x4, 0, 1), shift(x4, 0, 2)
+    n, nn_, nw, ne = shift(x4, 1, 0), shift(x4, 2, 0), shift(x4, 1, 1), shift(x4, 1, -1)
+    rgb = slice(0, 3)
+    return torch.cat(
+        [w, ww, (w - nw)[:, rgb].abs(), (w - ww)[:, rgb].abs(),
+         n, nn_, nw, ne, (n - nw)[:, rgb].abs(), (n - ne)[:, rgb].abs(), (n - nn_)[:, rgb].abs()],
+        dim=1,
+    )
+
+
+def predictor_skip(mixtures: int) -> nn.Linear:
+    """The skip layer, initialised as the classical predictor with narrow log-scales (-3)."""
+    skip = nn.Linear(FEATURES, mixtures * 10)
+    m = mixtures
+    w = torch.zeros_like(skip.weight)
+    b = torch.zeros_like(skip.bias)
+    for ch in range(3):
+        rows = slice(m + ch * 3 * m, m + ch * 3 * m + m)
+        w[rows, ch] = 0.75  # W
+        w[rows, LEFT_FEATURES + ch] = 0.75  # N
+        w[rows, LEFT_FEATURES + 8 + ch] = -0.5  # NW
+        b[m + ch * 3 * m + m : m + ch * 3 * m + 2 * m] = -3.0  # log-scales
+    with torch.no_grad():
+        skip.weight.copy_(w)
+        skip.bias.copy_(b)
+    return skip
+
+
+def apply_skip(skip: nn.Linear, x4: torch.Tensor) -> torch.Tensor:
+    """The skip's parameters for every pixel, ``(B, 4, H, W) -> (B, P, H, W)``."""
+    return torch.movedim(skip(torch.movedim(neighbour_features(x4), 1, -1)), -1, 1)
+
+
+class SkipStepper:
+    """:func:`apply_skip` one pixel at a time over a padded pixel buffer.
+
+    ``x`` is the coder's ``(B, 4, H + top, W + left + 1)`` buffer with at least
+    two zero rows on top and two zero columns left, and one zero column right.
+    """
+
+    def __init__(self, skip: nn.Linear, x: torch.Tensor, top: int, left: int, width: int) -> None:
+        self.skip, self.x, self.top, self.left, self.width = skip, x, top, left, width
+        self.w_left = skip.weight[:, :LEFT_FEATURES].t().contiguous()
+        self.w_above = skip.weight[:, LEFT_FEATURES:].t().contiguous()
+
+    def start_row(self, r: int) -> None:
+        """Compute the part of row ``r`` that reads the rows above."""
+        x, t, lf, w = self.x, self.top, self.left, self.width
+        n = x[:, :, r + t - 1, lf : lf + w]
+        nn_ = x[:, :, r + t - 2, lf : lf + w]
+        nw = x[:, :, r + t - 1, lf - 1 : lf - 1 + w]
+        ne = x[:, :, r + t - 1, lf + 1 : lf + 1 + w]
+        above = torch.cat([n, nn_, nw, ne, (n - nw)[:, :3].abs(), (n - ne)[:, :3].abs(), (n - nn_)[:, :3].abs()], 1)
+        self.r = r
+        self.nw = nw.transpose(1, 2).contiguous()  # (B, W, 4)
+        self.above = torch.addmm(self.skip.bias, above.transpose(1, 2).reshape(-1, ABOVE_FEATURES),
+                                 self.w_above).view(x.shape[0], w, -1)  # (B, W, P)
+
+    def params(self, c: int, base: torch.Tensor) -> torch.Tensor:
+        """``base`` plus the skip's parameters ``(B, P)`` at pixel ``(r, c)`` (reads the row up to ``c - 1``)."""
+        row = self.x[:, :, self.r + self.top]
+        cl = c + self.left
+        wp, wwp = row[:, :, cl - 1], row[:, :, cl - 2]
+        left = torch.cat([wp, wwp, (wp - self.nw[:, c])[:, :3].abs(), (wp - wwp)[:, :3].abs()], 1)
+        return base + self.above[:, c] + left @ self.w_left
