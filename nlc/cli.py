@@ -230,7 +230,7 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
 @DEVICE
 def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None:
     """Train a codec's model (never on Kodak); writes safetensors + metadata and a checkpoint."""
-    from .registry import get_spec
+    from .registry import get_spec, write_codec_toml
     from .sets import LATENT_ARCHITECTURES
 
     command = "nlc train " + " ".join(sys.argv[2:])
@@ -245,7 +245,7 @@ def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None
                                     hyperparameters=dict(spec.hyperparameters))
             meta = train_latent(cfg, command=command, progress=_progress())
             click.echo(f"validation -ELBO {meta['val_neg_elbo_bits_per_dim']} bits/dim after {meta['steps']} steps "
-                       f"-> {out}.safetensors")
+                       f"-> {out}.safetensors, codec {write_codec_toml(spec, out + '.safetensors')}")
             return
         if val is None:
             _fail(f"codec {spec.name!r} needs --val DIR (validation photos)")
@@ -258,7 +258,9 @@ def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None
     except (NlcError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
     if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, process 0 validated and wrote the weights
-        click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors")
+        toml = write_codec_toml(spec, cfg.out + ".safetensors")
+        click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors, "
+                   f"codec {toml}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,31 @@ class CodecSpec:
         return data_root() / "trained" / self.weights
 
 
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_codec_toml(spec: CodecSpec, weights: str | Path) -> Path:
+    """Write the codec TOML of freshly trained ``weights`` next to them (``NAME.toml``); returns its path.
+
+    The file is ``spec`` with ``weights`` and ``sha256`` replaced: copy it into
+    ``codecs/`` and the weights into ``trained/`` to ship them
+    (``scripts/ship_weights.py`` does both).
+    """
+    weights = Path(weights)
+    fields = {"name": spec.name, "description": spec.description, "architecture": spec.architecture,
+              "weights": weights.name, "sha256": sha256_file(weights), "coder": spec.coder, "tile": spec.tile}
+    lines = [f"{k} = {_toml_value(v)}" for k, v in fields.items()]
+    lines += ["", "[hyperparameters]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.hyperparameters.items()]
+    path = weights.with_suffix(".toml")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def codec_names() -> list[str]:
     """Names of all registered codecs (aliases excluded), sorted."""
     names = []

@@ -160,3 +160,11 @@ def test_train_photo_codec_runs_and_resumes(tiny_home, tmp_path):
     r = run(*args, "--steps", 3, "--resume", out.with_suffix(".ckpt"))
     assert r.exit_code == 0, r.output
     assert json.loads(out.with_suffix(".json").read_text())["steps"] == 3
+    # the updated codec TOML: the registry's entry with the new weights and their sha256
+    import tomllib
+
+    from nlc.registry import get_spec, sha256_file
+
+    toml = tomllib.loads(out.with_suffix(".toml").read_text())
+    assert toml["sha256"] == sha256_file(out.with_suffix(".safetensors")) and toml["weights"] == "run.safetensors"
+    assert toml["hyperparameters"] == get_spec("tiny").hyperparameters and toml["architecture"] == "pixelcnnpp"
