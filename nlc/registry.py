@@ -140,6 +140,10 @@ def build_model(architecture: str, hyperparameters: dict) -> torch.nn.Module:
         from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 
         return GatedPixelCNN(GatedPixelCNNConfig(**hyperparameters))
+    if architecture == "pixelsnail":
+        from .models.pixelsnail import PixelSNAIL, PixelSNAILConfig
+
+        return PixelSNAIL(PixelSNAILConfig(**hyperparameters))
     if architecture == "idf":
         from .models.flows import IDF, IDFConfig
 

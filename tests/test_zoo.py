@@ -13,6 +13,8 @@ TINY = {
     "pixelcnnpp": dict(channels=8, levels=2, nr_resnet=1, h_layers=1, mixtures=3),
     "pixelcnn": dict(channels=8, layers=2, first_kernel=3, mixtures=3),
     "gated-pixelcnn": dict(channels=8, layers=2, skip_channels=8, mixtures=3),
+    "pixelsnail": dict(channels=8, blocks=2, res_layers=1, first_kernel=3, key_channels=4, value_channels=8,
+                       mixtures=3),
 }
 
 
@@ -60,11 +62,12 @@ def test_parameters_depend_only_on_earlier_pixels(arch):
     assert moved[5, 5] and moved[6, 4]  # the next pixel and the one below see it
 
 
-def test_pixelcnn_has_the_blind_spot_and_gated_pixelcnn_does_not():
+def test_pixelcnn_has_the_blind_spot_and_the_others_do_not():
     # (6, 2) reads row 5 only up to column 3 through the masked stack, whatever its depth;
-    # the Gated PixelCNN's vertical stack reaches (5, 4).
+    # the Gated PixelCNN's vertical stack reaches (5, 4), and PixelSNAIL's attention every earlier pixel.
     assert not changed_params(tiny("pixelcnn"), 5, 4)[6, 2]
     assert changed_params(tiny("gated-pixelcnn"), 5, 4)[6, 2]
+    assert changed_params(tiny("pixelsnail"), 0, 9)[9, 0]
 
 
 @pytest.mark.parametrize("coder", ["range", "ans"])

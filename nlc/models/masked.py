@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .image_model import RasterStepper
+from .neighbours import SkipStepper
+
 
 class MaskedConv2d(nn.Module):
     """A ``k x k`` convolution (``k`` odd) with mask ``"A"`` or ``"B"``; same-size output."""
@@ -59,3 +62,49 @@ class MaskedConv2d(nn.Module):
         k, p = self.k, self.k // 2
         b, cin = padded.shape[0], padded.shape[3]
         return padded[:, r : r + p + 1, c : c + k].reshape(b, -1, cin)[:, : self.taps].reshape(b, -1)
+
+
+class MaskedStackStepper(RasterStepper):
+    """Base of the steppers of masked-convolution stacks (PixelCNN, PixelSNAIL).
+
+    Besides the base's pixel buffer (read by the neighbourhood skip), the pixels
+    are kept channel-last and padded by ``pad`` for the first layer's window,
+    and :meth:`new_map` gives the channel-last, padded map a mask-B ``3 x 3``
+    layer reads through :func:`window3`, written one position per step.
+    """
+
+    def __init__(self, model: nn.Module, batch: int, height: int, width: int, pad: int) -> None:
+        super().__init__(model, batch, height, width)
+        self.p, self.height = pad, height
+        self.x_cl = torch.zeros(batch, height + pad, width + 2 * pad, 4, device=self.device)
+        self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width)
+
+    def new_map(self, channels: int) -> torch.Tensor:
+        """A zero ``(B, H + 1, W + 2, channels)`` map for a mask-B ``3 x 3`` layer's input."""
+        return torch.zeros(self.batch, self.height + 1, self.width + 2, channels, device=self.device)
+
+    @torch.no_grad()
+    def fill(self, x4: torch.Tensor) -> None:
+        """Load ``(B, 4, H, W)`` input (RGB in ``[-1, 1]`` and the ones channel)."""
+        super().fill(x4)
+        self.x_cl[:, self.p :, self.p : self.p + self.width] = x4.permute(0, 2, 3, 1)
+
+    @torch.no_grad()
+    def put(self, index: torch.Tensor, r: int, c: int, rgb: torch.Tensor) -> None:
+        """Set pixel ``(r, c)`` of the tiles ``index`` to ``rgb`` ``(n, 3)`` in ``[-1, 1]``."""
+        super().put(index, r, c, rgb)
+        self.x_cl[index, r + self.p, c + self.p, :3] = rgb
+
+    @torch.no_grad()
+    def start_row(self, r: int) -> None:
+        """Start row ``r``."""
+        self.r = r
+        self.skip.start_row(r)
+
+
+def window3(m: torch.Tensor, h: torch.Tensor, r: int, c: int) -> torch.Tensor:
+    """Write ``h`` ``(B, C)`` at ``(r, c)`` of map ``m`` (see :meth:`MaskedStackStepper.new_map`) and
+    return the mask-B ``3 x 3`` taps there, ``(B, 5 * C)`` in :meth:`MaskedConv2d.matrix` order."""
+    m[:, r + 1, c + 1] = h
+    b = m.shape[0]
+    return m[:, r : r + 2, c : c + 3].reshape(b, 6, -1)[:, :5].reshape(b, -1)

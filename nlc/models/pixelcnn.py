@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import mixture
-from .image_model import MixtureImageModel, RasterStepper, zero_
+from .image_model import MixtureImageModel, zero_
 from .layers import Nin
-from .masked import MaskedConv2d
-from .neighbours import IN_CHANNELS, SkipStepper, apply_skip, predictor_skip
+from .masked import MaskedConv2d, MaskedStackStepper, window3
+from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 
 
 @dataclass(frozen=True)
@@ -79,47 +79,18 @@ class PixelCNN(MixtureImageModel):
         return MaskedStepper(self, batch, height, width)
 
 
-class MaskedStepper(RasterStepper):
-    """Evaluates :class:`PixelCNN` one pixel at a time in raster order (see :class:`RasterStepper`).
-
-    Besides the base's pixel buffer (read by the neighbourhood skip), the pixels
-    and each block's input map are kept channel-last and padded, and the maps
-    are written one position per step; the first layer reads only the taps
-    before the current pixel.
-    """
+class MaskedStepper(MaskedStackStepper):
+    """Evaluates :class:`PixelCNN` one pixel at a time in raster order (see :class:`MaskedStackStepper`)."""
 
     @torch.no_grad()
     def __init__(self, model: PixelCNN, batch: int, height: int, width: int) -> None:
-        super().__init__(model, batch, height, width)
-        dev = self.device
-        self.p = p = model.config.first_kernel // 2
-        self.x_cl = torch.zeros(batch, height + p, width + 2 * p, IN_CHANNELS, device=dev)
-        c = model.config.channels
-        self.maps = [torch.zeros(batch, height + 1, width + 2, c, device=dev) for _ in model.blocks]
+        super().__init__(model, batch, height, width, model.config.first_kernel // 2)
+        self.maps = [self.new_map(model.config.channels) for _ in model.blocks]
         self.w_in, self.b_in = model.conv_in.matrix()
         self.blocks = [(blk.conv.matrix(), blk.proj.lin.weight.t().contiguous(), blk.proj.lin.bias)
                        for blk in model.blocks]
         self.w_out, self.b_out = model.out.lin.weight.t().contiguous(), model.out.lin.bias
         self.w_head, self.b_head = model.head.lin.weight.t().contiguous(), model.head.lin.bias
-        self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width)
-
-    @torch.no_grad()
-    def fill(self, x4: torch.Tensor) -> None:
-        """Load ``(B, 4, H, W)`` input (RGB in ``[-1, 1]`` and the ones channel)."""
-        super().fill(x4)
-        self.x_cl[:, self.p :, self.p : self.p + self.width] = x4.permute(0, 2, 3, 1)
-
-    @torch.no_grad()
-    def put(self, index: torch.Tensor, r: int, c: int, rgb: torch.Tensor) -> None:
-        """Set pixel ``(r, c)`` of the tiles ``index`` to ``rgb`` ``(n, 3)`` in ``[-1, 1]``."""
-        super().put(index, r, c, rgb)
-        self.x_cl[index, r + self.p, c + self.p, :3] = rgb
-
-    @torch.no_grad()
-    def start_row(self, r: int) -> None:
-        """Start row ``r``."""
-        self.r = r
-        self.skip.start_row(r)
 
     def release(self) -> None:
         """Drop the caches."""
@@ -128,11 +99,10 @@ class MaskedStepper(RasterStepper):
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
-        r, b = self.r, self.batch
+        r = self.r
         h = torch.addmm(self.b_in, self.model.conv_in.window(self.x_cl, r, c), self.w_in)
-        for i, ((w, bias), pw, pb) in enumerate(self.blocks):
-            self.maps[i][:, r + 1, c + 1] = h
-            win = F.relu(self.maps[i][:, r : r + 2, c : c + 3].reshape(b, 6, -1)[:, :5].reshape(b, -1))
+        for m, ((w, bias), pw, pb) in zip(self.maps, self.blocks):
+            win = F.relu(window3(m, h, r, c))
             h = h + torch.addmm(pb, F.relu(torch.addmm(bias, win, w)), pw)
         h = torch.addmm(self.b_out, F.relu(h), self.w_out)
         return self.skip.params(c, torch.addmm(self.b_head, F.relu(h), self.w_head))
