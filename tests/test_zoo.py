@@ -13,7 +13,7 @@ TINY = {
     "pixelcnnpp": dict(channels=8, levels=2, nr_resnet=1, h_layers=1, mixtures=3),
     "pixelcnn": dict(channels=8, layers=2, first_kernel=3, mixtures=3),
     "gated-pixelcnn": dict(channels=8, layers=2, skip_channels=8, mixtures=3),
-    "pixelsnail": dict(channels=8, blocks=2, res_layers=1, first_kernel=3, key_channels=4, value_channels=8,
+    "pixelsnail": dict(channels=8, blocks=2, res_layers=1, first_kernel=3, key_channels=4, heads=2,
                        mixtures=3),
 }
 

@@ -3,8 +3,8 @@
 * A ``first_kernel`` mask-A convolution reads the pixels before the current one.
 * ``blocks`` blocks, each ``res_layers`` gated residual layers
   ``h + a * sigmoid(b)`` with ``(a, b) = W elu(maskB_3x3(elu h))`` followed by a
-  causal self-attention layer (:mod:`.attention`: keys ``key_channels``, values
-  ``value_channels``) added to the stream. The convolutions alone would keep
+  causal self-attention layer (:mod:`.attention`: ``heads`` heads with keys and
+  values of ``key_channels``) added to the stream. The convolutions alone would keep
   the PixelCNN's blind spot; attention over every earlier position removes it
   and reaches the whole tile.
 * Head: ``elu -> 1x1`` to the shared discretized logistic mixture, plus the
@@ -40,7 +40,7 @@ class PixelSNAILConfig:
     res_layers: int = 3
     first_kernel: int = 5
     key_channels: int = 16
-    value_channels: int = 48
+    heads: int = 2
     mixtures: int = 10
     dropout: float = 0.0
 
@@ -72,7 +72,7 @@ class PixelSNAIL(MixtureImageModel):
             nn.ModuleList(GatedMaskedLayer(c, config.dropout) for _ in range(config.res_layers))
             for _ in range(config.blocks))
         self.attention = nn.ModuleList(
-            CausalAttention(c, config.key_channels, config.value_channels) for _ in range(config.blocks))
+            CausalAttention(c, config.key_channels, config.heads) for _ in range(config.blocks))
         self.head = zero_(Nin(c, mixture.num_params(config.mixtures)))
         self.skip = predictor_skip(config.mixtures)
 
