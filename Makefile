@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench-kodak bench-idf bench-fmnist clean
+.PHONY: setup demo test bench-kodak bench-zoo bench-idf bench-fmnist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ test: $(STAMP)
 ## The Kodak benchmark committed in bench/results (about 15 minutes on 2 cores).
 bench-kodak: $(STAMP)
 	$(BIN)/nlc bench --data ../shared/data/kodak --json bench/results/kodak-pixelcnnpp.json
+
+## The other autoregressive models of the zoo on Kodak (10-20 minutes each on 2 cores).
+ZOO_CODECS := pixelcnn gated-pixelcnn pixelsnail
+bench-zoo: $(STAMP)
+	for m in $(ZOO_CODECS); do \
+	  $(BIN)/nlc bench --model $$m --data ../shared/data/kodak --json bench/results/kodak-$$m.json || exit 1; \
+	done
 
 ## The integer discrete flow on Kodak (a few minutes on 2 cores).
 bench-idf: $(STAMP)

@@ -69,19 +69,24 @@ class MaskedStackStepper(RasterStepper):
 
     Besides the base's pixel buffer (read by the neighbourhood skip), the pixels
     are kept channel-last and padded by ``pad`` for the first layer's window,
-    and :meth:`new_map` gives the channel-last, padded map a mask-B ``3 x 3``
-    layer reads through :func:`window3`, written one position per step.
+    and :meth:`new_map` gives the channel-last map a mask-B ``3 x 3`` layer reads
+    through :func:`window3`: rows ``r - 1`` and ``r`` only, padded left and
+    right, rolled up at each :meth:`start_row`, so memory does not grow with
+    the tile's height.
     """
 
     def __init__(self, model: nn.Module, batch: int, height: int, width: int, pad: int) -> None:
         super().__init__(model, batch, height, width)
-        self.p, self.height = pad, height
+        self.p = pad
         self.x_cl = torch.zeros(batch, height + pad, width + 2 * pad, 4, device=self.device)
         self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width)
+        self.maps: list[torch.Tensor] = []
 
     def new_map(self, channels: int) -> torch.Tensor:
-        """A zero ``(B, H + 1, W + 2, channels)`` map for a mask-B ``3 x 3`` layer's input."""
-        return torch.zeros(self.batch, self.height + 1, self.width + 2, channels, device=self.device)
+        """A zero ``(B, 2, W + 2, channels)`` map (rows ``r - 1`` and ``r``) for a mask-B ``3 x 3`` layer."""
+        m = torch.zeros(self.batch, 2, self.width + 2, channels, device=self.device)
+        self.maps.append(m)
+        return m
 
     @torch.no_grad()
     def fill(self, x4: torch.Tensor) -> None:
@@ -97,14 +102,18 @@ class MaskedStackStepper(RasterStepper):
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:
-        """Start row ``r``."""
+        """Start row ``r``: the maps' current row becomes the row above."""
         self.r = r
+        if r > 0:
+            for m in self.maps:
+                m[:, 0] = m[:, 1]  # the stale row 1 is overwritten left to right before it is read
         self.skip.start_row(r)
 
 
-def window3(m: torch.Tensor, h: torch.Tensor, r: int, c: int) -> torch.Tensor:
-    """Write ``h`` ``(B, C)`` at ``(r, c)`` of map ``m`` (see :meth:`MaskedStackStepper.new_map`) and
-    return the mask-B ``3 x 3`` taps there, ``(B, 5 * C)`` in :meth:`MaskedConv2d.matrix` order."""
-    m[:, r + 1, c + 1] = h
+def window3(m: torch.Tensor, h: torch.Tensor, c: int) -> torch.Tensor:
+    """Write ``h`` ``(B, C)`` at column ``c`` of the current row of map ``m`` (see
+    :meth:`MaskedStackStepper.new_map`) and return the mask-B ``3 x 3`` taps there,
+    ``(B, 5 * C)`` in :meth:`MaskedConv2d.matrix` order."""
+    m[:, 1, c + 1] = h
     b = m.shape[0]
-    return m[:, r : r + 2, c : c + 3].reshape(b, 6, -1)[:, :5].reshape(b, -1)
+    return m[:, :, c : c + 3].reshape(b, 6, -1)[:, :5].reshape(b, -1)

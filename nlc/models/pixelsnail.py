@@ -107,7 +107,7 @@ class SnailStepper(MaskedStackStepper):
 
     def release(self) -> None:
         """Drop the caches."""
-        self.layers = self.caches = self.skip = None
+        self.maps = self.layers = self.caches = self.skip = None
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:
@@ -116,7 +116,7 @@ class SnailStepper(MaskedStackStepper):
         h = torch.addmm(self.b_in, self.model.conv_in.window(self.x_cl, r, c), self.w_in)
         for layers, cache in zip(self.layers, self.caches):
             for (w, bias), gw, gb, m in layers:
-                a, g = torch.addmm(gb, F.elu(torch.addmm(bias, F.elu(window3(m, h, r, c)), w)), gw).chunk(2, dim=1)
+                a, g = torch.addmm(gb, F.elu(torch.addmm(bias, F.elu(window3(m, h, c)), w)), gw).chunk(2, dim=1)
                 h = h + a * torch.sigmoid(g)
             h = h + cache.step(F.elu(h), r * self.width + c)
         return self.skip.params(c, self.model.head(F.elu(h)))
