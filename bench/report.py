@@ -73,8 +73,17 @@ def _parameters(name: str) -> int:
         return sum(f.get_tensor(k).numel() for k in f.keys())
 
 
+ORDER = ["pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelsnail", "idf"]  # the zoo first, then the flow
+
+
+def _order(path: Path) -> tuple[int, str]:
+    name = path.stem.removeprefix("kodak-")
+    return (ORDER.index(name) if name in ORDER else len(ORDER), name)
+
+
 def kodak_table(paths: list[Path]) -> str:
     """One row per image codec's Kodak result: model, training, validation and real file sizes."""
+    paths = sorted(paths, key=_order)
     rows = ["| codec | parameters | training steps (batch x crop) | photos-val bits/dim | Kodak model bits/subpixel "
             "| Kodak file bits/subpixel | gap | encode s/image | decode s/image | peak MB | lossless |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
