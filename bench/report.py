@@ -100,6 +100,12 @@ def kodak_table(paths: list[Path]) -> str:
     if base:
         rows.append("\nClassical codecs on the same images, same harness (bits/subpixel): "
                     + ", ".join(f"{names.get(k, k)} {v['bpsp']:.3f}" for k, v in base.items()) + ".")
+    most = max(r["summary"]["images"] for r in results)
+    for r in results:
+        if r["summary"]["images"] < most:
+            files = ", ".join(i["file"] for i in r["images"])
+            rows.append(f"`{r['model']}` ran on {r['summary']['images']} images only ({files}): "
+                        "its figures are not averages over the whole set.")
     devices = sorted({r["device"] for r in results})
     rows.append(f"Device: {'; '.join(devices)}.")
     return "\n".join(rows)
