@@ -30,8 +30,8 @@ from torch import nn
 
 from . import mixture
 from .image_model import MixtureImageModel, RasterStepper, zero_
-from .layers import DownShiftedConv2d, Nin, RightShiftedConv1d
-from .neighbours import IN_CHANNELS, SkipStepper, apply_skip, predictor_skip
+from .layers import DownShiftedConv2d, Nin, RightShiftedConv1d, tanh_gate
+from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
 
 
@@ -44,12 +44,6 @@ class GatedPixelCNNConfig:
     skip_channels: int = 64
     mixtures: int = 10
     dropout: float = 0.0
-
-
-def tanh_gate(c: torch.Tensor) -> torch.Tensor:
-    """``tanh(a) * sigmoid(b)`` with ``(a, b)`` the two halves of ``c``'s channel axis 1."""
-    a, b = c.chunk(2, dim=1)
-    return torch.tanh(a) * torch.sigmoid(b)
 
 
 class GatedPixelCNN(MixtureImageModel):
@@ -109,24 +103,20 @@ class GatedStepper(RasterStepper):
     @torch.no_grad()
     def __init__(self, model: GatedPixelCNN, batch: int, height: int, width: int) -> None:
         super().__init__(model, batch, height, width)
-        t, lf = self.TOP, self.LEFT
         ops = RowOps(batch, device=self.device)
-        src = ops.source(lambda r: self.x[:, :, r + t, lf : lf + width], IN_CHANNELS, width)
-        self.v0, self.pres = model.vertical(ops, src)
+        self.v0, self.pres = model.vertical(ops, self.row_source(ops))
         self.w_in, self.b_in = model.h_in.matrix()
         self.convs = [conv.matrix() for conv in model.h_convs]
-        self.skip = SkipStepper(model.skip, self.x, t, lf, width)
         self.zero = torch.zeros(batch, model.config.channels, device=self.device)
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:
         """Compute the vertical stack's row ``r`` and its links."""
+        super().start_row(r)
         m = self.model
-        self.r = r
         self.link_in = m.link_in(self.v0.row(r)).transpose(1, 2).contiguous()  # (B, W, C)
         self.links = [link(pre.row(r)).transpose(1, 2).contiguous() for link, pre in zip(m.links, self.pres)]
         self.prev = [self.zero] * len(self.convs)
-        self.skip.start_row(r)
 
     def release(self) -> None:
         """Drop the row caches (their closures refer back to this stepper, a reference cycle)."""

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import mixture
-from .neighbours import with_ones
+from .neighbours import IN_CHANNELS, SkipStepper, with_ones
 
 
 class MixtureImageModel(nn.Module):
@@ -58,7 +58,8 @@ class RasterStepper:
     enter through :meth:`fill` (an encoder may load the whole image up front:
     nothing after the current pixel is read) or :meth:`put` (a decoder adds each
     pixel once decoded). Subclasses compute :meth:`params` one pixel at a time:
-    :meth:`start_row` once per row, then ``params(c)`` for ``c = 0, 1, ...``.
+    :meth:`start_row` once per row, then ``params(c)`` for ``c = 0, 1, ...``,
+    and add their network's output to the neighbourhood skip's (``self.skip``).
     """
 
     TOP, LEFT = 2, 3
@@ -66,7 +67,19 @@ class RasterStepper:
     def __init__(self, model: nn.Module, batch: int, height: int, width: int) -> None:
         self.model, self.batch, self.width = model, batch, width
         self.device = next(model.parameters()).device
-        self.x = torch.zeros(batch, 4, height + self.TOP, width + self.LEFT + 1, device=self.device)
+        self.x = torch.zeros(batch, IN_CHANNELS, height + self.TOP, width + self.LEFT + 1, device=self.device)
+        self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width)
+
+    def row_source(self, ops):
+        """The image rows as the source node of a row-at-a-time network (:class:`~nlc.models.rowgraph.RowOps`)."""
+        t, lf, w = self.TOP, self.LEFT, self.width
+        return ops.source(lambda r: self.x[:, :, r + t, lf : lf + w], IN_CHANNELS, w)
+
+    @torch.no_grad()
+    def start_row(self, r: int) -> None:
+        """Start row ``r`` (subclasses add what depends on the rows above only)."""
+        self.r = r
+        self.skip.start_row(r)
 
     @torch.no_grad()
     def fill(self, x4: torch.Tensor) -> None:

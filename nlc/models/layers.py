@@ -150,6 +150,12 @@ class RightShiftedConv1d(nn.Module):
         return w.permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous(), self.bias
 
 
+def tanh_gate(c: torch.Tensor) -> torch.Tensor:
+    """Gated activation ``tanh(a) * sigmoid(b)`` with ``(a, b)`` the two halves of ``c``'s axis 1 (Gated PixelCNN)."""
+    a, b = c.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
 class GatedResnet(nn.Module):
     """PixelCNN++ gated residual block: ``x + a * sigmoid(b)`` with ``(a, b) = conv(elu(conv(elu x)))``.
 

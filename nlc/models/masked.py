@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .image_model import RasterStepper
-from .neighbours import SkipStepper
 
 
 class MaskedConv2d(nn.Module):
@@ -79,7 +78,6 @@ class MaskedStackStepper(RasterStepper):
         super().__init__(model, batch, height, width)
         self.p = pad
         self.x_cl = torch.zeros(batch, height + pad, width + 2 * pad, 4, device=self.device)
-        self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width)
         self.maps: list[torch.Tensor] = []
 
     def new_map(self, channels: int) -> torch.Tensor:
@@ -103,11 +101,10 @@ class MaskedStackStepper(RasterStepper):
     @torch.no_grad()
     def start_row(self, r: int) -> None:
         """Start row ``r``: the maps' current row becomes the row above."""
-        self.r = r
+        super().start_row(r)
         if r > 0:
             for m in self.maps:
                 m[:, 0] = m[:, 1]  # the stale row 1 is overwritten left to right before it is read
-        self.skip.start_row(r)
 
 
 def window3(m: torch.Tensor, h: torch.Tensor, c: int) -> torch.Tensor:

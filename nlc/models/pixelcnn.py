@@ -85,7 +85,8 @@ class MaskedStepper(MaskedStackStepper):
     @torch.no_grad()
     def __init__(self, model: PixelCNN, batch: int, height: int, width: int) -> None:
         super().__init__(model, batch, height, width, model.config.first_kernel // 2)
-        self.block_maps = [self.new_map(model.config.channels) for _ in model.blocks]
+        for _ in model.blocks:  # one map per block, in self.maps
+            self.new_map(model.config.channels)
         self.w_in, self.b_in = model.conv_in.matrix()
         self.blocks = [(blk.conv.matrix(), blk.proj.lin.weight.t().contiguous(), blk.proj.lin.bias)
                        for blk in model.blocks]
@@ -94,14 +95,14 @@ class MaskedStepper(MaskedStackStepper):
 
     def release(self) -> None:
         """Drop the caches."""
-        self.maps = self.block_maps = self.blocks = self.skip = None
+        self.maps = self.blocks = self.skip = None
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
         r = self.r
         h = torch.addmm(self.b_in, self.model.conv_in.window(self.x_cl, r, c), self.w_in)
-        for m, ((w, bias), pw, pb) in zip(self.block_maps, self.blocks):
+        for m, ((w, bias), pw, pb) in zip(self.maps, self.blocks):
             win = F.relu(window3(m, h, c))
             h = h + torch.addmm(pb, F.relu(torch.addmm(bias, win, w)), pw)
         h = torch.addmm(self.b_out, F.relu(h), self.w_out)

@@ -40,7 +40,7 @@ from .layers import (
     UpsampleConvT2d,
 )
 from .image_model import MixtureImageModel, RasterStepper, zero_
-from .neighbours import IN_CHANNELS, SkipStepper, apply_skip, predictor_skip
+from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
 
 @dataclass(frozen=True)
@@ -136,25 +136,21 @@ class PixelStepper(RasterStepper):
     @torch.no_grad()
     def __init__(self, model: PixelCNNPP, batch: int, height: int, width: int) -> None:
         super().__init__(model, batch, height, width)
-        t, l = self.TOP, self.LEFT
         ops = RowOps(batch, device=self.device)
-        src = ops.source(lambda r: self.x[:, :, r + t, l : l + width], IN_CHANNELS, width)
-        self.u_rows = model.vertical(ops, src)
+        self.u_rows = model.vertical(ops, self.row_source(ops))
         self.w_in, self.b_in = model.h_in.matrix()
         self.blocks = [(b.conv1.matrix(), b.conv2.matrix()) for b in model.h_blocks]
-        self.skip = SkipStepper(model.skip, self.x, t, l, width)
         self.zero = torch.zeros(batch, model.config.channels, device=self.device)
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:
         """Compute everything of row ``r`` that depends on the rows above only."""
+        super().start_row(r)
         m = self.model
         eu = F.elu(self.u_rows.row(r))  # (B, C, W)
-        self.r = r
         self.hu = m.h_u(eu).transpose(1, 2).contiguous()  # (B, W, C)
         self.aux = [blk.aux(eu).transpose(1, 2).contiguous() for blk in m.h_blocks]
         self.prev = [[self.zero, self.zero] for _ in m.h_blocks]
-        self.skip.start_row(r)
 
     def release(self) -> None:
         """Drop the row caches now (their closures refer back to this stepper, a reference cycle)."""

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .layers import DownShiftedConv2d, Nin, UpsampleConvT2d
+from .layers import DownShiftedConv2d, Nin, UpsampleConvT2d, tanh_gate
 
 _KEEP_ROWS = 1  # consumers read rows r-1 and r of their inputs (at their own scale)
 
@@ -50,9 +50,8 @@ class FullOps:
         return x + a * torch.sigmoid(b)
 
     def tanh_gate(self, c: torch.Tensor) -> torch.Tensor:
-        """Gated activation ``tanh(a) * sigmoid(b)`` with ``(a, b) = c`` (Gated PixelCNN)."""
-        a, b = c.chunk(2, dim=1)
-        return torch.tanh(a) * torch.sigmoid(b)
+        """Gated activation :func:`~nlc.models.layers.tanh_gate`."""
+        return tanh_gate(c)
 
     def dropout(self, m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Dropout module (identity in eval mode)."""
@@ -145,13 +144,8 @@ class RowOps:
         return RowNode(fn, x.zeros)
 
     def tanh_gate(self, c: RowNode) -> RowNode:
-        """Gated activation ``tanh(a) * sigmoid(b)``."""
-
-        def fn(r: int) -> torch.Tensor:
-            a, b = c.row(r).chunk(2, dim=1)
-            return torch.tanh(a) * torch.sigmoid(b)
-
-        return RowNode(fn, self._zeros(c.channels // 2, c.width))
+        """Gated activation :func:`~nlc.models.layers.tanh_gate`."""
+        return RowNode(lambda r: tanh_gate(c.row(r)), self._zeros(c.channels // 2, c.width))
 
     def dropout(self, m: torch.nn.Module, x: RowNode) -> RowNode:
         """Dropout is off when coding."""
