@@ -229,6 +229,7 @@ class SetHeader:
     precision: int = 24
     latent_step: float = 2.0**-6
     first_item_bits: int = 0
+    first_item_step: float = 2.0**-6  # latent grid step of the first item (coded without bits-back)
     threads: int = 1  # torch intra-op threads of the encoder; the decoder uses the same number
 
 

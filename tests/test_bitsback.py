@@ -12,7 +12,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from nlc import container
-from nlc.coding.bitsback import decode_chain, encode_chain, make_item_codec
+from nlc.coding.bitsback import FIRST_ITEM_STEPS, LatentGrid, decode_chain, encode_chain, first_item_grid, make_item_codec
+from nlc.coding.coders import AnsStack
 from nlc.datasets import array_bytes, read_array
 from nlc.errors import FormatError, InputError
 from nlc.sets import SetCodec, decode_set, encode_set
@@ -99,6 +100,35 @@ def test_rate_matches_neg_elbo_on_a_trained_model(name):
     rest = bits - stats.first_item_bits
     assert abs(rest / elbo[1:].sum() - 1) < 0.02, (rest, elbo[1:].sum())
     assert stats.first_item_bits > elbo[0] * 0.9  # the start of the chain pays for its latent in full
+
+
+def _first_item_bits(model: torch.nn.Module, item: np.ndarray, grid: LatentGrid) -> int:
+    stack = AnsStack()
+    make_item_codec(model, grid).push(stack, torch.from_numpy(item[None].astype(np.int64)), bits_back=False)
+    return stack.num_valid_bits()
+
+
+@pytest.mark.parametrize("name", ["vae", "bitswap", "vrnn"])
+def test_first_item_grid_is_the_cheapest_and_round_trips(name):
+    """The chain's first item goes on the grid that codes it in the fewest bits; the chain still decodes."""
+    model = tiny_latent(name)
+    items = shapes_data(9, seed=3)
+    grid = first_item_grid(model, items[0])
+    costs = {s: _first_item_bits(model, items[0], LatentGrid(s)) for s in FIRST_ITEM_STEPS}
+    assert grid.step in FIRST_ITEM_STEPS and costs[grid.step] == min(costs.values())
+    assert costs[grid.step] <= costs[LatentGrid().step]
+    codec, first = make_item_codec(model), make_item_codec(model, grid)
+    data, stats = encode_chain(codec, items, max_batch=4, first_codec=first)
+    assert stats.first_item_bits == costs[grid.step]
+    assert np.array_equal(decode_chain(codec, data, stats.schedule, first_codec=first), items)
+
+
+def test_bad_first_item_step_is_a_format_error():
+    data, _ = encode_set(shapes_data(3), _set_codec("vae"))
+    header, payload = container.unpack_set(data)
+    header.first_item_step = 0.3
+    with pytest.raises(FormatError, match="first item's latent step 0.3"):
+        decode_set(container.pack_set(header, payload), _set_codec("vae"))
 
 
 def _set_codec(name: str) -> SetCodec:

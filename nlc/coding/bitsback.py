@@ -20,7 +20,8 @@ discretized densities: its −ELBO.
 :func:`encode_chain` and :func:`decode_chain` chain batches of items through
 one stack so that the initial bits are paid once per file: the first item is
 coded without bits-back (its latent is the posterior's mode, nothing is
-popped), and batch sizes grow as the stack fills.
+popped), on the grid of :data:`FIRST_ITEM_STEPS` that codes it in the fewest
+bits (:func:`first_item_grid`), and batch sizes grow as the stack fills.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from .logistic_mixture import mixture_tables
 
 Gaussian = tuple[torch.Tensor, torch.Tensor]
 MAX_BATCH = 256
+# Latent grid steps tried for the chain's first item, which has no bits to borrow and pays
+# for its latent in full: a coarse grid makes that latent cheap, a fine one keeps it exact.
+FIRST_ITEM_STEPS = tuple(2.0**e for e in range(3, -7, -1))
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,20 @@ def make_item_codec(model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> 
     return VRNNCodec(model, grid) if hasattr(model, "init_state") else HierarchicalCodec(model, grid)
 
 
+def first_item_grid(model: torch.nn.Module, item: np.ndarray, grid: LatentGrid = LatentGrid()) -> LatentGrid:
+    """The grid of :data:`FIRST_ITEM_STEPS` on which ``item`` (the chain's first, coded without
+    bits-back) costs the fewest bits; ties go to the coarser grid."""
+    x = torch.from_numpy(np.asarray(item)[None].astype(np.int64))
+    best, best_bits = grid, None
+    for step in FIRST_ITEM_STEPS:
+        candidate = LatentGrid(step, grid.bound)
+        stack = AnsStack()
+        make_item_codec(model, candidate).push(stack, x, bits_back=False)
+        if best_bits is None or stack.num_valid_bits() < best_bits:
+            best, best_bits = candidate, stack.num_valid_bits()
+    return best
+
+
 @dataclass
 class ChainStats:
     """What a chained encode cost."""
@@ -264,10 +282,12 @@ class ChainStats:
 
 
 def encode_chain(codec: ItemCodec, items: np.ndarray, max_batch: int = MAX_BATCH,
-                 progress: Callable[[int], None] | None = None) -> tuple[bytes, ChainStats]:
+                 progress: Callable[[int], None] | None = None,
+                 first_codec: ItemCodec | None = None) -> tuple[bytes, ChainStats]:
     """Encode all ``items`` ``(N, H, W)`` into one ANS message.
 
-    The first item is coded without bits-back; later batches grow while the
+    The first item is coded without bits-back, by ``first_codec`` when given
+    (the same model on another latent grid, see :func:`first_item_grid`); later batches grow while the
     stack holds enough bits to pay for their posterior samples (estimated from
     what the previous batches borrowed, with a 50% margin). Returns the
     message and the batch schedule, which the decoder needs.
@@ -286,7 +306,8 @@ def encode_chain(codec: ItemCodec, items: np.ndarray, max_batch: int = MAX_BATCH
             n = int(max(1, min(max_batch, n_items - i, stack.num_valid_bits() // max(1.0, 1.5 * est))))
             bits_back = True
         before, popped = stack.num_valid_bits(), stack.popped_bits
-        codec.push(stack, torch.from_numpy(items[i : i + n].astype(np.int64)), bits_back=bits_back)
+        coder = first_codec if i == 0 and first_codec is not None else codec
+        coder.push(stack, torch.from_numpy(items[i : i + n].astype(np.int64)), bits_back=bits_back)
         if i == 0:
             first_bits = stack.num_valid_bits() - before
         else:
@@ -301,12 +322,15 @@ def encode_chain(codec: ItemCodec, items: np.ndarray, max_batch: int = MAX_BATCH
 
 
 def decode_chain(codec: ItemCodec, data: bytes, schedule: list[int],
-                 progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Decode the items of :func:`encode_chain` (returned in their original order)."""
+                 progress: Callable[[int], None] | None = None,
+                 first_codec: ItemCodec | None = None) -> np.ndarray:
+    """Decode the items of :func:`encode_chain` (returned in their original order); ``first_codec``
+    must be the one the encoder used for the first item."""
     stack = AnsStack(data)
     batches = []
     for k in reversed(range(len(schedule))):
-        batches.append(codec.pop(stack, schedule[k], bits_back=k > 0).numpy())
+        coder = first_codec if k == 0 and first_codec is not None else codec
+        batches.append(coder.pop(stack, schedule[k], bits_back=k > 0).numpy())
         if progress:
             progress(schedule[k])
     if not stack.is_empty():
