@@ -228,8 +228,9 @@ class SetHeader:
     coder: str = "ans"
     precision: int = 24
     latent_step: float = 2.0**-6
-    first_item_bits: int = 0
-    first_item_step: float = 2.0**-6  # latent grid step of the first item (coded without bits-back)
+    start_bits: int = 0  # what the start items cost
+    start_items: int = 1  # items coded without bits-back at the start of the chain
+    start_step: float = 2.0**-6  # their latent grid step
     threads: int = 1  # torch intra-op threads of the encoder; the decoder uses the same number
 
 
@@ -263,6 +264,8 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
         raise FormatError("truncated or corrupted payload (CRC mismatch)")
     try:
         fields = json.loads(zlib.decompress(data[9 : 9 + n]))
+        if "first_item_bits" in fields:  # older headers: one start item, fine grid
+            fields["start_bits"] = fields.pop("first_item_bits")
         header = SetHeader(**fields)
     except (ValueError, TypeError, zlib.error):
         raise FormatError("corrupted header") from None

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from . import container
-from .coding.bitsback import (FIRST_ITEM_STEPS, LatentGrid, decode_chain, encode_chain, first_item_grid,
-                              make_item_codec)
+from .coding.bitsback import (START_STEPS, LatentGrid, decode_chain, encode_chain, make_item_codec,
+                              start_grid)
 from .coding.coders import PRECISION, CoderError
 from .datasets import ArrayFile, array_bytes, is_array_file, read_array
 from .errors import CodecError, FormatError, InputError, file_errors
@@ -163,20 +163,20 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
     grid = LatentGrid()
     threads = torch.get_num_threads()
     t0 = time.perf_counter()
-    first = first_item_grid(c.model, values[0], grid) if len(values) else grid
+    start = start_grid(c.model, values[0], grid) if len(values) else grid
     with tqdm(total=len(items), desc="encode", unit="img", disable=not progress, leave=False) as bar:
         payload, stats = encode_chain(make_item_codec(c.model, grid), values, progress=bar.update,
-                                      first_codec=make_item_codec(c.model, first))
+                                      start_codec=make_item_codec(c.model, start))
     header = container.SetHeader(
         codec=c.name, weights_sha256=c.sha256, constriction=importlib.metadata.version("constriction"),
         torch=torch.__version__, device="cpu", count=len(items), height=c.shape[0], width=c.shape[1], bits=c.bits,
         scale=scale, pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()),
         schedule=container.schedule_runs(stats.schedule), source=source or {"kind": "array-memory"},
-        precision=PRECISION, latent_step=grid.step, first_item_bits=stats.first_item_bits,
-        first_item_step=first.step, threads=threads)
+        precision=PRECISION, latent_step=grid.step, start_bits=stats.start_bits,
+        start_items=stats.start_items, start_step=start.step, threads=threads)
     data = container.pack_set(header, payload)
     return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
-                  "first_item_bits": stats.first_item_bits, "batches": len(stats.schedule),
+                  "start_items": stats.start_items, "start_bits": stats.start_bits, "batches": len(stats.schedule),
                   "seconds": time.perf_counter() - t0}
 
 
@@ -194,16 +194,16 @@ def decode_set(data: bytes, codec: SetCodec | None = None, progress: bool = Fals
     schedule = container.schedule_from_runs(header.schedule)
     if sum(schedule) != header.count or header.latent_step != LatentGrid().step or header.precision != PRECISION:
         raise FormatError("corrupted header (batch schedule, latent grid or precision)")
-    if header.first_item_step not in FIRST_ITEM_STEPS:
-        raise FormatError(f"corrupted header (first item's latent step {header.first_item_step})")
+    if header.start_step not in START_STEPS or not 0 <= header.start_items <= len(schedule):
+        raise FormatError(f"corrupted header (start items {header.start_items} on latent step {header.start_step})")
     if not 1 <= header.threads <= 1024:
         raise FormatError(f"corrupted header (threads {header.threads})")
     try:
         with torch_threads(header.threads), \
                 tqdm(total=header.count, desc="decode", unit="img", disable=not progress, leave=False) as bar:
             values = decode_chain(make_item_codec(c.model, LatentGrid(header.latent_step)), payload, schedule,
-                                  progress=bar.update,
-                                  first_codec=make_item_codec(c.model, LatentGrid(header.first_item_step)))
+                                  header.start_items, progress=bar.update,
+                                  start_codec=make_item_codec(c.model, LatentGrid(header.start_step)))
     except CoderError as e:
         raise FormatError(f"corrupted payload ({e})") from None
     items = (values * header.scale).astype(np.uint8)

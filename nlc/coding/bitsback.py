@@ -20,8 +20,9 @@ discretized densities: its −ELBO.
 :func:`encode_chain` and :func:`decode_chain` chain batches of items through
 one stack so that the initial bits are paid once per file: the first item is
 coded without bits-back (its latent is the posterior's mode, nothing is
-popped), on the grid of :data:`FIRST_ITEM_STEPS` that codes it in the fewest
-bits (:func:`first_item_grid`), and batch sizes grow as the stack fills.
+popped), on the grid of :data:`START_STEPS` that codes it in the fewest bits
+(:func:`start_grid`), and so are the next ones until the stack holds enough
+bits to borrow; then batch sizes grow as the stack fills.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from .logistic_mixture import mixture_tables
 
 Gaussian = tuple[torch.Tensor, torch.Tensor]
 MAX_BATCH = 256
-# Latent grid steps tried for the chain's first item, which has no bits to borrow and pays
-# for its latent in full: a coarse grid makes that latent cheap, a fine one keeps it exact.
-FIRST_ITEM_STEPS = tuple(2.0**e for e in range(3, -7, -1))
+# Latent grid steps tried for the chain's start items, which have no bits to borrow and pay
+# for their latents in full: a coarse grid makes a latent cheap, a fine one keeps it exact.
+START_STEPS = tuple(2.0**e for e in range(3, -7, -1))
 
 
 @dataclass(frozen=True)
@@ -259,12 +260,12 @@ def make_item_codec(model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> 
     return VRNNCodec(model, grid) if hasattr(model, "init_state") else HierarchicalCodec(model, grid)
 
 
-def first_item_grid(model: torch.nn.Module, item: np.ndarray, grid: LatentGrid = LatentGrid()) -> LatentGrid:
-    """The grid of :data:`FIRST_ITEM_STEPS` on which ``item`` (the chain's first, coded without
-    bits-back) costs the fewest bits; ties go to the coarser grid."""
+def start_grid(model: torch.nn.Module, item: np.ndarray, grid: LatentGrid = LatentGrid()) -> LatentGrid:
+    """The grid of :data:`START_STEPS` on which ``item`` costs the fewest bits when coded without
+    bits-back (as the chain's start items are); ties go to the coarser grid."""
     x = torch.from_numpy(np.asarray(item)[None].astype(np.int64))
     best, best_bits = grid, None
-    for step in FIRST_ITEM_STEPS:
+    for step in START_STEPS:
         candidate = LatentGrid(step, grid.bound)
         stack = AnsStack()
         make_item_codec(model, candidate).push(stack, x, bits_back=False)
@@ -273,64 +274,74 @@ def first_item_grid(model: torch.nn.Module, item: np.ndarray, grid: LatentGrid =
     return best
 
 
+def borrowed_bits(codec: ItemCodec, item: np.ndarray, seed: int = 0) -> int:
+    """Bits a bits-back push of ``item`` pops off the stack, measured on a scratch stack of random bits."""
+    words = np.random.default_rng(seed).integers(1, 2**32, 4096, dtype=np.uint32)
+    scratch = AnsStack(words.astype("<u4").tobytes())
+    codec.push(scratch, torch.from_numpy(np.asarray(item)[None].astype(np.int64)), bits_back=True)
+    return scratch.popped_bits
+
+
 @dataclass
 class ChainStats:
     """What a chained encode cost."""
 
-    first_item_bits: int  # the item coded without bits-back (start of the chain)
+    start_items: int  # items coded without bits-back at the start of the chain
+    start_bits: int  # what they cost
     schedule: list[int]
 
 
 def encode_chain(codec: ItemCodec, items: np.ndarray, max_batch: int = MAX_BATCH,
                  progress: Callable[[int], None] | None = None,
-                 first_codec: ItemCodec | None = None) -> tuple[bytes, ChainStats]:
+                 start_codec: ItemCodec | None = None) -> tuple[bytes, ChainStats]:
     """Encode all ``items`` ``(N, H, W)`` into one ANS message.
 
-    The first item is coded without bits-back, by ``first_codec`` when given
-    (the same model on another latent grid, see :func:`first_item_grid`); later batches grow while the
-    stack holds enough bits to pay for their posterior samples (estimated from
-    what the previous batches borrowed, with a 50% margin). Returns the
-    message and the batch schedule, which the decoder needs.
+    Bits-back needs bits on the stack to borrow, so the chain starts with items
+    coded one at a time without bits-back (by ``start_codec`` when given: the
+    same model on a coarser latent grid, see :func:`start_grid`) until the stack
+    holds what one item borrows (a pop from a stack that runs dry gives the
+    lowest latent values, which are legal but costly). Later batches grow while
+    the stack holds enough bits to pay for their posterior samples (estimated
+    from what earlier batches borrowed, with a 50% margin). Returns the message and
+    the batch schedule, which the decoder needs with the number of start items.
     """
     stack = AnsStack()
     n_items = len(items)
     schedule: list[int] = []
-    first_bits = 0
+    start_items = start_bits = 0
+    need = float(borrowed_bits(codec, items[0])) if n_items else 0.0
     i = 0
-    borrow_per_item = None
     while i < n_items:
-        if i == 0:
-            n, bits_back = 1, False
+        if i == start_items and stack.num_valid_bits() < need + 64:
+            n, bits_back, coder = 1, False, start_codec or codec
         else:
-            est = borrow_per_item if borrow_per_item else first_bits
-            n = int(max(1, min(max_batch, n_items - i, stack.num_valid_bits() // max(1.0, 1.5 * est))))
-            bits_back = True
+            n = int(max(1, min(max_batch, n_items - i, stack.num_valid_bits() // max(1.0, 1.5 * need))))
+            bits_back, coder = True, codec
         before, popped = stack.num_valid_bits(), stack.popped_bits
-        coder = first_codec if i == 0 and first_codec is not None else codec
         coder.push(stack, torch.from_numpy(items[i : i + n].astype(np.int64)), bits_back=bits_back)
-        if i == 0:
-            first_bits = stack.num_valid_bits() - before
+        if bits_back:
+            need = max(need, (stack.popped_bits - popped) / n)
         else:
-            per_item = (stack.popped_bits - popped) / n
-            borrow_per_item = max(per_item, borrow_per_item or 0.0)
+            start_items, start_bits = start_items + 1, start_bits + stack.num_valid_bits() - before
         schedule.append(n)
         i += n
         if progress:
             progress(n)
     data = stack.to_bytes() if n_items else b""
-    return data, ChainStats(first_bits, schedule)
+    return data, ChainStats(start_items, start_bits, schedule)
 
 
-def decode_chain(codec: ItemCodec, data: bytes, schedule: list[int],
+def decode_chain(codec: ItemCodec, data: bytes, schedule: list[int], start_items: int,
                  progress: Callable[[int], None] | None = None,
-                 first_codec: ItemCodec | None = None) -> np.ndarray:
-    """Decode the items of :func:`encode_chain` (returned in their original order); ``first_codec``
-    must be the one the encoder used for the first item."""
+                 start_codec: ItemCodec | None = None) -> np.ndarray:
+    """Decode the items of :func:`encode_chain` (returned in their original order); ``start_codec``
+    and ``start_items`` must be what the encoder used."""
     stack = AnsStack(data)
     batches = []
     for k in reversed(range(len(schedule))):
-        coder = first_codec if k == 0 and first_codec is not None else codec
-        batches.append(coder.pop(stack, schedule[k], bits_back=k > 0).numpy())
+        plain = k < start_items
+        coder = (start_codec or codec) if plain else codec
+        batches.append(coder.pop(stack, schedule[k], bits_back=not plain).numpy())
         if progress:
             progress(schedule[k])
     if not stack.is_empty():
