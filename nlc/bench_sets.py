@@ -11,7 +11,7 @@ JSON schema (``--json FILE``)::
 
     {"model", "data", "items", "pixels", "device", "versions",
      "neg_elbo_bpd", "file_bpd", "gap_pct", "bytes", "header_bytes",
-     "start": {"items", "bits", "neg_elbo_bits", "extra_bits"},  # items coded without bits-back
+     "start": {"items", "step", "bits", "neg_elbo_bits", "extra_bits"},  # items coded without bits-back
      "enc_s", "dec_s", "enc_img_per_s", "dec_img_per_s", "lossless",
      "baselines": {name: {"bpd"}}}
 """
@@ -78,7 +78,7 @@ def run_set_bench(model: str, data: str, *, limit: int | None = None, json_path:
         "versions": {"nlc": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "neg_elbo_bpd": float(elbo.sum() / pixels), "file_bpd": len(blob) * 8 / pixels,
         "bytes": len(blob), "header_bytes": stats["header_bytes"],
-        "start": {"items": stats["start_items"], "bits": stats["start_bits"],
+        "start": {"items": stats["start_items"], "step": stats["start_step"], "bits": stats["start_bits"],
                   "neg_elbo_bits": float(elbo[: stats["start_items"]].sum()),
                   "extra_bits": stats["start_bits"] - float(elbo[: stats["start_items"]].sum())},
         "batches": stats["batches"],

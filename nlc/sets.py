@@ -176,7 +176,7 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
         start_items=stats.start_items, start_step=start.step, threads=threads)
     data = container.pack_set(header, payload)
     return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
-                  "start_items": stats.start_items, "start_bits": stats.start_bits, "batches": len(stats.schedule),
+                  "start_items": stats.start_items, "start_bits": stats.start_bits, "start_step": start.step, "batches": len(stats.schedule),
                   "seconds": time.perf_counter() - t0}
 
 
