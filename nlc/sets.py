@@ -172,7 +172,7 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
         torch=torch.__version__, device="cpu", count=len(items), height=c.shape[0], width=c.shape[1], bits=c.bits,
         scale=scale, pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()),
         schedule=container.schedule_runs(stats.schedule), source=source or {"kind": "array-memory"},
-        precision=PRECISION, latent_step=grid.step, start_bits=stats.start_bits,
+        precision=PRECISION, latent_step=grid.step, latent_bound=grid.bound, start_bits=stats.start_bits,
         start_items=stats.start_items, start_step=start.step, threads=threads)
     data = container.pack_set(header, payload)
     return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
@@ -192,7 +192,8 @@ def decode_set(data: bytes, codec: SetCodec | None = None, progress: bool = Fals
         raise CodecError(f"file was coded with {header.codec!r} weights {header.weights_sha256[:12]}..., "
                          f"but the registry has {c.sha256[:12]}...")
     schedule = container.schedule_from_runs(header.schedule)
-    if sum(schedule) != header.count or header.latent_step != LatentGrid().step or header.precision != PRECISION:
+    if sum(schedule) != header.count or header.latent_step != LatentGrid().step or header.precision != PRECISION \
+            or header.latent_bound not in (8.0, 16.0):
         raise FormatError("corrupted header (batch schedule, latent grid or precision)")
     if header.start_step not in START_STEPS or not 0 <= header.start_items <= len(schedule):
         raise FormatError(f"corrupted header (start items {header.start_items} on latent step {header.start_step})")
@@ -201,9 +202,9 @@ def decode_set(data: bytes, codec: SetCodec | None = None, progress: bool = Fals
     try:
         with torch_threads(header.threads), \
                 tqdm(total=header.count, desc="decode", unit="img", disable=not progress, leave=False) as bar:
-            values = decode_chain(make_item_codec(c.model, LatentGrid(header.latent_step)), payload, schedule,
-                                  header.start_items, progress=bar.update,
-                                  start_codec=make_item_codec(c.model, LatentGrid(header.start_step)))
+            grid, start = (LatentGrid(s, header.latent_bound) for s in (header.latent_step, header.start_step))
+            values = decode_chain(make_item_codec(c.model, grid), payload, schedule, header.start_items,
+                                  progress=bar.update, start_codec=make_item_codec(c.model, start))
     except CoderError as e:
         raise FormatError(f"corrupted payload ({e})") from None
     items = (values * header.scale).astype(np.uint8)

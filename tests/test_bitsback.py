@@ -147,6 +147,41 @@ def test_bad_start_step_is_a_format_error():
         decode_set(container.pack_set(header, payload), _set_codec("vae"))
 
 
+def _with_header_fields(data: bytes, drop: tuple[str, ...], **extra) -> bytes:
+    """A set file whose header JSON lacks ``drop`` and has ``extra`` (as older nlc versions wrote them)."""
+    import json
+    import struct
+    import zlib
+
+    header, payload = container.unpack_set(data)
+    fields = {k: v for k, v in vars(header).items() if k not in drop} | extra
+    blob = zlib.compress(json.dumps(fields).encode(), 9)
+    head = container.SET_MAGIC + struct.pack("<BI", container.SET_VERSION, len(blob)) + blob
+    return head + struct.pack("<I", zlib.crc32(head)) + payload + struct.pack("<I", zlib.crc32(payload))
+
+
+def test_files_of_older_versions_still_decode():
+    """Before start items and the narrower grid: one fine-grid start item, latents in [-16, 16]."""
+    model, items = tiny_latent("vae"), shapes_data(12)
+    codec = make_item_codec(model, LatentGrid(2.0**-6, 16.0))
+    payload, stats = encode_chain(codec, items)
+    assert stats.start_items == 1
+    new, _ = encode_set(items, _set_codec("vae"))
+    header, _ = container.unpack_set(new)
+    header.schedule = container.schedule_runs(stats.schedule)
+    old = _with_header_fields(container.pack_set(header, payload),
+                              ("start_items", "start_step", "start_bits", "latent_bound"), first_item_bits=stats.start_bits)
+    out, h = decode_set(old, _set_codec("vae"))
+    assert np.array_equal(out, items) and (h.latent_bound, h.start_items, h.start_step) == (16.0, 1, 2.0**-6)
+
+
+def test_bad_latent_bound_is_a_format_error():
+    header, payload = container.unpack_set(encode_set(shapes_data(3), _set_codec("vae"))[0])
+    header.latent_bound = 3.0
+    with pytest.raises(FormatError, match="corrupted header"):
+        decode_set(container.pack_set(header, payload), _set_codec("vae"))
+
+
 def _set_codec(name: str) -> SetCodec:
     return SetCodec(f"tiny-{name}", "0" * 64, tiny_latent(name))
 
