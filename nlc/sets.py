@@ -160,7 +160,7 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
     if items.ndim != 3 or items.shape[1:] != c.shape:
         raise InputError(f"codec {c.name!r} codes {c.shape[0]}x{c.shape[1]} images, got items of shape {items.shape[1:]}")
     values, scale = _coded_values(items, c.bits)
-    grid = LatentGrid()
+    grid = LatentGrid(bound=getattr(c.model, "latent_bound", LatentGrid().bound))
     threads = torch.get_num_threads()
     t0 = time.perf_counter()
     start = start_grid(c.model, values[0], grid) if len(values) else grid

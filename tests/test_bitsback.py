@@ -175,6 +175,14 @@ def test_files_of_older_versions_still_decode():
     assert np.array_equal(out, items) and (h.latent_bound, h.start_items, h.start_step) == (16.0, 1, 2.0**-6)
 
 
+def test_set_header_records_the_models_latent_range():
+    """Bit-Swap's learned latents need [-16, 16]; the others use the narrower default."""
+    for name, bound in (("vae", 8.0), ("bitswap", 16.0)):
+        data, _ = encode_set(shapes_data(3), _set_codec(name))
+        assert container.unpack_set(data)[0].latent_bound == bound
+        assert np.array_equal(decode_set(data, _set_codec(name))[0], shapes_data(3))
+
+
 def test_bad_latent_bound_is_a_format_error():
     header, payload = container.unpack_set(encode_set(shapes_data(3), _set_codec("vae"))[0])
     header.latent_bound = 3.0

@@ -37,6 +37,9 @@ class BitSwapVAE(nn.Module):
     """``p(z2) p(z1|z2) p(x|z1)`` with ``q(z1|x) q(z2|z1)``."""
 
     layers = 2
+    # Range its latents need when coded: the learned p(z1|z2) and q(z2|z1) put means past 8
+    # (bench/latent_range.py: +3.9 bits per image on [-16, 16], +66 on [-8, 8]).
+    latent_bound = 16.0
 
     def __init__(self, cfg: BitSwapConfig) -> None:
         super().__init__()
