@@ -228,7 +228,7 @@ class SetHeader:
     coder: str = "ans"
     precision: int = 24
     latent_step: float = 2.0**-6
-    latent_bound: float = 16.0  # latents lie in [-bound, bound] (8 since start_items; 16 in older files)
+    latent_bound: float = 16.0  # latents lie in [-bound, bound] (the model's range; older files: 16)
     start_bits: int = 0  # what the start items cost
     start_items: int = 1  # items coded without bits-back at the start of the chain
     start_step: float = 2.0**-6  # their latent grid step

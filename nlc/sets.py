@@ -27,7 +27,7 @@ import torch
 
 from . import container
 from .coding.bitsback import (START_STEPS, LatentGrid, decode_chain, encode_chain, make_item_codec,
-                              start_grid)
+                              model_grid, start_grid)
 from .coding.coders import PRECISION, CoderError
 from .datasets import ArrayFile, array_bytes, is_array_file, read_array
 from .errors import CodecError, FormatError, InputError, file_errors
@@ -160,7 +160,7 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
     if items.ndim != 3 or items.shape[1:] != c.shape:
         raise InputError(f"codec {c.name!r} codes {c.shape[0]}x{c.shape[1]} images, got items of shape {items.shape[1:]}")
     values, scale = _coded_values(items, c.bits)
-    grid = LatentGrid(bound=getattr(c.model, "latent_bound", LatentGrid().bound))
+    grid = model_grid(c.model)
     threads = torch.get_num_threads()
     t0 = time.perf_counter()
     start = start_grid(c.model, values[0], grid) if len(values) else grid
@@ -176,7 +176,8 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
         start_items=stats.start_items, start_step=start.step, threads=threads)
     data = container.pack_set(header, payload)
     return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
-                  "start_items": stats.start_items, "start_bits": stats.start_bits, "start_step": start.step, "batches": len(stats.schedule),
+                  "start_items": stats.start_items, "start_bits": stats.start_bits, "start_step": start.step,
+                  "batches": len(stats.schedule),
                   "seconds": time.perf_counter() - t0}
 
 

@@ -53,10 +53,9 @@ class LatentGrid:
 
     step: float = 2.0**-6
     # constriction's QuantizedGaussian gives every bin of the range at least 2^-24, so a
-    # posterior sample lands far from its Gaussian with probability about bins * 2^-24, and
-    # costs many bits under the prior there. With |z| <= 16 (2049 bins) a vae-fmnist-binary
-    # image paid about 1 bit over its -ELBO; with |z| <= 8 nothing measurable. A standard
-    # normal passes 8 with probability 1e-15; means beyond are clipped, which stays exact.
+    # posterior sample lands far from its Gaussian with probability about bins * 2^-24 and
+    # then costs many bits under the prior: fewer bins, fewer such samples (bench/latent_range.py).
+    # A model whose latents need more sets ``latent_bound`` (see :func:`model_grid`).
     bound: float = 8.0
 
     @property
@@ -260,14 +259,22 @@ class VRNNCodec:
         return x
 
 
-def make_item_codec(model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> ItemCodec:
-    """The bits-back codec that fits a model (VRNN or layered VAE)."""
+def model_grid(model: torch.nn.Module) -> LatentGrid:
+    """The latent grid a model is coded on: the default, on the range ``model.latent_bound`` where it has one."""
+    return LatentGrid(bound=getattr(model, "latent_bound", LatentGrid.bound))
+
+
+def make_item_codec(model: torch.nn.Module, grid: LatentGrid | None = None) -> ItemCodec:
+    """The bits-back codec that fits a model (VRNN or layered VAE), on ``grid`` or :func:`model_grid`."""
+    grid = grid or model_grid(model)
     return VRNNCodec(model, grid) if hasattr(model, "init_state") else HierarchicalCodec(model, grid)
 
 
-def start_grid(model: torch.nn.Module, item: np.ndarray, grid: LatentGrid = LatentGrid()) -> LatentGrid:
-    """The grid of :data:`START_STEPS` on which ``item`` costs the fewest bits when coded without
-    bits-back (as the chain's start items are); ties go to the coarser grid."""
+def start_grid(model: torch.nn.Module, item: np.ndarray, grid: LatentGrid | None = None) -> LatentGrid:
+    """The grid of :data:`START_STEPS` (on the range of ``grid``, else :func:`model_grid`) on which ``item``
+    costs the fewest bits when coded without bits-back (as the chain's start items are); ties go to the
+    coarser grid."""
+    grid = grid or model_grid(model)
     x = torch.from_numpy(np.asarray(item)[None].astype(np.int64))
     best, best_bits = grid, None
     for step in START_STEPS:
