@@ -33,21 +33,33 @@ class Stepper(Protocol):
 
     x: torch.Tensor
 
-    def fill(self, x4: torch.Tensor) -> None: ...
+    def fill(self, x4: torch.Tensor) -> None:
+        """Load ``(B, 4, H, W)`` input: RGB in ``[-1, 1]`` (zeros where unknown) and the ones channel."""
+        ...
 
-    def put(self, index: torch.Tensor, r: int, c: int, rgb: torch.Tensor) -> None: ...
+    def put(self, index: torch.Tensor, r: int, c: int, rgb: torch.Tensor) -> None:
+        """Set pixel ``(r, c)`` of the tiles ``index`` to ``rgb`` ``(n, 3)`` in ``[-1, 1]`` once it is coded."""
+        ...
 
-    def start_row(self, r: int) -> None: ...
+    def start_row(self, r: int) -> None:
+        """Prepare row ``r``: compute what depends on the rows above only (called before its first pixel)."""
+        ...
 
-    def params(self, c: int) -> torch.Tensor: ...
+    def params(self, c: int) -> torch.Tensor:
+        """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)`` of the current row, from pixels before it."""
+        ...
 
-    def release(self) -> None: ...
+    def release(self) -> None:
+        """Drop the caches now: the coder calls it when the last pixel is coded."""
+        ...
 
 
 class SteppedModel(Protocol):
     """A model that can be coded by this module."""
 
-    def stepper(self, batch: int, height: int, width: int) -> Stepper: ...
+    def stepper(self, batch: int, height: int, width: int) -> Stepper:
+        """An incremental evaluator over ``batch`` tiles of ``height x width``."""
+        ...
 
 
 @dataclass(frozen=True)
