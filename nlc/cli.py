@@ -226,9 +226,14 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
 @click.option("--crop", default=32, show_default=True, type=click.IntRange(8))
 @click.option("--lr", default=None, type=float, help="Peak learning rate [2e-3 for photos, 1e-3 for sets].")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, help="Checkpoint to resume.")
+@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Photo codecs: start from these safetensors weights (a fine-tune) instead of a fresh model.")
+@click.option("--freeze", default=None, metavar="REGEX",
+              help="Photo codecs: keep the parameters whose names match REGEX fixed, e.g. 'levels\\.\\d+\\.steps\\.' "
+                   "(an integer flow's bijections, to refit its priors).")
 @click.option("--out", default=None, help="Output path without suffix (default: runs/<model>).")
 @DEVICE
-def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None:
+def train(model, data, val, steps, batch, crop, lr, resume, init, freeze, out, device) -> None:
     """Train a codec's model (never on Kodak); writes safetensors + metadata and a checkpoint."""
     from .registry import get_spec, write_codec_toml
     from .sets import LATENT_ARCHITECTURES
@@ -238,6 +243,8 @@ def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None
         spec = get_spec(model)
         out = out or f"runs/{spec.name}"
         if spec.architecture in LATENT_ARCHITECTURES:
+            if init or freeze:
+                _fail("--init and --freeze are for photo codecs")
             from .train_latent import LatentTrainConfig, train_latent
 
             cfg = LatentTrainConfig(architecture=spec.architecture, data=data, out=out, steps=steps,
@@ -252,7 +259,7 @@ def train(model, data, val, steps, batch, crop, lr, resume, out, device) -> None
         from .train import TrainConfig, train as run
 
         cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
-                          lr=lr or 2e-3, resume=resume, architecture=spec.architecture,
+                          lr=lr or 2e-3, resume=resume, init=init, freeze=freeze, architecture=spec.architecture,
                           model=dict(spec.hyperparameters), device=api.resolve_device(device))
         meta = run(cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:

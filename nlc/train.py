@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,8 @@ class TrainConfig:
     val_every: int = 500
     ckpt_every: int = 500
     resume: str | None = None
+    init: str | None = None  # safetensors to start from (a fine-tune), instead of a fresh initialisation
+    freeze: str | None = None  # regular expression: parameters whose names contain a match stay fixed
     threads: int = 0
     device: str = "cpu"
     architecture: str = "pixelcnnpp"
@@ -135,6 +138,24 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     vcrops = val_crops(load_rgb(cfg.val))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, cfg.model)
+    if cfg.init:
+        from safetensors.torch import load_file
+
+        try:
+            model.load_state_dict(load_file(cfg.init))
+        except Exception as e:  # a file that is no safetensors, or weights of another shape
+            raise ValueError(f"{cfg.init}: not weights of this {cfg.architecture} model "
+                             f"({str(e).splitlines()[0]})") from None
+    if cfg.freeze:
+        try:
+            pattern = re.compile(cfg.freeze)
+        except re.error as e:
+            raise ValueError(f"--freeze {cfg.freeze!r}: {e}") from None
+        frozen = [p for n, p in model.named_parameters() if pattern.search(n)]
+        for p in frozen:
+            p.requires_grad_(False)
+        if not frozen:
+            raise ValueError(f"--freeze {cfg.freeze!r} matches no parameter")
 
     def batch_loss(m: torch.nn.Module, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
         x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng)).to(next(m.parameters()).device)
@@ -158,6 +179,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "torch": torch.__version__,
             "device": cfg.device,
             "processes": int(os.environ.get("WORLD_SIZE", 1)),
+            **({"init": cfg.init, "freeze": cfg.freeze} if cfg.init or cfg.freeze else {}),
         }
 
     return run_training(cfg, model, batch_loss, lambda ema: bits_per_dim(ema, vcrops), meta, progress=progress,
@@ -179,11 +201,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--codec", default=None, help="take architecture and hyper-parameters from this codec")
     a = ap.parse_args(argv)
     kw = {k: v for k, v in vars(a).items() if k not in ("model_json", "codec")}
-    if a.codec:
+    if a.codec:  # the codec's architecture and hyper-parameters, with --model-json's changes
         from .registry import get_spec
 
         spec = get_spec(a.codec)
-        kw.update(architecture=spec.architecture, model=dict(spec.hyperparameters))
+        kw.update(architecture=spec.architecture,
+                  model=dict(spec.hyperparameters, **json.loads(a.model_json or "{}")))
     elif a.model_json:
         kw["model"] = dict(asdict(PixelCNNPPConfig()), **json.loads(a.model_json))
     train(TrainConfig(**kw), command="python -m nlc.train " + " ".join(argv or sys.argv[1:]))

@@ -266,3 +266,45 @@ def test_train_idf_through_the_cli(tmp_path, monkeypatch):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["architecture"] == "idf" and meta["steps"] == 2 and 0 < meta["val_bits_per_dim"] < 16
     IDF(IDFConfig(**TINY_FLOW)).load_state_dict(load_file(str(out.with_suffix(".safetensors"))))
+
+
+def test_level_groups_set_each_priors_stages():
+    """``level_groups`` gives each level's prior its own channel groups; coding stays exact at -log2 p."""
+    m = tiny_flow(seed=3, level_groups=(6, 8))
+    assert [lvl.prior.stages for lvl in m.levels] == [12, 16]
+    px = np.asarray(gradient_image(12, 20, seed=3))
+    x = torch.from_numpy(px.copy()).permute(2, 0, 1).unsqueeze(0).float() - 128
+    payload, bits = encode_flow(m, px, 64)
+    assert bits == pytest.approx(-m.log_prob(x).item() / math.log(2), rel=1e-4)
+    assert np.array_equal(decode_flow(m, payload, 12, 20, 64), px)
+    with pytest.raises(ValueError, match="level_groups has 1 entries for 2 levels"):
+        tiny_flow(level_groups=(6,))
+
+
+def test_fine_tune_with_a_frozen_flow(tmp_path):
+    """``init`` starts from saved weights and ``freeze`` keeps the matching parameters bit for bit."""
+    from safetensors.torch import load_file, save_file
+
+    from nlc.train import TrainConfig, train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    start = tiny_flow(seed=4)
+    save_file({k: v.contiguous() for k, v in start.state_dict().items()}, str(tmp_path / "start.safetensors"))
+    cfg = dict(data=str(photos), val=str(photos), out=str(tmp_path / "run"), steps=3, batch=2, crop=16,
+               warmup=1, architecture="idf", model=dict(TINY_FLOW, level_groups=[3, 2]),
+               init=str(tmp_path / "start.safetensors"))
+    meta = train(TrainConfig(**cfg, freeze=r"levels\.\d+\.steps\."), progress=False)
+    assert meta["init"].endswith("start.safetensors")
+    before, after = start.state_dict(), load_file(str(tmp_path / "run.safetensors"))
+    flow = [k for k in before if ".steps." in k and before[k].is_floating_point()]
+    prior = [k for k in before if ".prior." in k]
+    assert flow and all(torch.equal(before[k], after[k]) for k in flow)
+    assert any(not torch.equal(before[k], after[k]) for k in prior)
+    with pytest.raises(ValueError, match="matches no parameter"):
+        train(TrainConfig(**cfg, freeze="no-such-parameter"), progress=False)
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not weights of this idf model"):
+        train(TrainConfig(**dict(cfg, init=str(tmp_path / "other.safetensors"))), progress=False)

@@ -42,12 +42,21 @@ class IDFConfig:
     checkerboard: bool = True
     conv1x1: bool = True
     coupling: str = "additive"
+    level_groups: tuple[int, ...] = ()  # channel groups of each level's prior; empty: ``groups`` everywhere
+
+    def groups_of(self, level: int) -> int:
+        """Channel groups of level ``level``'s prior (its stages are groups x checkerboard colours)."""
+        if not self.level_groups:
+            return self.groups
+        if len(self.level_groups) != self.levels:
+            raise ValueError(f"level_groups has {len(self.level_groups)} entries for {self.levels} levels")
+        return self.level_groups[level]
 
 
 class Level(nn.Module):
     """Squeeze, ``couplings`` x (1x1 mixing, additive coupling), then the factor-out prior."""
 
-    def __init__(self, cfg: IDFConfig, channels: int, top: bool) -> None:
+    def __init__(self, cfg: IDFConfig, channels: int, top: bool, groups: int) -> None:
         super().__init__()
         c4 = 4 * channels
         steps: list[Bijection] = [Squeeze()]
@@ -57,7 +66,7 @@ class Level(nn.Module):
         self.steps = nn.ModuleList(steps)
         self.keep = 0 if top else c4 // 2
         self.prior = StagedPrior(c4 - self.keep, self.keep, cfg.prior_hidden, cfg.prior_blocks, cfg.mixtures,
-                                 cfg.groups, cfg.checkerboard)
+                                 groups, cfg.checkerboard)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The level's bijection (squeeze and steps), before the split."""
@@ -88,7 +97,7 @@ class IDF(nn.Module):
         self.config = config
         levels, c = [], config.channels
         for i in range(config.levels):
-            lvl = Level(config, c, top=i == config.levels - 1)
+            lvl = Level(config, c, top=i == config.levels - 1, groups=config.groups_of(i))
             levels.append(lvl)
             c = lvl.keep
         self.levels = nn.ModuleList(levels)
