@@ -71,7 +71,7 @@ def main() -> None:
         print(f.name, {k: round(v / subpixels, 4) for k, v in bits.items()}, flush=True)
     base = str(settings[0] or "whole")
     result = {
-        "model": codec.spec.name, "data": a.data, "images": subpixels // 3,
+        "model": codec.spec.name, "data": a.data, "pixels": subpixels // 3,
         "bpsp": {k: v / subpixels for k, v in bits.items()},
         "overhead_pct": {k: 100 * (v / bits[base] - 1) for k, v in bits.items() if k != base},
         "relative_to": base,
