@@ -171,5 +171,6 @@ def _load(name: str, path: str, sha: str, architecture: str, hp: tuple) -> torch
 
 def load_model(spec: CodecSpec) -> torch.nn.Module:
     """The trained model of a codec, after checking its weights' sha256 (cached)."""
-    return _load(spec.name, str(spec.weights_path), spec.sha256, spec.architecture,
-                 tuple(sorted(spec.hyperparameters.items())))
+    hp = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)  # TOML arrays, hashable for the cache
+                      for k, v in spec.hyperparameters.items()))
+    return _load(spec.name, str(spec.weights_path), spec.sha256, spec.architecture, hp)

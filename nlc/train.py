@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -138,8 +139,13 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     vcrops = val_crops(load_rgb(cfg.val))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, cfg.model)
+    init_sha = None
     if cfg.init:
         from safetensors.torch import load_file
+
+        from .registry import sha256_file
+
+        init_sha = sha256_file(cfg.init)
 
         try:
             model.load_state_dict(load_file(cfg.init))
@@ -179,7 +185,8 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "torch": torch.__version__,
             "device": cfg.device,
             "processes": int(os.environ.get("WORLD_SIZE", 1)),
-            **({"init": cfg.init, "freeze": cfg.freeze} if cfg.init or cfg.freeze else {}),
+            **({"init": cfg.init, "init_sha256": init_sha} if cfg.init else {}),
+            **({"freeze": cfg.freeze} if cfg.freeze else {}),
         }
 
     return run_training(cfg, model, batch_loss, lambda ema: bits_per_dim(ema, vcrops), meta, progress=progress,
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
                   model=dict(spec.hyperparameters, **json.loads(a.model_json or "{}")))
     elif a.model_json:
         kw["model"] = dict(asdict(PixelCNNPPConfig()), **json.loads(a.model_json))
-    train(TrainConfig(**kw), command="python -m nlc.train " + " ".join(argv or sys.argv[1:]))
+    train(TrainConfig(**kw), command="python -m nlc.train " + shlex.join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -297,7 +297,7 @@ def test_fine_tune_with_a_frozen_flow(tmp_path):
                warmup=1, architecture="idf", model=dict(TINY_FLOW, level_groups=[3, 2]),
                init=str(tmp_path / "start.safetensors"))
     meta = train(TrainConfig(**cfg, freeze=r"levels\.\d+\.steps\."), progress=False)
-    assert meta["init"].endswith("start.safetensors")
+    assert meta["init"].endswith("start.safetensors") and len(meta["init_sha256"]) == 64
     before, after = start.state_dict(), load_file(str(tmp_path / "run.safetensors"))
     flow = [k for k in before if ".steps." in k and before[k].is_floating_point()]
     prior = [k for k in before if ".prior." in k]
