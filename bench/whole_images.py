@@ -1,0 +1,66 @@
+"""A flow's model bits per sub-pixel on whole validation photos, not on 64x64 crops.
+
+Usage: python bench/whole_images.py --data ../shared/data/photos-val [--model idf]
+       [--weights runs/idf-top.safetensors ...] [--size 768x512] [--json FILE]
+
+Training validates on fixed 64x64 crops, where an integer flow's top levels are
+2x2 or smaller: what they learn about spatial context only shows on whole
+images. This evaluates ``-log2 p`` of the top-left ``--size`` crop of every
+image (no entropy coding) for the codec's weights and any others given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nlc.images import read_image
+from nlc.registry import build_model, get_spec, load_model
+from nlc.train import list_images
+
+
+@torch.no_grad()
+def bits_per_subpixel(model: torch.nn.Module, files: list[Path], width: int, height: int) -> float:
+    """Model bits per sub-pixel of the top-left ``width x height`` crops of ``files``."""
+    bits, subpixels = 0.0, 0
+    for f in files:
+        px = np.asarray(read_image(f).convert("RGB"))[:height, :width].copy()
+        x = torch.from_numpy(px).permute(2, 0, 1)[None].float() - 128
+        bits -= model.log_prob(x).item() / math.log(2)
+        subpixels += px.size
+    return bits / subpixels
+
+
+def main() -> None:
+    """Run the measurement."""
+    from safetensors.torch import load_file
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--model", default="idf")
+    ap.add_argument("--weights", nargs="*", default=[], help="other weights of the same architecture")
+    ap.add_argument("--size", default="768x512")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    width, height = map(int, a.size.split("x"))
+    spec, files = get_spec(a.model), list_images(a.data)
+    result = {"model": a.model, "data": a.data, "images": len(files), "size": a.size, "bpsp": {}}
+    result["bpsp"][f"codec {a.model}"] = bits_per_subpixel(load_model(spec), files, width, height)
+    for w in a.weights:
+        m = build_model(spec.architecture, dict(spec.hyperparameters))
+        m.load_state_dict(load_file(w))
+        result["bpsp"][w] = bits_per_subpixel(m.eval(), files, width, height)
+    result["command"] = "python bench/whole_images.py " + " ".join(
+        f"--{k} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(a).items() if v)
+    print(json.dumps(result, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
