@@ -97,10 +97,10 @@ def kodak_table(paths: list[Path]) -> str:
     for r in results:
         s = r["summary"]
         meta = json.loads((RESULTS.parent.parent / "trained" / f"{r['model']}.json").read_text())
-        steps = f"{meta['steps']:,}"
-        if meta.get("base_steps"):  # fine-tunes: the runs they started from (an int or a list), then their own steps
-            base = meta["base_steps"] if isinstance(meta["base_steps"], list) else [meta["base_steps"]]
-            steps = " + ".join(f"{n:,}" for n in [*base, meta["steps"]]) + f" ({meta.get('base_label', 'fine-tune')})"
+        # fine-tunes list the steps of the runs they started from (base_steps), then their own
+        steps = " + ".join(f"{n:,}" for n in [*meta.get("base_steps", []), meta["steps"]])
+        if meta.get("base_steps"):
+            steps += f" ({meta.get('base_label', 'fine-tune')})"
         rows.append(f"| nlc `{r['model']}` | {_parameters(r['model']):,} | {steps} ({meta['batch']} x "
                     f"{meta['crop']}²) | {meta['val_bits_per_dim']:.4f} | {s['bpsp_model']:.4f} | **{s['bpsp']:.4f}** "
                     f"| {s['gap_pct']:.3f}% | {s['enc_s']:.2f} | {s['dec_s']:.2f} | {s['peak_mb']:.0f} "

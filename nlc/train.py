@@ -131,6 +131,33 @@ def save_weights(model: torch.nn.Module, path: Path, meta: dict) -> str:
     return digest
 
 
+def start_fine_tune(model: torch.nn.Module, init: str | None, freeze: str | None, architecture: str) -> str | None:
+    """Load ``init`` weights into ``model`` and fix the parameters whose names contain a match of
+    ``freeze``; returns the sha256 of ``init`` (``None`` without one). Bad input is a ``ValueError``."""
+    init_sha = None
+    if init:
+        from safetensors.torch import load_file
+
+        from .registry import sha256_file
+
+        init_sha = sha256_file(init)
+        try:
+            model.load_state_dict(load_file(init))
+        except Exception as e:  # a file that is no safetensors, or weights of another shape
+            raise ValueError(f"{init}: not weights of this {architecture} model ({str(e).splitlines()[0]})") from None
+    if freeze:
+        try:
+            pattern = re.compile(freeze)
+        except re.error as e:
+            raise ValueError(f"--freeze {freeze!r}: {e}") from None
+        frozen = [p for n, p in model.named_parameters() if pattern.search(n)]
+        if not frozen:
+            raise ValueError(f"--freeze {freeze!r} matches no parameter")
+        for p in frozen:
+            p.requires_grad_(False)
+    return init_sha
+
+
 def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -> dict:
     """Run (or resume) a training run; returns the final metadata."""
     if cfg.threads:
@@ -139,29 +166,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     vcrops = val_crops(load_rgb(cfg.val))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, cfg.model)
-    init_sha = None
-    if cfg.init:
-        from safetensors.torch import load_file
-
-        from .registry import sha256_file
-
-        init_sha = sha256_file(cfg.init)
-
-        try:
-            model.load_state_dict(load_file(cfg.init))
-        except Exception as e:  # a file that is no safetensors, or weights of another shape
-            raise ValueError(f"{cfg.init}: not weights of this {cfg.architecture} model "
-                             f"({str(e).splitlines()[0]})") from None
-    if cfg.freeze:
-        try:
-            pattern = re.compile(cfg.freeze)
-        except re.error as e:
-            raise ValueError(f"--freeze {cfg.freeze!r}: {e}") from None
-        frozen = [p for n, p in model.named_parameters() if pattern.search(n)]
-        for p in frozen:
-            p.requires_grad_(False)
-        if not frozen:
-            raise ValueError(f"--freeze {cfg.freeze!r} matches no parameter")
+    init_sha = start_fine_tune(model, cfg.init, cfg.freeze, cfg.architecture)
 
     def batch_loss(m: torch.nn.Module, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
         x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng)).to(next(m.parameters()).device)
