@@ -227,7 +227,8 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
 @click.option("--lr", default=None, type=float, help="Peak learning rate [2e-3 for photos, 1e-3 for sets].")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, help="Checkpoint to resume.")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Photo codecs: start from these safetensors weights (a fine-tune) instead of a fresh model.")
+              help="Photo codecs: start from these safetensors weights (a fine-tune) instead of a fresh model; "
+                   "layers the model has and the weights lack start fresh (a grown model).")
 @click.option("--freeze", default=None, metavar="REGEX",
               help="Photo codecs: keep the parameters whose names match REGEX fixed, e.g. 'levels\\.\\d+\\.steps\\.' "
                    "(an integer flow's bijections, to refit its priors).")

@@ -131,10 +131,14 @@ def save_weights(model: torch.nn.Module, path: Path, meta: dict) -> str:
     return digest
 
 
-def start_fine_tune(model: torch.nn.Module, init: str | None, freeze: str | None, architecture: str) -> str | None:
+def start_fine_tune(model: torch.nn.Module, init: str | None, freeze: str | None, architecture: str
+                    ) -> tuple[str | None, list[str]]:
     """Load ``init`` weights into ``model`` and fix the parameters whose names contain a match of
-    ``freeze``; returns the sha256 of ``init`` (``None`` without one). Bad input is a ``ValueError``."""
-    init_sha = None
+    ``freeze``. Returns the sha256 of ``init`` (``None`` without one) and the modules ``init`` has no
+    weights for: layers the model gained, which keep their fresh initialisation (a grown model).
+    Bad input is a ``ValueError``: weights of another model (a name the model lacks, a shape that
+    differs, or nothing in common), a bad regex, a regex that matches nothing."""
+    init_sha, fresh = None, []
     if init:
         from safetensors.torch import load_file
 
@@ -142,9 +146,14 @@ def start_fine_tune(model: torch.nn.Module, init: str | None, freeze: str | None
 
         init_sha = sha256_file(init)
         try:
-            model.load_state_dict(load_file(init))
+            weights = load_file(init)
+            missing, unexpected = model.load_state_dict(weights, strict=False)
         except Exception as e:  # a file that is no safetensors, or weights of another shape
             raise ValueError(f"{init}: not weights of this {architecture} model ({str(e).splitlines()[0]})") from None
+        if unexpected or not set(weights) & set(model.state_dict()):
+            names = ", ".join(sorted(unexpected)[:3]) or "no weight in common"
+            raise ValueError(f"{init}: not weights of this {architecture} model ({names})")
+        fresh = sorted({k.rsplit(".", 1)[0] for k in missing})
     if freeze:
         try:
             pattern = re.compile(freeze)
@@ -155,7 +164,7 @@ def start_fine_tune(model: torch.nn.Module, init: str | None, freeze: str | None
             raise ValueError(f"--freeze {freeze!r} matches no parameter")
         for p in frozen:
             p.requires_grad_(False)
-    return init_sha
+    return init_sha, fresh
 
 
 def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -> dict:
@@ -166,7 +175,10 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     vcrops = val_crops(load_rgb(cfg.val))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, cfg.model)
-    init_sha = start_fine_tune(model, cfg.init, cfg.freeze, cfg.architecture)
+    init_sha, fresh = start_fine_tune(model, cfg.init, cfg.freeze, cfg.architecture)
+    if fresh and progress:
+        print(f"{len(fresh)} modules are not in {cfg.init} and start fresh: {', '.join(fresh[:4])}"
+              + (", ..." if len(fresh) > 4 else ""), file=sys.stderr)
 
     def batch_loss(m: torch.nn.Module, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
         x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng)).to(next(m.parameters()).device)
@@ -191,6 +203,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "device": cfg.device,
             "processes": int(os.environ.get("WORLD_SIZE", 1)),
             **({"init": cfg.init, "init_sha256": init_sha} if cfg.init else {}),
+            **({"init_fresh": fresh} if fresh else {}),
             **({"freeze": cfg.freeze} if cfg.freeze else {}),
         }
 

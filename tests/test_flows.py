@@ -308,3 +308,30 @@ def test_fine_tune_with_a_frozen_flow(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not weights of this idf model"):
         train(TrainConfig(**dict(cfg, init=str(tmp_path / "other.safetensors"))), progress=False)
+
+
+def test_a_prior_grown_from_saved_weights_starts_as_that_prior(tmp_path):
+    """``prior_head_blocks`` adds zero-initialised residual blocks: a model grown from saved weights
+    (``init``, new modules start fresh and are listed) has exactly the old log-likelihood, and codes exactly."""
+    from safetensors.torch import save_file
+
+    from nlc.train import start_fine_tune
+
+    old = tiny_flow(seed=5)
+    save_file({k: v.contiguous() for k, v in old.state_dict().items()}, str(tmp_path / "old.safetensors"))
+    grown = IDF(IDFConfig(**dict(TINY_FLOW, prior_head_blocks=2)))
+    sha, fresh = start_fine_tune(grown, str(tmp_path / "old.safetensors"), None, "idf")
+    assert len(sha) == 64 and fresh == [f"levels.{i}.prior.head_blocks.{j}.{c}"
+                                        for i in range(2) for j in range(2) for c in ("c1", "c2")]
+    px = np.asarray(gradient_image(12, 20, seed=5))
+    x = torch.from_numpy(px.copy()).permute(2, 0, 1).unsqueeze(0).float() - 128
+    assert torch.equal(grown.log_prob(x), old.log_prob(x))
+    with torch.no_grad():  # a trained head block: coding stays exact at -log2 p
+        for p in grown.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    payload, bits = encode_flow(grown, px, 64)
+    assert bits == pytest.approx(-grown.log_prob(x).item() / math.log(2), rel=1e-4)
+    assert np.array_equal(decode_flow(grown, payload, 12, 20, 64), px)
+    save_file({k: v.contiguous() for k, v in grown.state_dict().items()}, str(tmp_path / "grown.safetensors"))
+    with pytest.raises(ValueError, match=r"grown.safetensors: not weights of this idf model \(levels.0.prior.head_blocks"):
+        start_fine_tune(tiny_flow(), str(tmp_path / "grown.safetensors"), None, "idf")  # names it lacks

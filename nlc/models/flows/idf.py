@@ -37,6 +37,7 @@ class IDFConfig:
     blocks: int = 1
     prior_hidden: int = 64
     prior_blocks: int = 2
+    prior_head_blocks: int = 0  # residual blocks over the known latent entries in each prior's head
     mixtures: int = 5
     groups: int = 2
     checkerboard: bool = True
@@ -66,7 +67,7 @@ class Level(nn.Module):
         self.steps = nn.ModuleList(steps)
         self.keep = 0 if top else c4 // 2
         self.prior = StagedPrior(c4 - self.keep, self.keep, cfg.prior_hidden, cfg.prior_blocks, cfg.mixtures,
-                                 groups, cfg.checkerboard)
+                                 groups, cfg.checkerboard, cfg.prior_head_blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The level's bijection (squeeze and steps), before the split."""

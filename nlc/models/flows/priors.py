@@ -27,7 +27,7 @@ class StagedPrior(nn.Module):
     """Discretized logistic mixtures over integers for ``channels`` maps, stage by stage."""
 
     def __init__(self, channels: int, cond_channels: int, hidden: int, blocks: int, mixtures: int,
-                 groups: int = 2, checkerboard: bool = True) -> None:
+                 groups: int = 2, checkerboard: bool = True, head_blocks: int = 0) -> None:
         super().__init__()
         if channels % groups:
             raise ValueError(f"{channels} channels do not split into {groups} groups")
@@ -36,6 +36,12 @@ class StagedPrior(nn.Module):
         self.trunk_in = nn.Conv2d(max(cond_channels, 1), hidden, 3, padding=1)
         self.trunk = nn.ModuleList(_Res(hidden) for _ in range(blocks))
         self.head_in = nn.Conv2d(hidden + 2 * channels, hidden, 3, padding=1)
+        # residual blocks that widen the view of the known entries (3x3 -> 3 + 2 * head_blocks);
+        # zero-initialised outputs, so a prior grown from saved weights starts as exactly that prior
+        self.head_blocks = nn.ModuleList(_Res(hidden) for _ in range(head_blocks))
+        for b in self.head_blocks:
+            nn.init.zeros_(b.c2.weight)
+            nn.init.zeros_(b.c2.bias)
         self.head_mid = nn.Conv2d(hidden, hidden, 1)
         self.head_out = nn.Conv2d(hidden, 3 * mixtures * channels, 1)
         nn.init.zeros_(self.head_out.weight)
@@ -77,6 +83,8 @@ class StagedPrior(nn.Module):
         k = known.expand_as(z)
         # where(), not a product: unknown entries are exactly +0.0 on the encoder's and the decoder's side
         h = self.head_in(torch.cat([F.relu(feats), net_input(torch.where(k, z, 0.0)), k.to(z.dtype)], 1))
+        for b in self.head_blocks:
+            h = b(h)
         h = self.head_out(F.relu(self.head_mid(F.relu(h))))
         b, _, hh, ww = h.shape
         logits, means, log_scales = h.view(b, 3, self.mixtures, self.channels, hh, ww).unbind(1)
