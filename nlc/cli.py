@@ -232,9 +232,11 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
 @click.option("--freeze", default=None, metavar="REGEX",
               help="Photo codecs: keep the parameters whose names match REGEX fixed, e.g. 'levels\\.\\d+\\.steps\\.' "
                    "(an integer flow's bijections, to refit its priors).")
+@click.option("--val-crop", default=64, show_default=True, type=click.IntRange(8),
+              help="Photo codecs: side of the fixed validation crops (8 per validation image).")
 @click.option("--out", default=None, help="Output path without suffix (default: runs/<model>).")
 @DEVICE
-def train(model, data, val, steps, batch, crop, lr, resume, init, freeze, out, device) -> None:
+def train(model, data, val, steps, batch, crop, lr, resume, init, freeze, val_crop, out, device) -> None:
     """Train a codec's model (never on Kodak); writes safetensors + metadata and a checkpoint."""
     from .registry import get_spec, write_codec_toml
     from .sets import LATENT_ARCHITECTURES
@@ -260,7 +262,8 @@ def train(model, data, val, steps, batch, crop, lr, resume, init, freeze, out, d
         from .train import TrainConfig, train as run
 
         cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
-                          lr=lr or 2e-3, resume=resume, init=init, freeze=freeze, architecture=spec.architecture,
+                          lr=lr or 2e-3, resume=resume, init=init, freeze=freeze, val_crop=val_crop,
+                          architecture=spec.architecture,
                           model=dict(spec.hyperparameters), device=api.resolve_device(device))
         meta = run(cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:

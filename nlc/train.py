@@ -46,6 +46,7 @@ class TrainConfig:
     clip: float = 1.0
     seed: int = 0
     val_every: int = 500
+    val_crop: int = 64  # side of the fixed validation crops (8 per image); flows' top levels need large ones
     ckpt_every: int = 500
     resume: str | None = None
     init: str | None = None  # safetensors to start from (a fine-tune), instead of a fresh initialisation
@@ -172,7 +173,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_imgs = load_rgb(cfg.data)
-    vcrops = val_crops(load_rgb(cfg.val))
+    vcrops = val_crops(load_rgb(cfg.val), cfg.val_crop)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, cfg.model)
     init_sha, fresh = start_fine_tune(model, cfg.init, cfg.freeze, cfg.architecture)
@@ -195,7 +196,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "batch": cfg.batch,
             "crop": cfg.crop,
             "val_bits_per_dim": round(val_bpd, 4),
-            "val_set": f"{len(vcrops)} fixed 64x64 crops of {cfg.val}",
+            "val_set": f"{len(vcrops)} fixed {cfg.val_crop}x{cfg.val_crop} crops of {cfg.val}",
             "history": history,
             "command": command or " ".join(sys.argv),
             "git_revision": _git_revision(),

@@ -261,9 +261,10 @@ def test_train_idf_through_the_cli(tmp_path, monkeypatch):
         gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
     out = tmp_path / "run"
     r = CliRunner().invoke(main, ["train", "--model", "tiny-idf", "--data", str(photos), "--val", str(photos),
-                                  "--batch", "2", "--crop", "8", "--steps", "2", "--out", str(out)])
+                                  "--batch", "2", "--crop", "8", "--steps", "2", "--val-crop", "16", "--out", str(out)])
     assert r.exit_code == 0, r.output
     meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["val_set"].startswith("16 fixed 16x16 crops of ")
     assert meta["architecture"] == "idf" and meta["steps"] == 2 and 0 < meta["val_bits_per_dim"] < 16
     IDF(IDFConfig(**TINY_FLOW)).load_state_dict(load_file(str(out.with_suffix(".safetensors"))))
 
@@ -295,9 +296,10 @@ def test_fine_tune_with_a_frozen_flow(tmp_path):
     save_file({k: v.contiguous() for k, v in start.state_dict().items()}, str(tmp_path / "start.safetensors"))
     cfg = dict(data=str(photos), val=str(photos), out=str(tmp_path / "run"), steps=3, batch=2, crop=16,
                warmup=1, architecture="idf", model=dict(TINY_FLOW, level_groups=[3, 2]),
-               init=str(tmp_path / "start.safetensors"))
+               init=str(tmp_path / "start.safetensors"), val_crop=32)
     meta = train(TrainConfig(**cfg, freeze=r"levels\.\d+\.steps\."), progress=False)
     assert meta["init"].endswith("start.safetensors") and len(meta["init_sha256"]) == 64
+    assert meta["val_set"].startswith("16 fixed 32x32 crops of ") and "init_fresh" not in meta
     before, after = start.state_dict(), load_file(str(tmp_path / "run.safetensors"))
     flow = [k for k in before if ".steps." in k and before[k].is_floating_point()]
     prior = [k for k in before if ".prior." in k]
