@@ -43,7 +43,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
     ap.add_argument("--model", default="idf")
-    ap.add_argument("--weights", nargs="*", default=[], help="other weights of the same architecture")
+    ap.add_argument("--weights", nargs="*", default=[],
+                    help="other weights of the same architecture, with the hyper-parameters of their training "
+                         "metadata (the .json beside them) or else the codec's")
     ap.add_argument("--size", default="768x512")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -52,7 +54,9 @@ def main() -> None:
     result = {"model": a.model, "data": a.data, "images": len(files), "size": a.size, "bpsp": {}}
     result["bpsp"][f"codec {a.model}"] = bits_per_subpixel(load_model(spec), files, width, height)
     for w in a.weights:
-        m = build_model(spec.architecture, dict(spec.hyperparameters))
+        meta = Path(w).with_suffix(".json")
+        hp = json.loads(meta.read_text())["hyperparameters"] if meta.exists() else dict(spec.hyperparameters)
+        m = build_model(spec.architecture, hp)
         m.load_state_dict(load_file(w))
         result["bpsp"][w] = bits_per_subpixel(m.eval(), files, width, height)
     result["command"] = "python bench/whole_images.py " + " ".join(
