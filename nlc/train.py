@@ -151,7 +151,7 @@ def start_fine_tune(model: torch.nn.Module, init: str | None, freeze: str | None
             missing, unexpected = model.load_state_dict(weights, strict=False)
         except Exception as e:  # a file that is no safetensors, or weights of another shape
             raise ValueError(f"{init}: not weights of this {architecture} model ({str(e).splitlines()[0]})") from None
-        if unexpected or not set(weights) & set(model.state_dict()):
+        if unexpected or not weights:  # every name known: nothing in common only when the file is empty
             names = ", ".join(sorted(unexpected)[:3]) or "no weight in common"
             raise ValueError(f"{init}: not weights of this {architecture} model ({names})")
         fresh = sorted({k.rsplit(".", 1)[0] for k in missing})

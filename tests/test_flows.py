@@ -22,6 +22,14 @@ from tests.conftest import gradient_image, same_pixels
 TINY_FLOW = dict(levels=2, couplings=2, hidden=8, blocks=1, prior_hidden=8, prior_blocks=1, mixtures=3, groups=2)
 
 
+def weights_file(model: torch.nn.Module, path) -> str:
+    """Write ``model``'s weights as safetensors at ``path``; returns the path as a string."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return str(path)
+
+
 def tiny_flow(seed: int = 0, **kw) -> IDF:
     """A small flow with every weight perturbed, so couplings and priors are far from identity."""
     torch.manual_seed(seed)
@@ -293,7 +301,7 @@ def test_fine_tune_with_a_frozen_flow(tmp_path):
     for i in range(2):
         gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
     start = tiny_flow(seed=4)
-    save_file({k: v.contiguous() for k, v in start.state_dict().items()}, str(tmp_path / "start.safetensors"))
+    weights_file(start, tmp_path / "start.safetensors")
     cfg = dict(data=str(photos), val=str(photos), out=str(tmp_path / "run"), steps=3, batch=2, crop=16,
                warmup=1, architecture="idf", model=dict(TINY_FLOW, level_groups=[3, 2]),
                init=str(tmp_path / "start.safetensors"), val_crop=32)
@@ -315,12 +323,10 @@ def test_fine_tune_with_a_frozen_flow(tmp_path):
 def test_a_prior_grown_from_saved_weights_starts_as_that_prior(tmp_path):
     """``prior_head_blocks`` adds zero-initialised residual blocks: a model grown from saved weights
     (``init``, new modules start fresh and are listed) has exactly the old log-likelihood, and codes exactly."""
-    from safetensors.torch import save_file
-
     from nlc.train import start_fine_tune
 
     old = tiny_flow(seed=5)
-    save_file({k: v.contiguous() for k, v in old.state_dict().items()}, str(tmp_path / "old.safetensors"))
+    weights_file(old, tmp_path / "old.safetensors")
     grown = IDF(IDFConfig(**dict(TINY_FLOW, prior_head_blocks=2)))
     sha, fresh = start_fine_tune(grown, str(tmp_path / "old.safetensors"), None, "idf")
     assert len(sha) == 64 and fresh == [f"levels.{i}.prior.head_blocks.{j}.{c}"
@@ -334,6 +340,6 @@ def test_a_prior_grown_from_saved_weights_starts_as_that_prior(tmp_path):
     payload, bits = encode_flow(grown, px, 64)
     assert bits == pytest.approx(-grown.log_prob(x).item() / math.log(2), rel=1e-4)
     assert np.array_equal(decode_flow(grown, payload, 12, 20, 64), px)
-    save_file({k: v.contiguous() for k, v in grown.state_dict().items()}, str(tmp_path / "grown.safetensors"))
+    weights_file(grown, tmp_path / "grown.safetensors")
     with pytest.raises(ValueError, match=r"grown.safetensors: not weights of this idf model \(levels.0.prior.head_blocks"):
         start_fine_tune(tiny_flow(), str(tmp_path / "grown.safetensors"), None, "idf")  # names it lacks
