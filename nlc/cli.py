@@ -226,6 +226,9 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
 @click.option("--crop", default=32, show_default=True, type=click.IntRange(8))
 @click.option("--lr", default=None, type=float, help="Peak learning rate [2e-3 for photos, 1e-3 for sets].")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, help="Checkpoint to resume.")
+@click.option("--minutes", default=0.0, type=click.FloatRange(0), metavar="M",
+              help="Stop this call after M minutes, with weights and a checkpoint written; "
+                   "--resume it to go on under the same schedule (0: run to --steps).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Photo codecs: start from these safetensors weights (a fine-tune) instead of a fresh model; "
                    "layers the model has and the weights lack start fresh (a grown model).")
@@ -236,7 +239,7 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
               help="Photo codecs: side of the fixed validation crops (8 per validation image).")
 @click.option("--out", default=None, help="Output path without suffix (default: runs/<model>).")
 @DEVICE
-def train(model, data, val, steps, batch, crop, lr, resume, init, freeze, val_crop, out, device) -> None:
+def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freeze, val_crop, out, device) -> None:
     """Train a codec's model (never on Kodak); writes safetensors + metadata and a checkpoint."""
     from .registry import get_spec, write_codec_toml
     from .sets import LATENT_ARCHITECTURES
@@ -251,7 +254,7 @@ def train(model, data, val, steps, batch, crop, lr, resume, init, freeze, val_cr
             from .train_latent import LatentTrainConfig, train_latent
 
             cfg = LatentTrainConfig(architecture=spec.architecture, data=data, out=out, steps=steps,
-                                    batch=batch or 64, lr=lr or 1e-3, resume=resume,
+                                    batch=batch or 64, lr=lr or 1e-3, resume=resume, minutes=minutes,
                                     hyperparameters=dict(spec.hyperparameters))
             meta = train_latent(cfg, command=command, progress=_progress())
             click.echo(f"validation -ELBO {meta['val_neg_elbo_bits_per_dim']} bits/dim after {meta['steps']} steps "
@@ -262,13 +265,13 @@ def train(model, data, val, steps, batch, crop, lr, resume, init, freeze, val_cr
         from .train import TrainConfig, train as run
 
         cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
-                          lr=lr or 2e-3, resume=resume, init=init, freeze=freeze, val_crop=val_crop,
+                          lr=lr or 2e-3, resume=resume, minutes=minutes, init=init, freeze=freeze, val_crop=val_crop,
                           architecture=spec.architecture,
                           model=dict(spec.hyperparameters), device=api.resolve_device(device))
         meta = run(cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
-    if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, process 0 validated and wrote the weights
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, process 0 validated and wrote the weights
         toml = write_codec_toml(spec, cfg.out + ".safetensors")
         click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors, "
                    f"codec {toml}")

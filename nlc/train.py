@@ -49,6 +49,7 @@ class TrainConfig:
     val_crop: int = 64  # side of the fixed validation crops (8 per image); flows' top levels need large ones
     ckpt_every: int = 500
     resume: str | None = None
+    minutes: float = 0.0  # stop this call after so many minutes of wall-clock time (0: run to ``steps``)
     init: str | None = None  # safetensors to start from (a fine-tune), instead of a fresh initialisation
     freeze: str | None = None  # regular expression: parameters whose names contain a match stay fixed
     threads: int = 0
@@ -193,6 +194,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "data": str(cfg.data),
             "val": str(cfg.val),
             "steps": step,
+            "schedule_steps": cfg.steps,  # the cosine schedule's length: larger than steps mid-schedule
             "batch": cfg.batch,
             "crop": cfg.crop,
             "val_bits_per_dim": round(val_bpd, 4),
@@ -202,7 +204,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "git_revision": _git_revision(),
             "torch": torch.__version__,
             "device": cfg.device,
-            "processes": int(os.environ.get("WORLD_SIZE", 1)),
+            "processes": int(os.environ.get("WORLD_SIZE", "1")),
             **({"init": cfg.init, "init_sha256": init_sha} if cfg.init else {}),
             **({"init_fresh": fresh} if fresh else {}),
             **({"freeze": cfg.freeze} if cfg.freeze else {}),

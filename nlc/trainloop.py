@@ -15,10 +15,11 @@ import copy
 import math
 import os
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from contextlib import nullcontext
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ def distributed() -> tuple[int, int]:
     """``(rank, world size)``: from ``torchrun``'s environment, ``(0, 1)`` for a plain process."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def init_distributed(device: str) -> tuple[int, int, str]:
@@ -70,7 +71,7 @@ def init_distributed(device: str) -> tuple[int, int, str]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     if device == "cuda" and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         torch.cuda.set_device(device)
     return rank, world, device
 
@@ -142,6 +143,17 @@ class LoopConfig(Protocol):
     val_every: int
     ckpt_every: int
     resume: str | None
+    minutes: float  # wall-clock budget of this call (0: none); the schedule still runs to ``steps``
+
+
+def _out_of_time(deadline: float | None, world: int) -> bool:
+    """Whether this call's time budget is spent; under ``torchrun`` process 0's clock decides for all."""
+    if deadline is None:
+        return False
+    late = torch.tensor([float(time.time() >= deadline)])
+    if world > 1:
+        dist.broadcast(late, 0)
+    return bool(late.item())
 
 
 def _autocast(device: str, enabled: bool):
@@ -163,7 +175,10 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
     validation bits/dim of the averaged weights, which are written to
     ``cfg.out.safetensors`` with ``meta(step, history, val_bpd)`` at every
     validation; a checkpoint goes to ``cfg.out.ckpt`` every ``cfg.ckpt_every``
-    steps. Under ``torchrun`` each process runs this with its own batches.
+    steps. With ``cfg.minutes > 0`` the call stops once that much wall-clock
+    time has passed, after validating, writing the weights and a checkpoint; a
+    ``--resume`` of it goes on under the same schedule (chained calls on a
+    leased GPU). Under ``torchrun`` each process runs this with its own batches.
     A model with ``supports_autocast = False`` (the integer flows, whose
     rounding needs fp32) trains in fp32 on GPUs too.
     """
@@ -189,6 +204,8 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
     amp = getattr(model, "supports_autocast", True)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank > 0, unit="step", dynamic_ncols=True)
     t0 = time.time()
+    minutes = getattr(cfg, "minutes", 0.0) or 0.0
+    deadline = t0 + 60.0 * minutes if minutes > 0 else None
     while step < cfg.steps:
         model.train()
         with _autocast(device, amp):
@@ -208,14 +225,19 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
         step += 1
         bar.update(1)
         bar.set_postfix(bpd=f"{shown.item():.3f}", **postfix)
-        if (step % cfg.val_every == 0 or step == cfg.steps) and rank == 0:
+        stop = _out_of_time(deadline, world)
+        if (step % cfg.val_every == 0 or step == cfg.steps or stop) and rank == 0:
             vb = validate(ema)
             history.append({"step": step, "train_bpd": round(shown.item(), 4), "val_bpd": round(vb, 4),
                             "seconds": round(time.time() - t0, 1)})
             bar.write(f"step {step}: {val_label} {vb:.4f} bits/dim (EMA)")
             save_weights(ema, out.with_suffix(".safetensors"), meta(step, history, vb))
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
             save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
+        if stop and step < cfg.steps:
+            bar.write(f"stopped at step {step} of {cfg.steps} after {minutes:g} minutes; "
+                      f"go on with --resume {ckpt_path}")
+            break
     bar.close()
     if world > 1:
         dist.barrier()

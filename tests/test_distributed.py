@@ -28,6 +28,7 @@ class LoopCfg:
     val_every: int = 2
     ckpt_every: int = 2
     resume: str | None = None
+    minutes: float = 0.0
 
 
 def _free_port() -> int:
@@ -41,10 +42,12 @@ def _env(rank: int, port: int) -> None:
                       LOCAL_RANK=str(rank))
 
 
-def _loop_worker(rank: int, port: int, out: str, steps: int, resume: str | None) -> None:
+def _loop_worker(rank: int, store: str, out: str, steps: int, resume: str | None) -> None:
     from nlc.trainloop import run_training
 
-    _env(rank, port)
+    _env(rank, 0)
+    # A file rendezvous: no port is picked, freed and raced for between the two spawns.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
@@ -61,12 +64,12 @@ def _loop_worker(rank: int, port: int, out: str, steps: int, resume: str | None)
 
 def test_ddp_keeps_processes_in_step_and_resumes(tmp_path):
     out = str(tmp_path / "run")
-    mp.spawn(_loop_worker, args=(_free_port(), out, 3, None), nprocs=2)
+    mp.spawn(_loop_worker, args=(str(tmp_path / "store1"), out, 3, None), nprocs=2)
     a, b = torch.load(f"{out}.rank0.pt"), torch.load(f"{out}.rank1.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)  # gradients averaged: identical weights on both
     ckpt = torch.load(f"{out}.ckpt", weights_only=False)
     assert ckpt["step"] == 3 and len(ckpt["rngs"]) == 2 and ckpt["rngs"][0] != ckpt["rngs"][1]
-    mp.spawn(_loop_worker, args=(_free_port(), out, 5, f"{out}.ckpt"), nprocs=2)
+    mp.spawn(_loop_worker, args=(str(tmp_path / "store2"), out, 5, f"{out}.ckpt"), nprocs=2)
     a, b = torch.load(f"{out}.rank0.pt"), torch.load(f"{out}.rank1.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert torch.load(f"{out}.ckpt", weights_only=False)["step"] == 5

@@ -6,6 +6,7 @@ import gzip
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from nlc.registry import sha256_file
@@ -168,3 +169,30 @@ def test_train_photo_codec_runs_and_resumes(tiny_home, tmp_path):
     toml = tomllib.loads(out.with_suffix(".toml").read_text())
     assert toml["sha256"] == sha256_file(out.with_suffix(".safetensors")) and toml["weights"] == "run.safetensors"
     assert toml["hyperparameters"] == get_spec("tiny").hyperparameters and toml["architecture"] == "pixelcnnpp"
+
+
+def test_train_stops_on_its_time_budget_and_resumes_exactly(tiny_home, tmp_path):
+    """`--minutes` ends a call early with weights and a checkpoint; resuming it lands on the uninterrupted weights."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from tests.conftest import gradient_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    args = ("train", "--model", "tiny", "--data", photos, "--val", photos, "--batch", 2, "--crop", 8, "--steps", 3)
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    r = run(*args, "--out", cut, "--minutes", 1e-9)  # the budget is spent after the first step
+    assert r.exit_code == 0, r.output
+    assert f"stopped at step 1 of 3 after 1e-09 minutes; go on with --resume {cut.with_suffix('.ckpt')}" in r.output
+    meta = json.loads(cut.with_suffix(".json").read_text())
+    assert meta["steps"] == 1 and meta["schedule_steps"] == 3 and len(meta["history"]) == 1
+    r = run(*args, "--out", cut, "--resume", cut.with_suffix(".ckpt"))
+    assert r.exit_code == 0, r.output
+    assert run(*args, "--out", whole).exit_code == 0
+    a, b = load_file(str(cut.with_suffix(".safetensors"))), load_file(str(whole.with_suffix(".safetensors")))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads(cut.with_suffix(".json").read_text())["steps"] == 3
