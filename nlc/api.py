@@ -29,7 +29,7 @@ from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, progress_t
 from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import decode_bits, decode_plane, encode_bits, encode_plane
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
-from .registry import DEFAULT, CodecSpec, get_spec, load_model
+from .registry import DEFAULT, CodecSpec, get_spec, load_model, spec_for_file
 
 SUFFIX = ".nlc"
 _CONSTRICTION = importlib.metadata.version("constriction")
@@ -45,7 +45,11 @@ class Codec:
     @classmethod
     def load(cls, name: str = DEFAULT, device: str = "cpu") -> "Codec":
         """Load a registered codec (weights checked against their sha256) onto ``device``."""
-        spec = get_spec(name)
+        return cls.from_spec(get_spec(name), device)
+
+    @classmethod
+    def from_spec(cls, spec: CodecSpec, device: str = "cpu") -> "Codec":
+        """Load the model of ``spec`` (weights checked against its sha256) onto ``device``."""
         model = load_model(spec)
         if device != "cpu":
             model = copy.deepcopy(model).to(device)
@@ -200,7 +204,7 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
     pixels = plane = None
     try:
         if header.model_channels:
-            c = codec or Codec.load(header.codec, dev)
+            c = codec or Codec.from_spec(spec_for_file(header.codec, header.weights_sha256), dev)
             if c.spec.name != header.codec:
                 raise CodecError(f"file was coded with codec {header.codec!r}, not {c.spec.name!r}")
             if c.spec.sha256 != header.weights_sha256:

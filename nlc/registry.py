@@ -16,6 +16,11 @@ in ``trained/`` with its sha256, the entropy coder and the tiling::
 ``default.toml`` may hold just ``alias = "NAME"``. The folders are found next to
 the package (a source checkout or editable install), in ``$NLC_HOME``, or in
 ``<prefix>/share/nlc`` (a wheel install).
+
+Shipping new weights (:func:`ship_weights`) keeps the ones they replace in
+``trained/archive/NAME-SHA12.safetensors`` with their codec file in
+``codecs/archive/NAME-SHA12.toml``, so a file coded before the update still
+decodes (:func:`spec_for_file` finds them by the hash in its header).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
+import shutil
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -33,6 +40,7 @@ import torch
 from .errors import CodecError
 
 DEFAULT = "default"
+ARCHIVE = "archive"  # sub-folder of codecs/ and trained/ with superseded weights
 
 
 def sha256_file(path: str | Path) -> str:
@@ -80,6 +88,8 @@ def _toml_value(v: object) -> str:
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
+    if isinstance(v, (list, tuple)):  # e.g. idf's level_groups
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -91,11 +101,16 @@ def write_codec_toml(spec: CodecSpec, weights: str | Path) -> Path:
     (``scripts/ship_weights.py`` does both).
     """
     weights = Path(weights)
+    fresh = CodecSpec(**{**spec.__dict__, "weights": weights.name, "sha256": sha256_file(weights)})
+    return write_spec_toml(fresh, weights.with_suffix(".toml"))
+
+
+def write_spec_toml(spec: CodecSpec, path: Path) -> Path:
+    """Write ``spec`` as a codec TOML file at ``path``; returns ``path``."""
     fields = {"name": spec.name, "description": spec.description, "architecture": spec.architecture,
-              "weights": weights.name, "sha256": sha256_file(weights), "coder": spec.coder, "tile": spec.tile}
+              "weights": spec.weights, "sha256": spec.sha256, "coder": spec.coder, "tile": spec.tile}
     lines = [f"{k} = {_toml_value(v)}" for k, v in fields.items()]
     lines += ["", "[hyperparameters]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.hyperparameters.items()]
-    path = weights.with_suffix(".toml")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -174,3 +189,64 @@ def load_model(spec: CodecSpec) -> torch.nn.Module:
     hp = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)  # TOML arrays, hashable for the cache
                       for k, v in spec.hyperparameters.items()))
     return _load(spec.name, str(spec.weights_path), spec.sha256, spec.architecture, hp)
+
+
+def _archive_name(name: str, sha256: str) -> str:
+    return f"{name}-{sha256[:12]}"
+
+
+def archived_spec(name: str, sha256: str) -> CodecSpec | None:
+    """The superseded weights of codec ``name`` whose sha256 is ``sha256``, or ``None`` if none are kept."""
+    path = data_root() / "codecs" / ARCHIVE / f"{_archive_name(name, sha256)}.toml"
+    if not path.is_file():
+        return None
+    spec = CodecSpec(**tomllib.loads(path.read_text()))
+    return spec if spec.sha256 == sha256 else None
+
+
+def spec_for_file(name: str, sha256: str) -> CodecSpec:
+    """The codec that decodes a file coded by codec ``name`` with weights ``sha256``.
+
+    That is the registry's codec while its weights are those; after an update,
+    the archived spec of the old weights. Neither: a :class:`CodecError` that
+    names both hashes.
+    """
+    spec = get_spec(name)
+    if spec.sha256 == sha256:
+        return spec
+    old = archived_spec(spec.name, sha256)
+    if old is None:
+        raise CodecError(f"file was coded with {name!r} weights {sha256[:12]}..., but the registry has "
+                         f"{spec.sha256[:12]}... and keeps no archived weights of that hash (codecs/{ARCHIVE}/)")
+    return old
+
+
+def ship_weights(run: str | Path, codec: str) -> str:
+    """Make ``run``.safetensors (and its ``.json`` metadata) the weights of ``codec``; returns their sha256.
+
+    The codec file's ``sha256`` is updated in place. The weights they replace
+    move to ``trained/archive/`` with a copy of the codec file as it was in
+    ``codecs/archive/``, so that files coded with them still decode.
+    """
+    root = data_root()
+    spec = get_spec(codec)
+    src = Path(run).with_suffix(".safetensors")
+    digest = sha256_file(src)
+    old = spec.weights_path
+    if old.is_file() and spec.sha256 and spec.sha256 != digest:
+        keep = _archive_name(spec.name, spec.sha256)
+        (root / "trained" / ARCHIVE).mkdir(exist_ok=True)
+        (root / "codecs" / ARCHIVE).mkdir(exist_ok=True)
+        shutil.copyfile(old, root / "trained" / ARCHIVE / f"{keep}.safetensors")
+        if old.with_suffix(".json").is_file():
+            shutil.copyfile(old.with_suffix(".json"), root / "trained" / ARCHIVE / f"{keep}.json")
+        archived = CodecSpec(**{**spec.__dict__, "weights": f"{ARCHIVE}/{keep}.safetensors",
+                                "description": f"superseded weights of {spec.name}: {spec.description}"})
+        write_spec_toml(archived, root / "codecs" / ARCHIVE / f"{keep}.toml")
+    dst = root / "trained" / spec.weights
+    shutil.copyfile(src, dst)
+    if src.with_suffix(".json").is_file():
+        shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
+    toml = root / "codecs" / f"{spec.name}.toml"
+    toml.write_text(re.sub(r'^sha256 = ".*"$', f'sha256 = "{digest}"', toml.read_text(), flags=re.M))
+    return digest

@@ -31,7 +31,7 @@ from .coding.bitsback import (START_STEPS, LatentGrid, decode_chain, encode_chai
 from .coding.coders import PRECISION, CoderError
 from .datasets import ArrayFile, array_bytes, is_array_file, read_array
 from .errors import CodecError, FormatError, InputError, file_errors
-from .registry import get_spec, load_model
+from .registry import CodecSpec, get_spec, load_model, spec_for_file
 
 IMAGE_SUFFIXES = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".pgm": "PPM",
                   ".pbm": "PPM", ".gif": "GIF"}
@@ -49,7 +49,11 @@ class SetCodec:
     @classmethod
     def load(cls, name: str) -> "SetCodec":
         """Load a registered latent-variable codec (weights checked against their sha256)."""
-        spec = get_spec(name)
+        return cls.from_spec(get_spec(name))
+
+    @classmethod
+    def from_spec(cls, spec: CodecSpec) -> "SetCodec":
+        """Load the latent-variable codec of ``spec`` (a registered or an archived one)."""
         if spec.architecture not in LATENT_ARCHITECTURES:
             raise CodecError(f"codec {spec.name!r} codes single images, not sets (use one of the *-fmnist codecs)")
         return cls(spec.name, spec.sha256, load_model(spec))
@@ -186,7 +190,7 @@ def decode_set(data: bytes, codec: SetCodec | None = None, progress: bool = Fals
     from tqdm import tqdm
 
     header, payload = container.unpack_set(data)
-    c = codec or SetCodec.load(header.codec)
+    c = codec or SetCodec.from_spec(spec_for_file(header.codec, header.weights_sha256))
     if c.name != header.codec:
         raise CodecError(f"file was coded with codec {header.codec!r}, not {c.name!r}")
     if c.sha256 != header.weights_sha256:

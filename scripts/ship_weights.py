@@ -1,28 +1,20 @@
-"""Copy a training run's EMA weights and metadata into trained/ and update the codec TOML's sha256.
+"""Ship a training run's EMA weights and metadata as a codec's weights (:func:`nlc.registry.ship_weights`).
+
+The weights they replace are kept in trained/archive/ with their codec file in
+codecs/archive/, so that files coded with them still decode.
 
 Usage: python scripts/ship_weights.py runs/pixelcnnpp pixelcnnpp
 """
 
-import re
-import shutil
 import sys
-from pathlib import Path
 
-from nlc.registry import data_root, sha256_file
+from nlc.registry import get_spec, ship_weights
 
 
 def main(run: str, codec: str) -> None:
     """Ship ``run``.safetensors/.json as the weights of ``codec``."""
-    root = data_root()
-    src = Path(run)
-    dst = root / "trained" / f"{codec}.safetensors"
-    shutil.copyfile(src.with_suffix(".safetensors"), dst)
-    shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
-    digest = sha256_file(dst)
-    toml = root / "codecs" / f"{codec}.toml"
-    text = re.sub(r'^sha256 = ".*"$', f'sha256 = "{digest}"', toml.read_text(), flags=re.M)
-    toml.write_text(text)
-    print(f"{dst}: sha256 {digest}")
+    digest = ship_weights(run, codec)
+    print(f"{get_spec(codec).weights_path}: sha256 {digest}")
 
 
 if __name__ == "__main__":

@@ -85,3 +85,49 @@ def test_shipped_default_codec_round_trip():
     out, _ = decode_image(data)
     assert same_pixels(out, im)
     assert stats["model_bits"] > 0
+
+
+def test_files_coded_before_new_weights_still_decode(tiny_home, tmp_path):
+    """Shipping new weights archives the old ones, and a file coded with them decodes exactly after the update."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from nlc.errors import CodecError
+    from nlc.registry import codec_names, get_spec, sha256_file, ship_weights
+    from tests.conftest import tiny_model
+
+    im = gradient_image(20, 24, seed=3)
+    before, _ = encode_image(im)
+    old_sha = get_spec("tiny").sha256
+    run = tmp_path / "run"
+    save_file(tiny_model(seed=1).state_dict(), str(run.with_suffix(".safetensors")))
+    run.with_suffix(".json").write_text(json.dumps({"steps": 1}))
+    new_sha = ship_weights(run, "tiny")
+    assert new_sha != old_sha and get_spec("tiny").sha256 == new_sha == sha256_file(tiny_home / "trained" / "tiny.safetensors")
+    keep = f"tiny-{old_sha[:12]}"
+    assert sha256_file(tiny_home / "trained" / "archive" / f"{keep}.safetensors") == old_sha
+    assert codec_names() == ["tiny"]  # the archive is not a codec of its own
+    after, _ = encode_image(im)
+    assert after != before
+    for data in (before, after):
+        assert same_pixels(decode_image(data)[0], im)
+    assert ship_weights(run, "tiny") == new_sha  # the same weights again: nothing more to archive
+    assert sorted(p.name for p in (tiny_home / "codecs" / "archive").iterdir()) == [f"{keep}.toml"]
+    (tiny_home / "codecs" / "archive" / f"{keep}.toml").unlink()
+    with pytest.raises(CodecError, match=f"file was coded with 'tiny' weights {old_sha[:12]}..., but the registry "
+                                         f"has {new_sha[:12]}... and keeps no archived weights of that hash"):
+        decode_image(before)
+
+
+def test_codec_files_keep_array_hyperparameters(tmp_path):
+    """A codec TOML written for weights keeps list hyper-parameters (idf's level_groups) as TOML arrays."""
+    import tomllib
+
+    from nlc.registry import CodecSpec, write_spec_toml
+
+    spec = CodecSpec(name="x", architecture="idf", weights="x.safetensors", sha256="ab" * 32,
+                     hyperparameters={"levels": 2, "level_groups": (6, 4), "checkerboard": True})
+    raw = tomllib.loads(write_spec_toml(spec, tmp_path / "x.toml").read_text())
+    assert raw["hyperparameters"] == {"levels": 2, "level_groups": [6, 4], "checkerboard": True}
+    assert CodecSpec(**raw) == CodecSpec(**{**spec.__dict__, "hyperparameters": raw["hyperparameters"]})
