@@ -72,6 +72,43 @@ def set_result(model: str) -> float | None:
         return None
 
 
+def committed_report(model: str) -> list[str]:
+    """A codec's committed benchmark (``bench/results``) as lines to print; empty when it has none.
+
+    What ``nlc bench --model NAME`` shows without ``--data``: the real file
+    size against the model's bits/dim, the gap, speed, and the classical
+    codecs measured in the same run.
+    """
+    from .registry import get_spec
+    from .sets import LATENT_ARCHITECTURES
+
+    spec = get_spec(model)
+    is_set = spec.architecture in LATENT_ARCHITECTURES
+    path = result_path(spec.name, "fashion-mnist" if is_set else "kodak")
+    try:
+        r = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    where = f"committed {path.relative_to(data_root())}; {r.get('device', '?')}, torch {r['versions']['torch']}"
+    if is_set:
+        lines = [f"{spec.name} on {r['data']}: {r['items']} images as one file ({where})",
+                 f"  file {r['file_bpd']:.4f} bits/pixel   model (-ELBO) {r['neg_elbo_bpd']:.4f}   "
+                 f"gap {r['gap_pct']:.3f}%   {'lossless' if r['lossless'] else 'NOT LOSSLESS'}",
+                 f"  encode {r['enc_img_per_s']:.1f} images/s   decode {r['dec_img_per_s']:.1f} images/s"]
+        unit, key = "bits/pixel", "bpd"
+    else:
+        m = r["summary"]
+        lines = [f"{spec.name} on {r['data']}: {m['images']} images ({where})",
+                 f"  file {m['bpsp']:.4f} bits/subpixel   model {m['bpsp_model']:.4f}   gap {m['gap_pct']:.3f}%   "
+                 f"{'all lossless' if m['all_lossless'] else 'NOT ALL LOSSLESS'}",
+                 f"  encode {m['enc_s']:.2f} s/image   decode {m['dec_s']:.2f} s/image   peak {m['peak_mb']:.0f} MB"]
+        unit, key = "bits/subpixel", "bpsp"
+    base = r.get("baselines") or {}
+    if base:
+        lines.append("  " + "   ".join(f"{k} {v[key]:.3f}" for k, v in base.items()) + f" {unit} (same images)")
+    return lines
+
+
 def baseline_bytes(pixels: np.ndarray) -> dict[str, int]:
     """Sizes of classical lossless encodings of an ``(H, W[, C])`` uint8 array."""
     try:

@@ -187,8 +187,10 @@ def models() -> None:
 
 
 @main.command()
-@click.option("-m", "--model", default="default", show_default=True, help="Codec name.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of images.")
+@click.option("-m", "--model", default="default", show_default=True,
+              help="Codec name; without --data also 'all' (every codec's committed result).")
+@click.option("--data", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Folder of images to run on; without it, the committed result (bench/results) is shown.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write results as JSON.")
 @click.option("--no-baselines", is_flag=True, help="Skip PNG / WebP / JPEG-XL.")
@@ -197,12 +199,18 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
     """Compress, decompress and check every image of a folder; compare with classical codecs.
 
     With a set codec (``--model vae-fmnist``), DATA is the Fashion-MNIST folder
-    and the whole test set is coded as one file.
+    and the whole test set is coded as one file. Without ``--data``, the
+    codec's committed result is shown (``--model all``: every codec's).
     """
     from .bench import run_bench
     from .sets import is_set_codec
 
     try:
+        if data is None:
+            _show_committed(model)
+            return
+        if model == "all":
+            _fail("--model all shows the committed results; to run on --data, name one codec")
         if is_set_codec(model):
             from .bench_sets import run_set_bench
 
@@ -213,6 +221,22 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
                   progress=_progress())
     except NlcError as e:
         _fail(str(e))
+
+
+def _show_committed(model: str) -> None:
+    from .bench import committed_report
+    from .registry import codec_names
+
+    names = codec_names() if model == "all" else [model]
+    for i, name in enumerate(names):
+        lines = committed_report(name)
+        if not lines and model != "all":
+            _fail(f"codec {name!r} has no committed result in bench/results; run it with --data DIR")
+        if i and lines:
+            click.echo("")
+        click.echo("\n".join(lines))
+    if model != "all":
+        click.echo(f"Run it here: nlc bench --model {model} --data DIR [--json FILE]")
 
 
 @main.command()

@@ -146,11 +146,11 @@ class LoopConfig(Protocol):
     minutes: float  # wall-clock budget of this call (0: none); the schedule still runs to ``steps``
 
 
-def _out_of_time(deadline: float | None, world: int) -> bool:
+def _out_of_time(deadline: float | None, world: int, device: str) -> bool:
     """Whether this call's time budget is spent; under ``torchrun`` process 0's clock decides for all."""
     if deadline is None:
         return False
-    late = torch.tensor([float(time.time() >= deadline)])
+    late = torch.tensor([float(time.time() >= deadline)], device=device)  # NCCL broadcasts GPU tensors only
     if world > 1:
         dist.broadcast(late, 0)
     return bool(late.item())
@@ -204,8 +204,7 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
     amp = getattr(model, "supports_autocast", True)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank > 0, unit="step", dynamic_ncols=True)
     t0 = time.time()
-    minutes = getattr(cfg, "minutes", 0.0) or 0.0
-    deadline = t0 + 60.0 * minutes if minutes > 0 else None
+    deadline = t0 + 60.0 * cfg.minutes if cfg.minutes > 0 else None
     while step < cfg.steps:
         model.train()
         with _autocast(device, amp):
@@ -225,7 +224,7 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
         step += 1
         bar.update(1)
         bar.set_postfix(bpd=f"{shown.item():.3f}", **postfix)
-        stop = _out_of_time(deadline, world)
+        stop = _out_of_time(deadline, world, device)
         if (step % cfg.val_every == 0 or step == cfg.steps or stop) and rank == 0:
             vb = validate(ema)
             history.append({"step": step, "train_bpd": round(shown.item(), 4), "val_bpd": round(vb, 4),
@@ -235,7 +234,7 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
         if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
             save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
         if stop and step < cfg.steps:
-            bar.write(f"stopped at step {step} of {cfg.steps} after {minutes:g} minutes; "
+            bar.write(f"stopped at step {step} of {cfg.steps} after {cfg.minutes:g} minutes; "
                       f"go on with --resume {ckpt_path}")
             break
     bar.close()

@@ -126,3 +126,38 @@ def test_weights_that_do_not_match_their_hash(photo, tiny_home):
     w = tiny_home / "trained" / "tiny.safetensors"
     w.write_bytes(w.read_bytes()[:-1] + b"\0")
     assert_clean_error(run("compress", photo), "codec 'tiny'", "does not match")
+
+
+def test_bench_runs_a_folder_and_shows_the_committed_result(tiny_home, tmp_path):
+    """`nlc bench --data` codes every image losslessly near -log2 p and writes JSON; without --data it shows it."""
+    import json
+
+    from tests.conftest import gradient_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, mode in enumerate(("RGB", "L")):
+        gradient_image(20, 24 + i, mode=mode, seed=i).save(photos / f"p{i}.png")
+    results = tiny_home / "bench" / "results"
+    r = run("bench", "--data", photos, "--no-baselines", "--json", results / "kodak-tiny.json")
+    assert r.exit_code == 0, r.output
+    out = json.loads((results / "kodak-tiny.json").read_text())
+    m = out["summary"]
+    assert out["model"] == "tiny" and m["images"] == 2 and m["all_lossless"]
+    bits = sum(im["bpsp"] * im["pixels"] * im["channels"] for im in out["images"])
+    model_bits = sum(im["bpsp_model"] * im["pixels"] * im["channels"] for im in out["images"])
+    assert model_bits < bits < model_bits + 8 * sum(im["header_bytes"] + 8 for im in out["images"])
+
+    r = run("bench", "--model", "default")
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [
+        f"tiny on {photos}: 2 images (committed bench/results/kodak-tiny.json; {out['device']}, "
+        f"torch {out['versions']['torch']})",
+        f"  file {m['bpsp']:.4f} bits/subpixel   model {m['bpsp_model']:.4f}   gap {m['gap_pct']:.3f}%   all lossless",
+        f"  encode {m['enc_s']:.2f} s/image   decode {m['dec_s']:.2f} s/image   peak {m['peak_mb']:.0f} MB",
+        "Run it here: nlc bench --model default --data DIR [--json FILE]",
+    ]
+    assert run("bench", "--model", "all").output.splitlines()[0].startswith("tiny on ")
+    assert_clean_error(run("bench", "--model", "all", "--data", photos), "--model all shows the committed results")
+    (results / "kodak-tiny.json").unlink()
+    assert_clean_error(run("bench", "--model", "tiny"), "codec 'tiny' has no committed result in bench/results")

@@ -42,7 +42,7 @@ def _env(rank: int, port: int) -> None:
                       LOCAL_RANK=str(rank))
 
 
-def _loop_worker(rank: int, store: str, out: str, steps: int, resume: str | None) -> None:
+def _loop_worker(rank: int, store: str, out: str, steps: int, resume: str | None, minutes: float = 0.0) -> None:
     from nlc.trainloop import run_training
 
     _env(rank, 0)
@@ -56,7 +56,7 @@ def _loop_worker(rank: int, store: str, out: str, steps: int, resume: str | None
         x = torch.from_numpy(rng.normal(size=(8, 4))).float()  # each process draws its own batch
         return (m(x) - x.sum(1, keepdim=True)).pow(2).mean(), {}
 
-    run_training(LoopCfg(out=out, steps=steps, resume=resume), model, batch_loss, lambda ema: 0.0,
+    run_training(LoopCfg(out=out, steps=steps, resume=resume, minutes=minutes), model, batch_loss, lambda ema: 0.0,
                  lambda step, history, vb: {"steps": step}, progress=False)
     torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out}.rank{rank}.pt")
     dist.destroy_process_group()
@@ -73,6 +73,11 @@ def test_ddp_keeps_processes_in_step_and_resumes(tmp_path):
     a, b = torch.load(f"{out}.rank0.pt"), torch.load(f"{out}.rank1.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert torch.load(f"{out}.ckpt", weights_only=False)["step"] == 5
+    # a time budget spent after one step: process 0's clock stops both processes at the same step
+    mp.spawn(_loop_worker, args=(str(tmp_path / "store3"), out, 9, f"{out}.ckpt", 1e-9), nprocs=2)
+    a, b = torch.load(f"{out}.rank0.pt"), torch.load(f"{out}.rank1.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.load(f"{out}.ckpt", weights_only=False)["step"] == 6
 
 
 def _train_worker(rank: int, port: int, photos: str, out: str) -> None:
