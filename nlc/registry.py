@@ -32,7 +32,7 @@ import re
 import shutil
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -101,7 +101,7 @@ def write_codec_toml(spec: CodecSpec, weights: str | Path) -> Path:
     (``scripts/ship_weights.py`` does both).
     """
     weights = Path(weights)
-    fresh = CodecSpec(**{**spec.__dict__, "weights": weights.name, "sha256": sha256_file(weights)})
+    fresh = replace(spec, weights=weights.name, sha256=sha256_file(weights))
     return write_spec_toml(fresh, weights.with_suffix(".toml"))
 
 
@@ -234,14 +234,17 @@ def ship_weights(run: str | Path, codec: str) -> str:
     digest = sha256_file(src)
     old = spec.weights_path
     if old.is_file() and spec.sha256 and spec.sha256 != digest:
+        if sha256_file(old) != spec.sha256:
+            raise CodecError(f"{old}: does not match the registry's sha256 {spec.sha256[:16]}...; "
+                             "restore it before shipping new weights, so that the archive holds what files name")
         keep = _archive_name(spec.name, spec.sha256)
         (root / "trained" / ARCHIVE).mkdir(exist_ok=True)
         (root / "codecs" / ARCHIVE).mkdir(exist_ok=True)
         shutil.copyfile(old, root / "trained" / ARCHIVE / f"{keep}.safetensors")
         if old.with_suffix(".json").is_file():
             shutil.copyfile(old.with_suffix(".json"), root / "trained" / ARCHIVE / f"{keep}.json")
-        archived = CodecSpec(**{**spec.__dict__, "weights": f"{ARCHIVE}/{keep}.safetensors",
-                                "description": f"superseded weights of {spec.name}: {spec.description}"})
+        archived = replace(spec, weights=f"{ARCHIVE}/{keep}.safetensors",
+                           description=f"superseded weights of {spec.name}: {spec.description}")
         write_spec_toml(archived, root / "codecs" / ARCHIVE / f"{keep}.toml")
     dst = root / "trained" / spec.weights
     shutil.copyfile(src, dst)

@@ -113,6 +113,11 @@ def test_files_coded_before_new_weights_still_decode(tiny_home, tmp_path):
     for data in (before, after):
         assert same_pixels(decode_image(data)[0], im)
     assert ship_weights(run, "tiny") == new_sha  # the same weights again: nothing more to archive
+    save_file(tiny_model(seed=2).state_dict(), str(tiny_home / "trained" / "tiny.safetensors"))  # damaged in place
+    save_file(tiny_model(seed=3).state_dict(), str(tmp_path / "other.safetensors"))
+    with pytest.raises(CodecError, match="tiny.safetensors: does not match the registry's sha256"):
+        ship_weights(tmp_path / "other", "tiny")
+    save_file(tiny_model(seed=1).state_dict(), str(tiny_home / "trained" / "tiny.safetensors"))  # restored
     assert sorted(p.name for p in (tiny_home / "codecs" / "archive").iterdir()) == [f"{keep}.toml"]
     (tiny_home / "codecs" / "archive" / f"{keep}.toml").unlink()
     with pytest.raises(CodecError, match=f"file was coded with 'tiny' weights {old_sha[:12]}..., but the registry "
