@@ -49,12 +49,19 @@ def result_path(model: str, data: str = "kodak") -> Path:
     return data_root() / "bench" / "results" / f"{data}-{model}.json"
 
 
+def committed_result(model: str, data: str = "kodak") -> dict | None:
+    """A codec's committed bench result (the JSON in ``bench/results``), or ``None`` if it has none."""
+    try:
+        return json.loads(result_path(model, data).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def kodak_result(model: str) -> float | None:
     """A codec's committed Kodak bits per sub-pixel, if a result exists."""
-    p = result_path(model)
     try:
-        return float(json.loads(p.read_text())["summary"]["bpsp"])
-    except (OSError, ValueError, KeyError):
+        return float(committed_result(model)["summary"]["bpsp"])
+    except (TypeError, KeyError):
         return None
 
 
@@ -67,8 +74,8 @@ def write_json(path: str | Path, result: dict) -> None:
 def set_result(model: str) -> float | None:
     """A set codec's committed Fashion-MNIST test-set bits per pixel (real file), if a result exists."""
     try:
-        return float(json.loads(result_path(model, "fashion-mnist").read_text())["file_bpd"])
-    except (OSError, ValueError, KeyError):
+        return float(committed_result(model, "fashion-mnist")["file_bpd"])
+    except (TypeError, KeyError):
         return None
 
 
@@ -84,11 +91,11 @@ def committed_report(model: str) -> list[str]:
 
     spec = get_spec(model)
     is_set = spec.architecture in LATENT_ARCHITECTURES
-    path = result_path(spec.name, "fashion-mnist" if is_set else "kodak")
-    try:
-        r = json.loads(path.read_text())
-    except (OSError, ValueError):
+    data = "fashion-mnist" if is_set else "kodak"
+    r = committed_result(spec.name, data)
+    if r is None:
         return []
+    path = result_path(spec.name, data)
     where = f"committed {path.relative_to(data_root())}; {r.get('device', '?')}, torch {r['versions']['torch']}"
     if is_set:
         lines = [f"{spec.name} on {r['data']}: {r['items']} images as one file ({where})",

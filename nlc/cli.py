@@ -227,16 +227,14 @@ def _show_committed(model: str) -> None:
     from .bench import committed_report
     from .registry import codec_names
 
-    names = codec_names() if model == "all" else [model]
-    for i, name in enumerate(names):
-        lines = committed_report(name)
-        if not lines and model != "all":
-            _fail(f"codec {name!r} has no committed result in bench/results; run it with --data DIR")
-        if i and lines:
-            click.echo("")
-        click.echo("\n".join(lines))
     if model != "all":
-        click.echo(f"Run it here: nlc bench --model {model} --data DIR [--json FILE]")
+        lines = committed_report(model)
+        if not lines:
+            _fail(f"codec {model!r} has no committed result in bench/results; run it with --data DIR")
+        click.echo("\n".join(lines + [f"Run it here: nlc bench --model {model} --data DIR [--json FILE]"]))
+        return
+    reports = [lines for lines in map(committed_report, codec_names()) if lines]  # codecs never benched: none
+    click.echo("\n\n".join("\n".join(lines) for lines in reports))
 
 
 @main.command()

@@ -114,7 +114,8 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
         return {"architecture": cfg.architecture, "hyperparameters": cfg.hyperparameters,
                 "data": f"{cfg.data} (first {len(train_x)} training images{', binarized > 127' if bits == 1 else ''})",
                 "val_set": f"last {len(val_x)} training images of {cfg.data}",
-                "steps": step, "schedule_steps": cfg.steps, "batch": cfg.batch, "val_neg_elbo_bits_per_dim": round(val_bpd, 4),
+                "steps": step, "schedule_steps": cfg.steps, "batch": cfg.batch,
+                "val_neg_elbo_bits_per_dim": round(val_bpd, 4),
                 "history": history, "command": command or " ".join(sys.argv), "git_revision": _git_revision(),
                 "torch": torch.__version__}
 

@@ -150,10 +150,12 @@ def _out_of_time(deadline: float | None, world: int, device: str) -> bool:
     """Whether this call's time budget is spent; under ``torchrun`` process 0's clock decides for all."""
     if deadline is None:
         return False
-    late = torch.tensor([float(time.time() >= deadline)], device=device)  # NCCL broadcasts GPU tensors only
+    late = time.time() >= deadline
     if world > 1:
-        dist.broadcast(late, 0)
-    return bool(late.item())
+        flag = torch.tensor([float(late)], device=device)  # NCCL broadcasts GPU tensors only
+        dist.broadcast(flag, 0)
+        late = bool(flag.item())
+    return late
 
 
 def _autocast(device: str, enabled: bool):

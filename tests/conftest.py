@@ -71,6 +71,15 @@ def gradient_image(h: int, w: int, mode: str = "RGB", seed: int = 0) -> Image.Im
     return im.convert(mode)
 
 
+def photo_folder(tmp_path: Path) -> Path:
+    """``tmp_path/photos`` with two 66x66 gradient photos, for training runs."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    return photos
+
+
 def same_pixels(a: Image.Image, b: Image.Image) -> bool:
     """Identical mode, size, pixels and (for P) palette."""
     same = a.mode == b.mode and a.size == b.size and a.tobytes() == b.tobytes()

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tests.conftest import gradient_image
+from tests.conftest import photo_folder
 
 
 @dataclass
@@ -92,10 +92,7 @@ def _train_worker(rank: int, port: int, photos: str, out: str) -> None:
 
 
 def test_photo_trainer_under_two_processes(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(2):
-        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    photos = photo_folder(tmp_path)
     out = tmp_path / "run"
     mp.spawn(_train_worker, args=(_free_port(), str(photos), str(out)), nprocs=2)
     meta = json.loads(Path(f"{out}.json").read_text())

@@ -17,7 +17,7 @@ from nlc.coding.flow import LatentCoder, decode_flow, encode_flow
 from nlc.errors import FormatError, InputError
 from nlc.models.flows import IDF, AdditiveCoupling, AffineCoupling, IDFConfig, IntegerConv1x1, Reverse, Squeeze, check_invertible
 from nlc.registry import CodecSpec
-from tests.conftest import gradient_image, same_pixels
+from tests.conftest import gradient_image, photo_folder, same_pixels
 
 TINY_FLOW = dict(levels=2, couplings=2, hidden=8, blocks=1, prior_hidden=8, prior_blocks=1, mixtures=3, groups=2)
 
@@ -263,10 +263,7 @@ def test_train_idf_through_the_cli(tmp_path, monkeypatch):
     (home / "codecs" / "tiny-idf.toml").write_text(
         f'name = "tiny-idf"\narchitecture = "idf"\nweights = "tiny-idf.safetensors"\ntile = 16\n\n[hyperparameters]\n{hp}\n')
     monkeypatch.setenv("NLC_HOME", str(home))
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(2):
-        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    photos = photo_folder(tmp_path)
     out = tmp_path / "run"
     r = CliRunner().invoke(main, ["train", "--model", "tiny-idf", "--data", str(photos), "--val", str(photos),
                                   "--batch", "2", "--crop", "8", "--steps", "2", "--val-crop", "16", "--out", str(out)])
@@ -296,10 +293,7 @@ def test_fine_tune_with_a_frozen_flow(tmp_path):
 
     from nlc.train import TrainConfig, train
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(2):
-        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    photos = photo_folder(tmp_path)
     start = tiny_flow(seed=4)
     weights_file(start, tmp_path / "start.safetensors")
     cfg = dict(data=str(photos), val=str(photos), out=str(tmp_path / "run"), steps=3, batch=2, crop=16,

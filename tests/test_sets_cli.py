@@ -147,12 +147,9 @@ def test_train_photo_codec_runs_and_resumes(tiny_home, tmp_path):
     """The photo trainer (shared loop pieces in nlc.trainloop) trains, writes metadata and resumes."""
     import json
 
-    from tests.conftest import gradient_image
+    from tests.conftest import photo_folder
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(2):
-        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    photos = photo_folder(tmp_path)
     out = tmp_path / "run"
     args = ("train", "--model", "tiny", "--data", photos, "--val", photos, "--batch", 2, "--crop", 8, "--out", out)
     r = run(*args, "--steps", 2)
@@ -177,12 +174,9 @@ def test_train_stops_on_its_time_budget_and_resumes_exactly(tiny_home, tmp_path)
 
     from safetensors.torch import load_file
 
-    from tests.conftest import gradient_image
+    from tests.conftest import photo_folder
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(2):
-        gradient_image(66, 66, seed=i).save(photos / f"p{i}.png")
+    photos = photo_folder(tmp_path)
     args = ("train", "--model", "tiny", "--data", photos, "--val", photos, "--batch", 2, "--crop", 8, "--steps", 3)
     cut, whole = tmp_path / "cut", tmp_path / "whole"
     r = run(*args, "--out", cut, "--minutes", 1e-9)  # the budget is spent after the first step
