@@ -34,12 +34,13 @@ from .train_latent import neg_elbo_bits
 
 
 def mosaic(items: np.ndarray, per_row: int = 100) -> np.ndarray:
-    """Tile ``(N, h, w)`` items into one image, ``per_row`` to a row (the last row padded with zeros)."""
-    n, h, w = items.shape
+    """Tile ``(N, h, w[, C])`` items into one image, ``per_row`` to a row (the last row padded with zeros)."""
+    n, h, w = items.shape[:3]
+    rest = items.shape[3:]
     rows = -(-n // per_row)
-    pad = np.zeros((rows * per_row - n, h, w), items.dtype)
-    grid = np.concatenate([items, pad]).reshape(rows, per_row, h, w)
-    return grid.transpose(0, 2, 1, 3).reshape(rows * h, per_row * w)
+    pad = np.zeros((rows * per_row - n, h, w, *rest), items.dtype)
+    grid = np.concatenate([items, pad]).reshape(rows, per_row, h, w, *rest)
+    return grid.swapaxes(1, 2).reshape(rows * h, per_row * w, *rest)
 
 
 def classical(items: np.ndarray, binary: bool) -> dict[str, int]:

@@ -194,16 +194,18 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
 # Sets: many same-sized images (a folder or an array file) in one file, coded as one chain.
 
 SET_MAGIC = b"\x89NLS"
-SET_VERSION = 1
-SET_DOC = """The ``.nlc`` set format (version 1), written by ``nlc compress --model NAME DIR -o set.nlc``::
+SET_VERSION = 1  # a set coded by a latent-variable codec (bits-back chain)
+SET_VERSION_TILES = 2  # a set coded by an autoregressive codec (one batch of tiles)
+SET_DOC = """The ``.nlc`` set format (versions 1 and 2), written by ``nlc compress --set DIR -o set.nlc``::
 
     offset  size  field
     0       4     magic b"\\x89NLS"
-    4       1     format version (1)
+    4       1     format version (1: bits-back chain, 2: autoregressive tiles)
     5       4     header length N (u32)
     9       N     header: zlib-compressed UTF-8 JSON (see SetHeader)
     9+N     4     CRC-32 of bytes 0 .. 9+N
-    13+N    ...   payload: the ANS stack's 32-bit words, little-endian
+    13+N    ...   payload: version 1, the ANS stack's 32-bit words, little-endian;
+                  version 2, per group of tiles a u32 byte count and the coder's words
     end-4   4     CRC-32 of the payload
 """
 
@@ -233,12 +235,21 @@ class SetHeader:
     start_items: int = 1  # items coded without bits-back at the start of the chain
     start_step: float = 2.0**-6  # their latent grid step
     threads: int = 1  # torch intra-op threads of the encoder; the decoder uses the same number
+    coding: str = "bits-back"  # or "tiles": an autoregressive codec's batch of tiles (format version 2)
+    channels: int = 1  # tiles only: 1 (gray) or 3 (RGB) sub-pixels per pixel
+    tile: int = 0  # tiles only: tile side
+    group: int = 0  # tiles only: tiles per coder group
 
 
 def pack_set(header: SetHeader, payload: bytes) -> bytes:
     """Serialise a set header and its ANS payload."""
-    blob = zlib.compress(json.dumps(asdict(header), separators=(",", ":")).encode(), 9)
-    head = SET_MAGIC + struct.pack("<BI", SET_VERSION, len(blob)) + blob
+    fields = asdict(header)
+    if header.coding == "bits-back":  # version 1 files stay byte for byte what older nlc wrote
+        for k in ("coding", "channels", "tile", "group"):
+            del fields[k]
+    blob = zlib.compress(json.dumps(fields, separators=(",", ":")).encode(), 9)
+    version = SET_VERSION if header.coding == "bits-back" else SET_VERSION_TILES
+    head = SET_MAGIC + struct.pack("<BI", version, len(blob)) + blob
     return head + struct.pack("<I", zlib.crc32(head)) + payload + struct.pack("<I", zlib.crc32(payload))
 
 
@@ -254,8 +265,9 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
     if len(data) < 13:
         raise FormatError("truncated file")
     version, n = struct.unpack("<BI", data[4:9])
-    if version != SET_VERSION:
-        raise FormatError(f"unknown set format version {version} (this nlc reads version {SET_VERSION})")
+    if version not in (SET_VERSION, SET_VERSION_TILES):
+        raise FormatError(f"unknown set format version {version} "
+                          f"(this nlc reads versions {SET_VERSION} and {SET_VERSION_TILES})")
     if len(data) < 9 + n + 8:
         raise FormatError("truncated file")
     if struct.unpack("<I", data[9 + n : 13 + n])[0] != zlib.crc32(data[: 9 + n]):
@@ -270,6 +282,10 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
         header = SetHeader(**fields)
     except (ValueError, TypeError, zlib.error):
         raise FormatError("corrupted header") from None
+    if (header.coding == "bits-back") != (version == SET_VERSION):
+        raise FormatError(f"corrupted header (coding {header.coding!r} in a version {version} set file)")
+    if header.coding == "tiles":
+        return header, payload
     if len(payload) % 4:
         raise FormatError("corrupted payload (not whole 32-bit words)")
     return header, payload

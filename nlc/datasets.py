@@ -1,6 +1,6 @@
 """Image datasets as arrays: idx (MNIST / Fashion-MNIST, optionally gzipped) and ``.npy``.
 
-:func:`read_array` returns the images as a ``uint8`` array ``(N, H, W)`` and a
+:func:`read_array` returns the images as a ``uint8`` array ``(N, H, W)`` (or ``(N, H, W, 3)``) and a
 :class:`ArrayFile` record that restores the original file byte for byte.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,13 @@ def gzip_bytes(data: bytes, header: bytes, level: int) -> bytes:
     return header + comp[10:]  # zlib's deflate stream and trailer after our header
 
 
+def _image_array_shape(shape: tuple) -> bool:
+    """Whether ``shape`` is that of a stack of gray ``(N, H, W)`` or RGB ``(N, H, W, 3)`` images."""
+    return len(shape) == 3 or (len(shape) == 4 and shape[3] == 3)
+
+
 def read_array(path: str | Path, verify_gzip: bool = False) -> tuple[np.ndarray, ArrayFile]:
-    """Load a 3-D ``uint8`` image array from an idx(.gz) or .npy file.
+    """Load a ``uint8`` image array, ``(N, H, W)`` or ``(N, H, W, 3)``, from an idx(.gz) or .npy file.
 
     ``verify_gzip`` re-compresses a gzipped file to learn whether
     :func:`array_bytes` reproduces it byte for byte (``ArrayFile.gzip_exact``).
@@ -73,8 +79,9 @@ def read_array(path: str | Path, verify_gzip: bool = False) -> tuple[np.ndarray,
     data = gzip.decompress(raw) if gz else raw
     if path.name.lower().endswith(".npy"):
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-        if arr.dtype != np.uint8 or arr.ndim != 3:
-            raise InputError(f"{path}: expected a uint8 array of shape (N, H, W), got {arr.dtype} {arr.shape}")
+        if arr.dtype != np.uint8 or not _image_array_shape(arr.shape):
+            raise InputError(f"{path}: expected a uint8 array of shape (N, H, W) or (N, H, W, 3), "
+                             f"got {arr.dtype} {arr.shape}")
         header = data[: len(data) - arr.nbytes]
         if not arr.flags.c_contiguous or data[len(header):] != arr.tobytes():
             raise InputError(f"{path}: only C-ordered .npy arrays are supported")
@@ -82,14 +89,16 @@ def read_array(path: str | Path, verify_gzip: bool = False) -> tuple[np.ndarray,
     if len(data) < 4 or data[:2] != b"\0\0":
         raise InputError(f"{path}: not an idx file (bad magic)")
     dtype, ndim = data[2], data[3]
-    if dtype != IDX_UBYTE or ndim != 3:
-        raise InputError(f"{path}: expected unsigned-byte idx images with 3 dimensions, got type 0x{dtype:02x} with {ndim}")
-    dims = struct.unpack(">3I", data[4:16])
-    n = dims[0] * dims[1] * dims[2]
-    if len(data) != 16 + n:
-        raise InputError(f"{path}: idx file is {len(data)} bytes, its header promises {16 + n}")
-    arr = np.frombuffer(data, np.uint8, offset=16).reshape(dims).copy()
-    rec = ArrayFile("idx", gz, data[:16])
+    head = 4 + 4 * ndim
+    dims = struct.unpack(f">{ndim}I", data[4:head]) if len(data) >= head else ()
+    if dtype != IDX_UBYTE or not _image_array_shape(dims):
+        raise InputError(f"{path}: expected unsigned-byte idx images of shape (N, H, W) or (N, H, W, 3), "
+                         f"got type 0x{dtype:02x} with dimensions {dims or ndim}")
+    n = math.prod(dims)
+    if len(data) != head + n:
+        raise InputError(f"{path}: idx file is {len(data)} bytes, its header promises {head + n}")
+    arr = np.frombuffer(data, np.uint8, offset=head).reshape(dims).copy()
+    rec = ArrayFile("idx", gz, data[:head])
     if gz:
         rec.gzip_header, rec.gzip_level = _gzip_header(raw), _gzip_level(raw)
         rec.gzip_exact = verify_gzip and array_bytes(arr, rec) == raw

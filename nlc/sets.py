@@ -1,14 +1,20 @@
-"""Many small images in one file, coded as one bits-back chain by a latent-variable codec.
+"""Many same-sized images in one file (a set).
+
+A latent-variable codec codes a set as one bits-back chain; an autoregressive
+photo codec (``pixelcnnpp``, ``pixelsnail``, ...) codes the tiles of all the
+images as one batch, so small images share every step of the pixel loop.
 
 >>> import nlc.sets as sets
 >>> sets.compress_set(["shirts/"], "shirts.nlc", codec="vae-fmnist")          # doctest: +SKIP
 >>> sets.decompress_set("shirts.nlc", "restored/")                            # doctest: +SKIP
 >>> sets.compress_set(["t10k-images-idx3-ubyte.gz"], "test.nlc", codec="bitswap-fmnist")  # doctest: +SKIP
+>>> sets.compress_set(["thumbnails/"], "thumbs.nlc", codec="pixelcnnpp")     # doctest: +SKIP
 
 Inputs are either one array file (idx, idx.gz or .npy of shape ``(N, H, W)``,
-restored byte for byte) or image files and folders of same-sized gray images
-(restored with identical pixels, names and order). A binary codec takes images
-whose pixels are all 0/1 or all 0/255 and restores the same values.
+or ``(N, H, W, 3)`` for a photo codec, restored byte for byte) or image files
+and folders of same-sized images (restored with identical pixels, names and
+order): gray for a latent codec, gray or RGB for a photo codec. A binary codec
+takes images whose pixels are all 0/1 or all 0/255 and restores the same values.
 """
 
 from __future__ import annotations
@@ -20,22 +26,29 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 
 from . import container
+from .coding.autoregressive import GROUP, decode_items, encode_items, progress_total
 from .coding.bitsback import (START_STEPS, LatentGrid, decode_chain, encode_chain, make_item_codec,
                               model_grid, start_grid)
-from .coding.coders import PRECISION, CoderError
+from .coding.coders import CODERS, PRECISION, CoderError
 from .datasets import ArrayFile, array_bytes, is_array_file, read_array
 from .errors import CodecError, FormatError, InputError, file_errors
 from .registry import CodecSpec, get_spec, load_model, spec_for_file
 
+if TYPE_CHECKING:
+    from .api import Codec
+
 IMAGE_SUFFIXES = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".pgm": "PPM",
                   ".pbm": "PPM", ".gif": "GIF"}
 LATENT_ARCHITECTURES = {"vae", "bitswap", "vrnn"}
+FLOW_ARCHITECTURES = {"idf"}
+LATENT_MODES = ("L", "1")
+PHOTO_MODES = ("L", "RGB")
 
 
 @dataclass
@@ -82,8 +95,17 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def is_set_codec(name: str) -> bool:
-    """Whether a codec name is a latent-variable (set) codec."""
+    """Whether a codec name is a latent-variable codec, which codes sets only."""
     return get_spec(name).architecture in LATENT_ARCHITECTURES
+
+
+def set_modes(name: str) -> tuple[str, ...]:
+    """The image modes a codec stores in a set; a codec that cannot code sets is an error."""
+    spec = get_spec(name)
+    if spec.architecture in FLOW_ARCHITECTURES:
+        raise CodecError(f"codec {name!r} codes single images only; a set takes a latent-variable codec "
+                         "(the *-fmnist codecs) or an autoregressive one (pixelcnnpp, pixelsnail, ...)")
+    return LATENT_MODES if spec.architecture in LATENT_ARCHITECTURES else PHOTO_MODES
 
 
 def _image_files(inputs: list[Path]) -> tuple[list[Path], list[str], str | None]:
@@ -109,8 +131,11 @@ def _image_files(inputs: list[Path]) -> tuple[list[Path], list[str], str | None]
     return files, names, root
 
 
-def read_items(inputs: list[str | Path]) -> tuple[np.ndarray, dict]:
-    """Load a set's images as ``(N, H, W)`` uint8 plus a ``source`` record to restore them."""
+def read_items(inputs: list[str | Path], modes: tuple[str, ...] = LATENT_MODES) -> tuple[np.ndarray, dict]:
+    """Load a set's images as ``(N, H, W)`` (or ``(N, H, W, 3)``) uint8 plus a ``source`` record to restore them.
+
+    ``modes`` are the image modes the codec stores (:func:`set_modes`).
+    """
     from PIL import Image
 
     paths = [Path(p) for p in inputs]
@@ -122,7 +147,7 @@ def read_items(inputs: list[str | Path]) -> tuple[np.ndarray, dict]:
                "gzip_level": rec.gzip_level, "gzip_exact": rec.gzip_exact}
         return arr, src
     files, names, root = _image_files(paths)
-    arrays, modes, formats = [], set(), []
+    arrays, seen, formats = [], set(), []
     for f in files:
         with file_errors(f):
             try:
@@ -130,17 +155,18 @@ def read_items(inputs: list[str | Path]) -> tuple[np.ndarray, dict]:
                 im.load()
             except (OSError, ValueError) as e:
                 raise InputError(f"{f}: cannot read image ({e})") from None
-        if im.mode not in ("L", "1"):
-            raise InputError(f"{f}: mode {im.mode}; this codec stores 8-bit gray (L) or 1-bit images")
-        modes.add(im.mode)
+        if im.mode not in modes:
+            what = "8-bit gray (L) or 1-bit" if modes == LATENT_MODES else "8-bit gray (L) or RGB"
+            raise InputError(f"{f}: mode {im.mode}; this codec stores {what} images")
+        seen.add(im.mode)
         arrays.append(np.asarray(im, dtype=np.uint8))
         formats.append(IMAGE_SUFFIXES[f.suffix.lower()])
-    if len(modes) > 1:
-        raise InputError("a set must not mix 1-bit and 8-bit gray images")
+    if len(seen) > 1:
+        raise InputError(f"a set must not mix image modes, found {' and '.join(sorted(seen))}")
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise InputError(f"all images of a set must have the same size, found {sorted(shapes)[:2]}")
-    return np.stack(arrays), {"kind": "files", "names": names, "formats": formats, "mode": modes.pop(), "root": root}
+    return np.stack(arrays), {"kind": "files", "names": names, "formats": formats, "mode": seen.pop(), "root": root}
 
 
 def _coded_values(items: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
@@ -155,12 +181,25 @@ def _coded_values(items: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
     raise InputError(f"a binary codec needs pixels that are all 0/1 or all 0/255, found {values[:6].tolist()}...")
 
 
-def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = None,
-               progress: bool = False) -> tuple[bytes, dict]:
-    """Compress ``(N, H, W)`` uint8 items into set-file bytes; returns the bytes and statistics."""
+def encode_set(items: np.ndarray, codec: str | SetCodec | Codec, source: dict | None = None,
+               progress: bool = False, *, coder: str | None = None, tile: int | None = None,
+               device: str = "auto") -> tuple[bytes, dict]:
+    """Compress ``(N, H, W)`` uint8 items (``(N, H, W, 3)`` for a photo codec) into set-file bytes.
+
+    Returns the bytes and statistics. ``coder``, ``tile`` and ``device`` apply
+    to an autoregressive photo codec (default: the codec's coder and tile, the
+    GPU if there is one); a latent-variable codec has its own and runs on the CPU.
+    """
     from tqdm import tqdm
 
-    c = codec if isinstance(codec, SetCodec) else SetCodec.load(codec)
+    from .api import Codec, resolve_device
+
+    if isinstance(codec, str):
+        set_modes(codec)
+        codec = SetCodec.load(codec) if is_set_codec(codec) else Codec.load(codec, resolve_device(device))
+    if isinstance(codec, Codec):
+        return _encode_tiles(items, codec, source, progress, coder, tile)
+    c = codec
     if items.ndim != 3 or items.shape[1:] != c.shape:
         raise InputError(f"codec {c.name!r} codes {c.shape[0]}x{c.shape[1]} images, got items of shape {items.shape[1:]}")
     values, scale = _coded_values(items, c.bits)
@@ -185,17 +224,22 @@ def encode_set(items: np.ndarray, codec: str | SetCodec, source: dict | None = N
                   "seconds": time.perf_counter() - t0}
 
 
-def decode_set(data: bytes, codec: SetCodec | None = None, progress: bool = False) -> tuple[np.ndarray, container.SetHeader]:
-    """Decompress set-file bytes to ``(N, H, W)`` uint8 items and the header."""
+def decode_set(data: bytes, codec: SetCodec | Codec | None = None, progress: bool = False,
+               device: str = "auto") -> tuple[np.ndarray, container.SetHeader]:
+    """Decompress set-file bytes to ``(N, H, W)`` (or ``(N, H, W, 3)``) uint8 items and the header.
+
+    ``device`` applies to a set coded by an autoregressive codec (``auto``:
+    where it was encoded, if that device is here).
+    """
     from tqdm import tqdm
 
     header, payload = container.unpack_set(data)
+    if header.coding == "tiles":
+        return _decode_tiles(header, payload, codec, progress, device), header
+    if codec is not None and not isinstance(codec, SetCodec):
+        raise CodecError(f"file was coded with the latent-variable codec {header.codec!r}, not an autoregressive one")
     c = codec or SetCodec.from_spec(spec_for_file(header.codec, header.weights_sha256))
-    if c.name != header.codec:
-        raise CodecError(f"file was coded with codec {header.codec!r}, not {c.name!r}")
-    if c.sha256 != header.weights_sha256:
-        raise CodecError(f"file was coded with {header.codec!r} weights {header.weights_sha256[:12]}..., "
-                         f"but the registry has {c.sha256[:12]}...")
+    _check_codec(header, c.name, c.sha256)
     schedule = container.schedule_from_runs(header.schedule)
     if sum(schedule) != header.count or header.latent_step != LatentGrid().step or header.precision != PRECISION \
             or header.latent_bound not in (8.0, 16.0):
@@ -213,10 +257,87 @@ def decode_set(data: bytes, codec: SetCodec | None = None, progress: bool = Fals
     except CoderError as e:
         raise FormatError(f"corrupted payload ({e})") from None
     items = (values * header.scale).astype(np.uint8)
-    if zlib.crc32(np.ascontiguousarray(items).tobytes()) != header.pixels_crc32:
-        raise FormatError(f"decoded pixels do not match the original's CRC-32 (encoded with torch {header.torch}; "
-                          f"this is torch {torch.__version__})")
+    _check_crc(items, header)
     return items, header
+
+
+def _check_codec(header: container.SetHeader, name: str, sha256: str) -> None:
+    if name != header.codec:
+        raise CodecError(f"file was coded with codec {header.codec!r}, not {name!r}")
+    if sha256 != header.weights_sha256:
+        raise CodecError(f"file was coded with {header.codec!r} weights {header.weights_sha256[:12]}..., "
+                         f"but the registry has {sha256[:12]}...")
+
+
+def _check_crc(items: np.ndarray, header: container.SetHeader) -> None:
+    if zlib.crc32(np.ascontiguousarray(items).tobytes()) != header.pixels_crc32:
+        raise FormatError(f"decoded pixels do not match the original's CRC-32 (encoded with torch {header.torch} "
+                          f"on {header.device}; this is torch {torch.__version__})")
+
+
+def _encode_tiles(items: np.ndarray, c: Codec, source: dict | None, progress: bool, coder: str | None,
+                  tile: int | None) -> tuple[bytes, dict]:
+    """A set coded by an autoregressive codec: the tiles of all its images in one batch."""
+    from .api import _progress
+
+    if c.is_flow:
+        set_modes(c.spec.name)  # the error that says which codecs code sets
+
+    if not (items.ndim == 3 or (items.ndim == 4 and items.shape[3] == 3)) or items.dtype != np.uint8:
+        raise InputError(f"codec {c.spec.name!r} codes uint8 arrays of shape (N, H, W) or (N, H, W, 3), "
+                         f"got {items.dtype} {items.shape}")
+    if items.shape[1] < 1 or items.shape[2] < 1:
+        raise InputError(f"images of a set must be at least 1x1, got {items.shape[2]}x{items.shape[1]}")
+    coder = coder or c.spec.coder
+    if coder not in CODERS:
+        raise InputError(f"unknown coder {coder!r} (known: {', '.join(CODERS)})")
+    tile = tile or c.spec.tile
+    pixels = items if items.ndim == 4 else items[..., None]
+    n, h, w, channels = pixels.shape
+    t0 = time.perf_counter()
+    with _progress(progress_total(h, w, tile, GROUP, n), "encode", progress) as bar:
+        payload, bits = encode_items(c.model, c.mixtures, pixels, tile, coder, GROUP, bar)
+    header = container.SetHeader(
+        codec=c.spec.name, weights_sha256=c.spec.sha256, constriction=importlib.metadata.version("constriction"),
+        torch=torch.__version__, device=c.device, count=n, height=h, width=w, bits=8, scale=1,
+        pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()), schedule=[],
+        source=source or {"kind": "array-memory"}, coder=coder, precision=PRECISION,
+        threads=torch.get_num_threads(), coding="tiles", channels=channels, tile=tile, group=GROUP)
+    data = container.pack_set(header, payload)
+    return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
+                  "model_bits": bits, "seconds": time.perf_counter() - t0}
+
+
+def _decode_tiles(header: container.SetHeader, payload: bytes, codec: SetCodec | Codec | None, progress: bool,
+                  device: str) -> np.ndarray:
+    """Decode a set coded by :func:`_encode_tiles`."""
+    from .api import Codec, _progress, resolve_device
+
+    n, h, w, ch = header.count, header.height, header.width, header.channels
+    if header.coder not in CODERS or header.precision != PRECISION or ch not in (1, 3) or header.bits != 8 \
+            or header.scale != 1:
+        raise FormatError(f"corrupted header (coder {header.coder!r}, precision {header.precision}, "
+                          f"{ch} channels, {header.bits} bits)")
+    if not (0 <= n and 1 <= h <= container.MAX_SIDE and 1 <= w <= container.MAX_SIDE
+            and n * h * w <= container.MAX_PIXELS):
+        raise FormatError(f"header claims absurd dimensions: {n} images of {w}x{h}")
+    if not (1 <= header.tile <= container.MAX_SIDE and 1 <= header.group <= 1 << 20 and 1 <= header.threads <= 1024):
+        raise FormatError(f"corrupted header (tile {header.tile}, group {header.group}, threads {header.threads})")
+    if codec is not None and not isinstance(codec, Codec):
+        raise CodecError(f"file was coded with the autoregressive codec {header.codec!r}, not a latent-variable one")
+    c = codec or Codec.from_spec(spec_for_file(header.codec, header.weights_sha256),
+                                 resolve_device(device, header.device))
+    _check_codec(header, c.spec.name, c.spec.sha256)
+    try:
+        with torch_threads(header.threads), \
+                _progress(progress_total(h, w, header.tile, header.group, n), "decode", progress) as bar:
+            pixels = decode_items(c.model, c.mixtures, n, h, w, ch, header.tile, header.coder, payload,
+                                  header.group, bar)
+    except (CoderError, ValueError) as e:
+        raise FormatError(f"corrupted payload ({e})") from None
+    items = pixels if ch == 3 else pixels[..., 0]
+    _check_crc(items, header)
+    return items
 
 
 def _write_files(items: np.ndarray, source: dict, outdir: Path, force: bool) -> list[Path]:
@@ -248,27 +369,32 @@ def _write_files(items: np.ndarray, source: dict, outdir: Path, force: bool) -> 
         if source["mode"] == "1":
             im = Image.fromarray(((a > 0) * 255).astype(np.uint8), "L").convert("1", dither=Image.Dither.NONE)
         else:
-            im = Image.fromarray(a, "L")
+            im = Image.fromarray(a, "RGB" if a.ndim == 3 else "L")
         kw = {"lossless": True} if fmt == "WEBP" else {}
         _atomic_write(t, lambda tmp, im=im, fmt=fmt, kw=kw: im.save(tmp, format=fmt, **kw))
     return targets
 
 
 def compress_set(inputs: list[str | Path], dst: str | Path, *, codec: str | SetCodec, force: bool = False,
-                 progress: bool = False) -> tuple[Path, dict]:
-    """Compress image files/folders or one array file into the set file ``dst``."""
+                 progress: bool = False, **kw) -> tuple[Path, dict]:
+    """Compress image files/folders or one array file into the set file ``dst``.
+
+    ``codec`` is a latent-variable or an autoregressive codec; ``kw`` (``coder``,
+    ``tile``, ``device``) go to :func:`encode_set`.
+    """
     from .api import _atomic_write, _check_dst
 
     dst = Path(dst)
     _check_dst(dst, force)
-    items, source = read_items(inputs)
-    data, stats = encode_set(items, codec, source, progress)
+    modes = set_modes(codec) if isinstance(codec, str) else LATENT_MODES if isinstance(codec, SetCodec) else PHOTO_MODES
+    items, source = read_items(inputs, modes)
+    data, stats = encode_set(items, codec, source, progress, **kw)
     _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
     return dst, dict(stats, items=len(items), pixels=int(items.size))
 
 
 def decompress_set(src: str | Path, outdir: str | Path | None = None, *, force: bool = False,
-                   progress: bool = False) -> list[Path]:
+                   progress: bool = False, device: str = "auto") -> list[Path]:
     """Restore a set file's images (or array file) into ``outdir``; returns the written paths.
 
     The default folder is the set's original folder name (for a folder input)
@@ -277,7 +403,7 @@ def decompress_set(src: str | Path, outdir: str | Path | None = None, *, force: 
     src = Path(src)
     with file_errors(src):
         data = src.read_bytes()
-    items, header = decode_set(data, progress=progress)
+    items, header = decode_set(data, progress=progress, device=device)
     if outdir is None:
         root = header.source.get("root")
         outdir = src.parent / root if root else src.parent

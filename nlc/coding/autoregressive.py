@@ -91,25 +91,33 @@ class TileGrid:
         """Number of tiles."""
         return self.ny * self.nx
 
-    def extents(self) -> tuple[np.ndarray, np.ndarray]:
-        """Valid rows and columns of every tile, ``(B,)`` each, in row-major tile order."""
+    def extents(self, items: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Valid rows and columns of every tile, ``(items * B,)`` each, in row-major tile order per item."""
         hs = np.minimum(self.tile_h, self.height - np.arange(self.ny) * self.tile_h)
         ws = np.minimum(self.tile_w, self.width - np.arange(self.nx) * self.tile_w)
-        return np.repeat(hs, self.nx), np.tile(ws, self.ny)
+        return np.tile(np.repeat(hs, self.nx), items), np.tile(np.tile(ws, self.ny), items)
 
     def split(self, pixels: np.ndarray) -> np.ndarray:
         """``(H, W, C)`` -> ``(B, tile_h, tile_w, C)``, zero outside the image."""
-        c = pixels.shape[2]
-        padded = np.zeros((self.ny * self.tile_h, self.nx * self.tile_w, c), pixels.dtype)
-        padded[: self.height, : self.width] = pixels
-        t = padded.reshape(self.ny, self.tile_h, self.nx, self.tile_w, c).transpose(0, 2, 1, 3, 4)
-        return t.reshape(self.batch, self.tile_h, self.tile_w, c)
+        return self.split_items(pixels[None])
+
+    def split_items(self, items: np.ndarray) -> np.ndarray:
+        """``(N, H, W, C)`` same-sized images -> ``(N * B, tile_h, tile_w, C)``, item after item."""
+        n, c = items.shape[0], items.shape[3]
+        padded = np.zeros((n, self.ny * self.tile_h, self.nx * self.tile_w, c), items.dtype)
+        padded[:, : self.height, : self.width] = items
+        t = padded.reshape(n, self.ny, self.tile_h, self.nx, self.tile_w, c).transpose(0, 1, 3, 2, 4, 5)
+        return t.reshape(n * self.batch, self.tile_h, self.tile_w, c)
 
     def merge(self, tiles: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`split`."""
+        return self.merge_items(tiles)[0]
+
+    def merge_items(self, tiles: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`split_items`."""
         c = tiles.shape[3]
-        t = tiles.reshape(self.ny, self.nx, self.tile_h, self.tile_w, c).transpose(0, 2, 1, 3, 4)
-        return t.reshape(self.ny * self.tile_h, self.nx * self.tile_w, c)[: self.height, : self.width]
+        t = tiles.reshape(-1, self.ny, self.nx, self.tile_h, self.tile_w, c).transpose(0, 1, 3, 2, 4, 5)
+        return t.reshape(-1, self.ny * self.tile_h, self.nx * self.tile_w, c)[:, : self.height, : self.width]
 
 
 def _normalised(symbols: np.ndarray) -> torch.Tensor:
@@ -173,10 +181,10 @@ def _groups(batch: int, group: int) -> list[slice]:
     return [slice(i, min(batch, i + group)) for i in range(0, batch, group)]
 
 
-def progress_total(height: int, width: int, tile: int, group: int = GROUP) -> int:
-    """Number of progress ticks (tile rows times tile groups) of an image."""
+def progress_total(height: int, width: int, tile: int, group: int = GROUP, items: int = 1) -> int:
+    """Number of progress ticks (tile rows times tile groups) of ``items`` images of one size."""
     grid = TileGrid.for_image(height, width, tile)
-    return grid.tile_h * len(_groups(grid.batch, group))
+    return grid.tile_h * len(_groups(items * grid.batch, group))
 
 
 def encode_tiles(
@@ -195,12 +203,30 @@ def encode_tiles(
     words. Returns the payload and the information content in bits under the
     model's float tables (the model's ``-log2 p`` of the image as coded).
     """
-    grid = TileGrid.for_image(pixels.shape[0], pixels.shape[1], tile)
-    channels = pixels.shape[2]
-    all_tiles = grid.split(pixels)
-    all_hs, all_ws = grid.extents()
+    return encode_items(model, mixtures, pixels[None], tile, coder, group, progress)
+
+
+def encode_items(
+    model: SteppedModel,
+    mixtures: int,
+    items: np.ndarray,
+    tile: int,
+    coder: str,
+    group: int = GROUP,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[bytes, float]:
+    """Code ``(N, H, W, C)`` same-sized uint8 images as one batch of tiles (an image set).
+
+    The tiles of all images, item after item, are coded in groups of at most
+    ``group`` as in :func:`encode_tiles` (which is the case ``N = 1``), so
+    many small images share every step of the loop.
+    """
+    grid = TileGrid.for_image(items.shape[1], items.shape[2], tile)
+    channels = items.shape[3]
+    all_tiles = grid.split_items(items)
+    all_hs, all_ws = grid.extents(len(items))
     payload, bits = [], 0.0
-    for g in _groups(grid.batch, group):
+    for g in _groups(len(all_hs), group):
         enc = make_coder(coder)
         record: list[tuple[torch.Tensor, np.ndarray]] = []
 
@@ -249,11 +275,28 @@ def decode_tiles(
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Decode an ``(height, width, channels)`` uint8 image from :func:`encode_tiles`' payload."""
+    return decode_items(model, mixtures, 1, height, width, channels, tile, coder, payload, group, progress)[0]
+
+
+def decode_items(
+    model: SteppedModel,
+    mixtures: int,
+    count: int,
+    height: int,
+    width: int,
+    channels: int,
+    tile: int,
+    coder: str,
+    payload: bytes,
+    group: int = GROUP,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Decode ``(count, height, width, channels)`` uint8 images from :func:`encode_items`' payload."""
     grid = TileGrid.for_image(height, width, tile)
-    all_hs, all_ws = grid.extents()
-    out = np.zeros((grid.batch, grid.tile_h, grid.tile_w, channels), np.uint8)
+    all_hs, all_ws = grid.extents(count)
+    out = np.zeros((len(all_hs), grid.tile_h, grid.tile_w, channels), np.uint8)
     pos = 0
-    for g in _groups(grid.batch, group):
+    for g in _groups(len(all_hs), group):
         if pos + 4 > len(payload):
             raise CoderError("payload ends before the last tile group")
         (n,) = struct.unpack_from("<I", payload, pos)
@@ -271,4 +314,4 @@ def decode_tiles(
         _run(model, grid, all_hs[g], all_ws[g], channels, None, on_pixels, progress)
     if pos != len(payload):
         raise CoderError("unexpected bytes after the last tile group")
-    return grid.merge(out)
+    return grid.merge_items(out)
