@@ -385,6 +385,8 @@ def compress_set(inputs: list[str | Path], dst: str | Path, *, codec: str | SetC
     from .api import _atomic_write, _check_dst
 
     dst = Path(dst)
+    if dst.is_dir():
+        raise InputError(f"{dst}: is a folder; a set is one file (-o SET.nlc)")
     _check_dst(dst, force)
     modes = set_modes(codec) if isinstance(codec, str) else LATENT_MODES if isinstance(codec, SetCodec) else PHOTO_MODES
     items, source = read_items(inputs, modes)

@@ -102,6 +102,14 @@ def test_mixed_modes_are_refused(tiny_home, tmp_path):
     assert not (tmp_path / "s.nlc").exists()
 
 
+def test_a_set_is_one_file_not_a_folder(tiny_home, tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.new("RGB", (8, 8)).save(d / "a.png")
+    (tmp_path / "out").mkdir()
+    assert_clean_error(run("compress", "--set", d, "-o", tmp_path / "out", "--force"), "is a folder", "-o SET.nlc")
+
+
 def test_rgba_images_are_refused(tiny_home, tmp_path):
     d = tmp_path / "alpha"
     d.mkdir()
