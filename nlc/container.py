@@ -244,11 +244,11 @@ class SetHeader:
 def pack_set(header: SetHeader, payload: bytes) -> bytes:
     """Serialise a set header and its ANS payload."""
     fields = asdict(header)
-    if header.coding == "bits-back":  # version 1 files stay byte for byte what older nlc wrote
+    version = SET_VERSION if header.coding == "bits-back" else SET_VERSION_TILES
+    if version == SET_VERSION:  # version 1 files stay byte for byte what older nlc wrote
         for k in ("coding", "channels", "tile", "group"):
             del fields[k]
     blob = zlib.compress(json.dumps(fields, separators=(",", ":")).encode(), 9)
-    version = SET_VERSION if header.coding == "bits-back" else SET_VERSION_TILES
     head = SET_MAGIC + struct.pack("<BI", version, len(blob)) + blob
     return head + struct.pack("<I", zlib.crc32(head)) + payload + struct.pack("<I", zlib.crc32(payload))
 

@@ -99,13 +99,22 @@ def is_set_codec(name: str) -> bool:
     return get_spec(name).architecture in LATENT_ARCHITECTURES
 
 
-def set_modes(name: str) -> tuple[str, ...]:
-    """The image modes a codec stores in a set; a codec that cannot code sets is an error."""
-    spec = get_spec(name)
+def load_set_codec(codec: str | SetCodec | Codec, device: str = "auto") -> SetCodec | Codec:
+    """The loaded codec that codes a set: a latent-variable one, or an autoregressive photo codec on ``device``.
+
+    A name is looked up in the registry; a flow codec is refused (it codes single images only).
+    """
+    from .api import Codec, resolve_device
+
+    if isinstance(codec, SetCodec):
+        return codec
+    spec = get_spec(codec) if isinstance(codec, str) else codec.spec
+    if spec.architecture in LATENT_ARCHITECTURES:
+        return SetCodec.from_spec(spec)
     if spec.architecture in FLOW_ARCHITECTURES:
-        raise CodecError(f"codec {name!r} codes single images only; a set takes a latent-variable codec "
+        raise CodecError(f"codec {spec.name!r} codes single images only; a set takes a latent-variable codec "
                          "(the *-fmnist codecs) or an autoregressive one (pixelcnnpp, pixelsnail, ...)")
-    return LATENT_MODES if spec.architecture in LATENT_ARCHITECTURES else PHOTO_MODES
+    return Codec.from_spec(spec, resolve_device(device)) if isinstance(codec, str) else codec
 
 
 def _image_files(inputs: list[Path]) -> tuple[list[Path], list[str], str | None]:
@@ -134,7 +143,7 @@ def _image_files(inputs: list[Path]) -> tuple[list[Path], list[str], str | None]
 def read_items(inputs: list[str | Path], modes: tuple[str, ...] = LATENT_MODES) -> tuple[np.ndarray, dict]:
     """Load a set's images as ``(N, H, W)`` (or ``(N, H, W, 3)``) uint8 plus a ``source`` record to restore them.
 
-    ``modes`` are the image modes the codec stores (:func:`set_modes`).
+    ``modes`` are the image modes the codec stores (``LATENT_MODES`` or ``PHOTO_MODES``).
     """
     from PIL import Image
 
@@ -192,14 +201,9 @@ def encode_set(items: np.ndarray, codec: str | SetCodec | Codec, source: dict | 
     """
     from tqdm import tqdm
 
-    from .api import Codec, resolve_device
-
-    if isinstance(codec, str):
-        set_modes(codec)
-        codec = SetCodec.load(codec) if is_set_codec(codec) else Codec.load(codec, resolve_device(device))
-    if isinstance(codec, Codec):
-        return _encode_tiles(items, codec, source, progress, coder, tile)
-    c = codec
+    c = load_set_codec(codec, device)
+    if not isinstance(c, SetCodec):
+        return _encode_tiles(items, c, source, progress, coder, tile)
     if items.ndim != 3 or items.shape[1:] != c.shape:
         raise InputError(f"codec {c.name!r} codes {c.shape[0]}x{c.shape[1]} images, got items of shape {items.shape[1:]}")
     values, scale = _coded_values(items, c.bits)
@@ -279,9 +283,6 @@ def _encode_tiles(items: np.ndarray, c: Codec, source: dict | None, progress: bo
                   tile: int | None) -> tuple[bytes, dict]:
     """A set coded by an autoregressive codec: the tiles of all its images in one batch."""
     from .api import _progress
-
-    if c.is_flow:
-        set_modes(c.spec.name)  # the error that says which codecs code sets
 
     if not (items.ndim == 3 or (items.ndim == 4 and items.shape[3] == 3)) or items.dtype != np.uint8:
         raise InputError(f"codec {c.spec.name!r} codes uint8 arrays of shape (N, H, W) or (N, H, W, 3), "
@@ -375,8 +376,8 @@ def _write_files(items: np.ndarray, source: dict, outdir: Path, force: bool) -> 
     return targets
 
 
-def compress_set(inputs: list[str | Path], dst: str | Path, *, codec: str | SetCodec, force: bool = False,
-                 progress: bool = False, **kw) -> tuple[Path, dict]:
+def compress_set(inputs: list[str | Path], dst: str | Path, *, codec: str | SetCodec | Codec,
+                 force: bool = False, progress: bool = False, **kw) -> tuple[Path, dict]:
     """Compress image files/folders or one array file into the set file ``dst``.
 
     ``codec`` is a latent-variable or an autoregressive codec; ``kw`` (``coder``,
@@ -388,9 +389,9 @@ def compress_set(inputs: list[str | Path], dst: str | Path, *, codec: str | SetC
     if dst.is_dir():
         raise InputError(f"{dst}: is a folder; a set is one file (-o SET.nlc)")
     _check_dst(dst, force)
-    modes = set_modes(codec) if isinstance(codec, str) else LATENT_MODES if isinstance(codec, SetCodec) else PHOTO_MODES
-    items, source = read_items(inputs, modes)
-    data, stats = encode_set(items, codec, source, progress, **kw)
+    c = load_set_codec(codec, kw.get("device", "auto"))
+    items, source = read_items(inputs, LATENT_MODES if isinstance(c, SetCodec) else PHOTO_MODES)
+    data, stats = encode_set(items, c, source, progress, **kw)
     _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
     return dst, dict(stats, items=len(items), pixels=int(items.size))
 
