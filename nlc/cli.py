@@ -1,7 +1,9 @@
 """``nlc``: a thin click layer over :mod:`nlc.api`, :mod:`nlc.bench` and :mod:`nlc.train`.
 
 Bad input exits with status 2 and one line on stderr naming the file and the
-problem; no output file is left behind.
+problem; no output file is left behind. With several inputs (or a folder of
+them), each bad one gets its line and the others are still done, as gzip does;
+the exit status is then 2.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import click
 
@@ -35,7 +38,56 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
-def _outputs(inputs: tuple[str, ...], output: str | None, decompress: bool) -> list[Path | None]:
+FOLDER_IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pbm"}
+
+
+def expand_inputs(inputs: tuple[str, ...], decompress: bool) -> list[str]:
+    """Inputs with every folder replaced by its files, sorted: images to compress, or ``.nlc`` files to decompress.
+
+    Only the folder's own files are taken (no recursion). A folder with none
+    of them is a clean error.
+    """
+    out: list[str] = []
+    for src in inputs:
+        p = Path(src)
+        if not p.is_dir():
+            out.append(src)
+            continue
+        if decompress:
+            found = [f for f in p.iterdir() if f.name.endswith(api.SUFFIX)]
+        else:
+            found = [f for f in p.iterdir() if f.suffix.lower() in FOLDER_IMAGE_SUFFIXES]
+        found = sorted(f for f in found if f.is_file())
+        if not found:
+            kind = f"{api.SUFFIX} files" if decompress else "images (" + ", ".join(sorted(FOLDER_IMAGE_SUFFIXES)) + ")"
+            _fail(f"{src}: a folder with no {kind}")
+        out.extend(str(f) for f in found)
+    return out
+
+
+class _Failures:
+    """Errors of single inputs: fatal with one input; with several, reported and counted until the end."""
+
+    def __init__(self, inputs: list[str]) -> None:
+        self.several = len(inputs) > 1
+        self.count = 0
+
+    def add(self, src: str, e: Exception) -> None:
+        """Report ``e`` for ``src``: exit now with one input, else go on to the next."""
+        if not self.several:
+            _fail_for(src, e)
+        msg = str(e)
+        click.echo(f"nlc: error: {msg if str(src) in msg else f'{src}: {msg}'}", err=True)
+        self.count += 1
+
+    def finish(self, done: int) -> None:
+        """Exit with status 2 if any input failed, after a line that counts them."""
+        if self.count:
+            click.echo(f"nlc: {self.count} of {self.count + done} input(s) failed", err=True)
+            sys.exit(2)
+
+
+def _outputs(inputs: Sequence[str], output: str | None, decompress: bool) -> list[Path | None]:
     if output is None:
         return [None] * len(inputs)
     out = Path(output)
@@ -65,6 +117,9 @@ def main() -> None:
 def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
     """Compress images to IMAGE.nlc.
 
+    A folder stands for the images in it (not its sub-folders), each coded to
+    its own IMAGE.nlc beside it, or into the folder ``-o`` names.
+
     With ``--set``, all inputs (same-sized gray or RGB images, folders of them,
     or one idx/.npy array file) go into one file, ``-o SET.nlc``: the tiles of
     all the images are coded as one batch, far faster than one file each for
@@ -80,15 +135,23 @@ def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
         codec = api.Codec.load(model, api.resolve_device(device))
     except NlcError as e:
         _fail(str(e))
-    for src, dst in zip(inputs, _outputs(inputs, output, False)):
+    files = expand_inputs(inputs, False)
+    failures, total_bytes, total_subpixels, done = _Failures(files), 0, 0, 0
+    for src, dst in zip(files, _outputs(files, output, False)):
         try:
             path, stats = api.compress(src, dst, codec=codec, force=force, progress=_progress(),
                                        coder=coder, tile=tile, device=device)
         except NlcError as e:
-            _fail_for(src, e)
+            failures.add(src, e)
+            continue
         n = stats["subpixels"]
         rate = f", {stats['bytes'] * 8 / n:.3f} bits/subpixel" if n else ""
         click.echo(f"{src} -> {path}: {stats['bytes']} bytes{rate}")
+        total_bytes, total_subpixels, done = total_bytes + stats["bytes"], total_subpixels + n, done + 1
+    if done > 1:
+        rate = f", {total_bytes * 8 / total_subpixels:.3f} bits/subpixel" if total_subpixels else ""
+        click.echo(f"{done} files: {total_bytes} bytes{rate}")
+    failures.finish(done)
 
 
 def _compress_set(inputs: tuple[str, ...], output: str | None, model: str, force: bool, coder: str | None,
@@ -126,25 +189,35 @@ def _is_set_file(src: str) -> bool:
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @DEVICE
 def decompress(inputs, output, force, device) -> None:
-    """Decompress .nlc files to PNG; a set file restores all its images (or its array file) into a folder."""
+    """Decompress .nlc files to PNG; a set file restores all its images (or its array file) into a folder.
+
+    A folder stands for the .nlc files in it.
+    """
     from . import sets
 
-    set_files = {src for src in inputs if _is_set_file(src)}
-    for src in inputs:
+    files = expand_inputs(inputs, True)
+    failures, done = _Failures(files), 0
+    set_files = {src for src in files if _is_set_file(src)}
+    for src in files:
         if src in set_files:
             try:
                 paths = sets.decompress_set(src, output, force=force, progress=_progress(), device=device)
             except NlcError as e:
-                _fail_for(src, e)
+                failures.add(src, e)
+                continue
             where = paths[0].parent if paths else output
             click.echo(f"{src} -> {where}: {len(paths)} file(s)")
-    rest = tuple(i for i in inputs if i not in set_files)
-    for src, dst in zip(rest, _outputs(rest, output, True) if rest else []):
+            done += 1
+    rest = [i for i in files if i not in set_files]
+    for src, dst in zip(rest, _outputs(tuple(rest), output, True) if rest else []):
         try:
             path = api.decompress(src, dst, force=force, progress=_progress(), device=device)
         except NlcError as e:
-            _fail_for(src, e)
+            failures.add(src, e)
+            continue
         click.echo(f"{src} -> {path}")
+        done += 1
+    failures.finish(done)
 
 
 @main.command()

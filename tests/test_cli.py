@@ -70,6 +70,45 @@ def test_several_inputs_to_a_folder(tmp_path, tiny_home):
         assert same_pixels(Image.open(back / p.name), Image.open(p))
 
 
+def test_folders_stand_for_their_images(tmp_path, tiny_home):
+    imgs = tmp_path / "imgs"
+    (imgs / "sub").mkdir(parents=True)
+    for name, mode in [("a.png", "RGB"), ("b.png", "L"), ("sub/c.png", "RGB")]:
+        gradient_image(6, 5, mode).save(imgs / name)
+    (imgs / "notes.txt").write_text("not an image")
+    r = run("compress", imgs)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in imgs.iterdir()) == ["a.png", "a.png.nlc", "b.png", "b.png.nlc", "notes.txt", "sub"]
+    assert r.stdout.splitlines()[-1].startswith("2 files: ")  # a total line after the two files' lines
+    back = tmp_path / "back"
+    back.mkdir()
+    assert run("decompress", imgs, "-o", back).exit_code == 0
+    assert sorted(p.name for p in back.iterdir()) == ["a.png", "b.png"]
+    for name in ["a.png", "b.png"]:
+        assert same_pixels(Image.open(back / name), Image.open(imgs / name))
+
+
+def test_one_bad_input_among_several_stops_only_itself(tmp_path, tiny_home):
+    good = []
+    for name in ["a.png", "b.png"]:
+        gradient_image(5, 4).save(tmp_path / name)
+        good.append(tmp_path / name)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run("compress", good[0], bad, good[1], "-o", out)
+    assert r.exit_code == 2
+    assert r.stderr.splitlines() == [f"nlc: error: {bad}: not an image (or a format Pillow cannot read)",
+                                     "nlc: 1 of 3 input(s) failed"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png.nlc", "b.png.nlc"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = run("compress", *good, "-o", out)  # never overwrites: both fail, both files stay as they were
+    assert r.exit_code == 2 and r.stderr.count("already exists") == 2, r.output
+    assert r.stderr.splitlines()[-1] == "nlc: 2 of 2 input(s) failed"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_info_and_models(photo, tmp_path):
     run("compress", photo)
     r = run("info", tmp_path / "photo.png.nlc", "--json")
@@ -94,7 +133,11 @@ def test_bad_inputs_leave_nothing_behind(tmp_path, tiny_home):
     assert_clean_error(run("compress", text), "notes.txt", "not an image")
     assert_clean_error(run("compress", cmyk), "cmyk.jpg", "unsupported image mode CMYK")
     assert_clean_error(run("compress", deep), "deep.png", "16-bit")
-    assert_clean_error(run("compress", tmp_path), "is a directory")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_clean_error(run("compress", empty), "empty: a folder with no images")
+    assert_clean_error(run("decompress", empty), "empty: a folder with no .nlc files")
+    empty.rmdir()
     assert_clean_error(run("compress", text, "--model", "nope"), "unknown codec 'nope'")
     if not torch.cuda.is_available():
         assert_clean_error(run("compress", text, "--device", "cuda"), "CUDA is not available")
