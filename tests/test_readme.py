@@ -1,0 +1,28 @@
+"""The README's Python examples run as written (with the shipped codecs, on a small photo)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import ROOT, gradient_image, same_pixels
+
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_the_readme_has_examples():
+    assert len(BLOCKS) >= 3
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_example_runs(index, tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    gradient_image(24, 32).save("photo.png")  # the file the examples name
+    namespace: dict = {}
+    exec(compile(BLOCKS[index], f"README.md python block {index + 1}", "exec"), namespace)
+    if "nlc.compress(" in BLOCKS[index]:  # the image API example: its outputs are the photo again
+        assert same_pixels(Image.open("back.png"), Image.open("photo.png"))
+        assert same_pixels(namespace["image"], Image.open("photo.png"))
