@@ -28,10 +28,15 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _naming(src: str, e: Exception) -> str:
+    """The error's message, led by the input file's name unless it names it already."""
+    msg = str(e)
+    return msg if str(src) in msg else f"{src}: {msg}"
+
+
 def _fail_for(src: str, e: Exception) -> None:
     """Fail with a message that names the input file."""
-    msg = str(e)
-    _fail(msg if str(src) in msg else f"{src}: {msg}")
+    _fail(_naming(src, e))
 
 
 def _progress() -> bool:
@@ -76,8 +81,7 @@ class _Failures:
         """Report ``e`` for ``src``: exit now with one input, else go on to the next."""
         if not self.several:
             _fail_for(src, e)
-        msg = str(e)
-        click.echo(f"nlc: error: {msg if str(src) in msg else f'{src}: {msg}'}", err=True)
+        click.echo(f"nlc: error: {_naming(src, e)}", err=True)
         self.count += 1
 
     def finish(self, done: int) -> None:
