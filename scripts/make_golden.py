@@ -1,0 +1,111 @@
+"""Write the golden files: small .nlc files of every shipped codec, which later versions must still decode.
+
+Usage: python scripts/make_golden.py [--out tests/golden]
+
+Each file codes a small deterministic image (or set) with one shipped codec;
+``manifest.json`` records, per file, the sha256 of the decoded pixels and what
+the file was made with (torch version and CPU capability). ``tests/test_golden.py``
+decodes them all. Run this once for a new codec or container version: files
+already there are kept, never rewritten, so the old ones keep testing that
+files from earlier versions and earlier weights (``trained/archive``) decode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import nlc
+
+
+def pattern(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth RGB gradient with a little noise, ``(h, w, 3)`` uint8."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = (x * 9 + y * 5 + 40 * seed) % 256
+    rgb = np.stack([base, (base + 80) % 256, 255 - base], -1) + rng.integers(-6, 7, (h, w, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def image_of(mode: str, h: int, w: int, seed: int) -> Image.Image:
+    """A test image in ``mode``: RGB, L, RGBA (alpha ramp) or P (16 colours)."""
+    im = Image.fromarray(pattern(h, w, seed), "RGB")
+    if mode == "L":
+        return im.convert("L")
+    if mode == "RGBA":
+        im.putalpha(Image.fromarray((np.arange(w)[None].repeat(h, 0) * 255 // max(1, w - 1)).astype(np.uint8)))
+        return im
+    if mode == "P":
+        return im.quantize(16)
+    return im
+
+
+def digest(a: np.ndarray) -> str:
+    """sha256 of an array's shape and bytes."""
+    return hashlib.sha256(str(a.shape).encode() + np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def image_digest(im: Image.Image) -> str:
+    """sha256 of a Pillow image's mode, size, pixels and palette."""
+    palette = bytes(im.getpalette() or []) if im.mode == "P" else b""
+    return hashlib.sha256(f"{im.mode}{im.size}".encode() + im.tobytes() + palette).hexdigest()
+
+
+IMAGES = [  # file, codec, mode, height, width, coder
+    ("default-rgb.nlc", "default", "RGB", 12, 10, None),
+    ("pixelcnnpp-gray-ans.nlc", "pixelcnnpp", "L", 9, 14, "ans"),
+    ("pixelcnnpp-rgba.nlc", "pixelcnnpp", "RGBA", 8, 8, None),
+    ("pixelcnnpp-palette.nlc", "pixelcnnpp", "P", 8, 9, None),
+    ("pixelcnn-rgb.nlc", "pixelcnn", "RGB", 10, 10, None),
+    ("gated-pixelcnn-rgb.nlc", "gated-pixelcnn", "RGB", 10, 10, None),
+    ("pixelsnail-rgb.nlc", "pixelsnail", "RGB", 10, 10, None),
+    ("idf-rgb.nlc", "idf", "RGB", 13, 11, None),
+]
+SETS = [  # file, codec, items
+    ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),
+    ("vae-fmnist-set.nlc", "vae-fmnist", np.stack([pattern(28, 28, s)[..., 0] for s in range(2)])),
+    ("bitswap-fmnist-set.nlc", "bitswap-fmnist", np.stack([pattern(28, 28, s)[..., 1] for s in range(2)])),
+    ("vrnn-fmnist-set.nlc", "vrnn-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(2)])),
+    ("vae-fmnist-binary-set.nlc", "vae-fmnist-binary", (np.stack([pattern(28, 28, s)[..., 0] for s in range(2)]) > 127)
+     .astype(np.uint8)),
+]
+
+
+def main() -> None:
+    """Write the missing golden files and their manifest entries."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default="tests/golden")
+    out = Path(ap.parse_args().out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    made = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "nlc": nlc.__version__,
+            "git": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()}
+    for name, codec, mode, h, w, coder in IMAGES:
+        if name in manifest:
+            continue
+        im = image_of(mode, h, w, len(manifest))
+        data, _ = nlc.encode_image(im, codec, coder=coder, device="cpu")
+        (out / name).write_bytes(data)
+        manifest[name] = dict(made, kind="image", codec=codec, mode=mode, pixels_sha256=image_digest(im))
+        print(name, len(data), "bytes")
+    for name, codec, items in SETS:
+        if name in manifest:
+            continue
+        data, _ = nlc.encode_set(items, codec, device="cpu")
+        (out / name).write_bytes(data)
+        manifest[name] = dict(made, kind="set", codec=codec, pixels_sha256=digest(items))
+        print(name, len(data), "bytes")
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

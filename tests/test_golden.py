@@ -1,0 +1,58 @@
+"""Files written by earlier versions still decode: the golden files of every shipped codec.
+
+``tests/golden`` holds small ``.nlc`` files made by ``scripts/make_golden.py``
+and never rewritten, so a change to a model, the probability tables, a coder
+or the container that would strand existing files fails here. Weights that
+were replaced since stay decodable through ``trained/archive``.
+
+Decoding needs the encoder's floats, which the same torch on the same kind of
+CPU gives (README, "Limits worth knowing"); a file made elsewhere is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import nlc
+from tests.conftest import ROOT
+
+GOLDEN = ROOT / "tests" / "golden"
+MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
+
+
+def image_digest(im: Image.Image) -> str:
+    palette = bytes(im.getpalette() or []) if im.mode == "P" else b""
+    return hashlib.sha256(f"{im.mode}{im.size}".encode() + im.tobytes() + palette).hexdigest()
+
+
+def array_digest(a: np.ndarray) -> str:
+    return hashlib.sha256(str(a.shape).encode() + np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def test_every_shipped_codec_has_a_golden_file():
+    from nlc.registry import codec_names
+
+    assert set(codec_names()) <= {entry["codec"] for entry in MANIFEST.values()}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_golden_file_decodes(name):
+    entry = MANIFEST[name]
+    here = (torch.__version__, torch.backends.cpu.get_cpu_capability())
+    if (entry["torch"], entry["cpu_capability"]) != here:
+        pytest.skip(f"made with torch {entry['torch']} on {entry['cpu_capability']}; this is {here}")
+    data = (GOLDEN / name).read_bytes()
+    if entry["kind"] == "image":
+        im, _ = nlc.decode_image(data, device="cpu")
+        assert im.mode == entry["mode"]
+        assert image_digest(im) == entry["pixels_sha256"]
+    else:
+        items, header = nlc.decode_set(data, device="cpu")
+        assert header.codec == entry["codec"]
+        assert array_digest(items) == entry["pixels_sha256"]
