@@ -43,10 +43,14 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
-FOLDER_IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pbm"}
+def _folder_image_suffixes() -> set[str]:
+    """What a folder's images are called: the suffixes a set restores, and JPEG and PPM (decoded to PNG)."""
+    from .sets import IMAGE_SUFFIXES
+
+    return set(IMAGE_SUFFIXES) | {".jpg", ".jpeg", ".ppm"}
 
 
-def expand_inputs(inputs: tuple[str, ...], decompress: bool) -> list[str]:
+def _expand_inputs(inputs: tuple[str, ...], decompress: bool) -> list[str]:
     """Inputs with every folder replaced by its files, sorted: images to compress, or ``.nlc`` files to decompress.
 
     Only the folder's own files are taken (no recursion). A folder with none
@@ -58,13 +62,10 @@ def expand_inputs(inputs: tuple[str, ...], decompress: bool) -> list[str]:
         if not p.is_dir():
             out.append(src)
             continue
-        if decompress:
-            found = [f for f in p.iterdir() if f.name.endswith(api.SUFFIX)]
-        else:
-            found = [f for f in p.iterdir() if f.suffix.lower() in FOLDER_IMAGE_SUFFIXES]
-        found = sorted(f for f in found if f.is_file())
+        suffixes = {api.SUFFIX} if decompress else _folder_image_suffixes()
+        found = sorted(f for f in p.iterdir() if f.suffix.lower() in suffixes and f.is_file())
         if not found:
-            kind = f"{api.SUFFIX} files" if decompress else "images (" + ", ".join(sorted(FOLDER_IMAGE_SUFFIXES)) + ")"
+            kind = f"{api.SUFFIX} files" if decompress else "images (" + ", ".join(sorted(suffixes)) + ")"
             _fail(f"{src}: a folder with no {kind}")
         out.extend(str(f) for f in found)
     return out
@@ -139,7 +140,7 @@ def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
         codec = api.Codec.load(model, api.resolve_device(device))
     except NlcError as e:
         _fail(str(e))
-    files = expand_inputs(inputs, False)
+    files = _expand_inputs(inputs, False)
     failures, total_bytes, total_subpixels, done = _Failures(files), 0, 0, 0
     for src, dst in zip(files, _outputs(files, output, False)):
         try:
@@ -199,7 +200,7 @@ def decompress(inputs, output, force, device) -> None:
     """
     from . import sets
 
-    files = expand_inputs(inputs, True)
+    files = _expand_inputs(inputs, True)
     failures, done = _Failures(files), 0
     set_files = {src for src in files if _is_set_file(src)}
     for src in files:
