@@ -70,6 +70,13 @@ class Codec:
         """Mixture components of the model's output."""
         return self.model.config.mixtures
 
+    def coding(self, coder: str | None, tile: int | None) -> tuple[str, int]:
+        """The coder and tile side to code with: those given, else the codec's; an unknown coder is refused."""
+        coder = coder or self.spec.coder
+        if coder not in CODERS:
+            raise InputError(f"unknown coder {coder!r} (known: {', '.join(CODERS)})")
+        return coder, tile or self.spec.tile
+
 
 def resolve_device(device: str, recorded: str | None = None) -> str:
     """``auto`` -> the device a file was encoded on if it is here (else CUDA if present, else CPU).
@@ -124,10 +131,7 @@ def encode_image(
     images.check_image(image)
     c = _resolve(codec, resolve_device(device))
     dev = c.device
-    coder_name = coder or c.spec.coder
-    if coder_name not in CODERS:
-        raise InputError(f"unknown coder {coder_name!r} (known: {', '.join(CODERS)})")
-    tile = tile or c.spec.tile
+    coder_name, tile = c.coding(coder, tile)
     pixels = images.model_pixels(image)
     plane = images.plane_of(image)
     model_bits, model_payload = 0.0, b""

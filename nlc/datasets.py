@@ -62,7 +62,7 @@ def gzip_bytes(data: bytes, header: bytes, level: int) -> bytes:
     return header + comp[10:]  # zlib's deflate stream and trailer after our header
 
 
-def _image_array_shape(shape: tuple) -> bool:
+def image_array_shape(shape: tuple) -> bool:
     """Whether ``shape`` is that of a stack of gray ``(N, H, W)`` or RGB ``(N, H, W, 3)`` images."""
     return len(shape) == 3 or (len(shape) == 4 and shape[3] == 3)
 
@@ -79,7 +79,7 @@ def read_array(path: str | Path, verify_gzip: bool = False) -> tuple[np.ndarray,
     data = gzip.decompress(raw) if gz else raw
     if path.name.lower().endswith(".npy"):
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-        if arr.dtype != np.uint8 or not _image_array_shape(arr.shape):
+        if arr.dtype != np.uint8 or not image_array_shape(arr.shape):
             raise InputError(f"{path}: expected a uint8 array of shape (N, H, W) or (N, H, W, 3), "
                              f"got {arr.dtype} {arr.shape}")
         header = data[: len(data) - arr.nbytes]
@@ -91,7 +91,7 @@ def read_array(path: str | Path, verify_gzip: bool = False) -> tuple[np.ndarray,
     dtype, ndim = data[2], data[3]
     head = 4 + 4 * ndim
     dims = struct.unpack(f">{ndim}I", data[4:head]) if len(data) >= head else ()
-    if dtype != IDX_UBYTE or not _image_array_shape(dims):
+    if dtype != IDX_UBYTE or not image_array_shape(dims):
         raise InputError(f"{path}: expected unsigned-byte idx images of shape (N, H, W) or (N, H, W, 3), "
                          f"got type 0x{dtype:02x} with dimensions {dims or ndim}")
     n = math.prod(dims)

@@ -36,7 +36,7 @@ from .coding.autoregressive import GROUP, decode_items, encode_items, progress_t
 from .coding.bitsback import (START_STEPS, LatentGrid, decode_chain, encode_chain, make_item_codec,
                               model_grid, start_grid)
 from .coding.coders import CODERS, PRECISION, CoderError
-from .datasets import ArrayFile, array_bytes, is_array_file, read_array
+from .datasets import ArrayFile, array_bytes, image_array_shape, is_array_file, read_array
 from .errors import CodecError, FormatError, InputError, file_errors
 from .registry import CodecSpec, get_spec, load_model, spec_for_file
 
@@ -284,15 +284,12 @@ def _encode_tiles(items: np.ndarray, c: Codec, source: dict | None, progress: bo
     """A set coded by an autoregressive codec: the tiles of all its images in one batch."""
     from .api import _progress
 
-    if not (items.ndim == 3 or (items.ndim == 4 and items.shape[3] == 3)) or items.dtype != np.uint8:
+    if not image_array_shape(items.shape) or items.dtype != np.uint8:
         raise InputError(f"codec {c.spec.name!r} codes uint8 arrays of shape (N, H, W) or (N, H, W, 3), "
                          f"got {items.dtype} {items.shape}")
     if items.shape[1] < 1 or items.shape[2] < 1:
         raise InputError(f"images of a set must be at least 1x1, got {items.shape[2]}x{items.shape[1]}")
-    coder = coder or c.spec.coder
-    if coder not in CODERS:
-        raise InputError(f"unknown coder {coder!r} (known: {', '.join(CODERS)})")
-    tile = tile or c.spec.tile
+    coder, tile = c.coding(coder, tile)
     pixels = items if items.ndim == 4 else items[..., None]
     n, h, w, channels = pixels.shape
     t0 = time.perf_counter()
