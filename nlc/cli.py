@@ -226,6 +226,38 @@ def decompress(inputs, output, force, device) -> None:
 
 
 @main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--originals", is_flag=True,
+              help="Also compare each decoded image with its original: the file of the same name without .nlc.")
+@DEVICE
+def verify(inputs, originals, device) -> None:
+    """Decode .nlc files in memory and check them; nothing is written (like gzip -t).
+
+    Every CRC is checked: header, payload and the original pixels. With
+    --originals, each image is also compared pixel for pixel with the file
+    it was made from (photo.png.nlc with photo.png), for example before
+    deleting it. A folder stands for the .nlc files in it. Exit status 2 if
+    any file fails.
+    """
+    from .verification import original_of, verify as verify_file
+
+    files = _expand_inputs(inputs, True)
+    failures, done = _Failures(files), 0
+    for src in files:
+        try:
+            r = verify_file(src, original=original_of(src) if originals and not _is_set_file(src) else None,
+                            device=device, progress=_progress())
+        except NlcError as e:
+            failures.add(src, e)
+            continue
+        what = f"{r['items']} images of {r['size']} {r['mode']}" if r["kind"] == "set" else f"{r['size']} {r['mode']}"
+        same = f", same pixels as {r['original']}" if "original" in r else ""
+        click.echo(f"{src}: ok, {what}, codec {r['codec']}, {r['bytes']} bytes, decoded in {r['seconds']:.1f} s{same}")
+        done += 1
+    failures.finish(done)
+
+
+@main.command()
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print the header as JSON.")
 def info(file, as_json) -> None:

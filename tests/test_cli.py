@@ -204,3 +204,44 @@ def test_bench_runs_a_folder_and_shows_the_committed_result(tiny_home, tmp_path)
     assert_clean_error(run("bench", "--model", "all", "--data", photos), "--model all shows the committed results")
     (results / "kodak-tiny.json").unlink()
     assert_clean_error(run("bench", "--model", "tiny"), "codec 'tiny' has no committed result in bench/results")
+
+
+def test_verify_decodes_in_memory_and_compares_with_originals(tmp_path, tiny_home):
+    """`nlc verify` checks image and set files without writing; --originals compares pixels; failures are counted."""
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for name, mode in [("a.png", "RGB"), ("b.png", "P"), ("c.png", "L")]:
+        gradient_image(6, 5, mode).save(imgs / name)
+    assert run("compress", imgs).exit_code == 0
+    gray = tmp_path / "gray"
+    gray.mkdir()
+    for i in range(3):
+        gradient_image(6, 5, "L", seed=i).save(gray / f"{i}.png")
+    assert run("compress", "--set", gray, "-o", tmp_path / "gray.nlc").exit_code == 0
+    before = sorted(p.name for p in imgs.iterdir())
+
+    r = run("verify", imgs, tmp_path / "gray.nlc", "--originals")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4 and all(": ok, " in line for line in lines), lines
+    assert lines[0].startswith(f"{imgs / 'a.png.nlc'}: ok, 5x6 RGB, codec tiny, ")
+    assert lines[0].endswith(f", same pixels as {imgs / 'a.png'}")
+    assert f"{imgs / 'b.png.nlc'}: ok, 5x6 P, " in lines[1]
+    assert lines[3].startswith(f"{tmp_path / 'gray.nlc'}: ok, 3 images of 5x6 L, codec tiny, ")
+    assert sorted(p.name for p in imgs.iterdir()) == before  # nothing written
+
+    a = np.asarray(Image.open(imgs / "a.png")).copy()
+    a[0, 0, 0] ^= 1
+    Image.fromarray(a).save(imgs / "a.png")  # the original changed after compression
+    data = (imgs / "c.png.nlc").read_bytes()
+    (imgs / "c.png.nlc").write_bytes(data[:-3] + bytes([data[-3] ^ 0x04]) + data[-2:])
+    r = run("verify", imgs, "--originals")
+    assert r.exit_code == 2
+    err = r.stderr.splitlines()
+    assert err[0] == f"nlc: error: {imgs / 'a.png.nlc'}: decodes to other pixels than {imgs / 'a.png'}"
+    assert err[1].startswith(f"nlc: error: {imgs / 'c.png.nlc'}: ") and "corrupted" in err[1], err
+    assert err[2] == "nlc: 2 of 3 input(s) failed"
+    assert run("verify", imgs / "a.png.nlc").exit_code == 0  # without --originals: the file itself is fine
+    (imgs / "b.png").unlink()
+    assert_clean_error(run("verify", imgs / "b.png.nlc", "--originals"), "b.png", "no such file")
+    assert sorted(p.name for p in imgs.iterdir()) == sorted(set(before) - {"b.png"})

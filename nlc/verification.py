@@ -1,0 +1,68 @@
+"""Check ``.nlc`` files without writing anything (``nlc verify``, like ``gzip -t``).
+
+A file is decoded in memory, which checks every CRC the container holds: the
+header's, the payload's and the original pixels'. With ``original``, the
+decoded image is also compared pixel for pixel with an image file, for
+example the photo the ``.nlc`` was made from, before that is deleted. Files
+coded on another kind of machine fail here exactly as they would fail to
+decompress (README, "Limits worth knowing"), so ``verify`` also tells whether an
+archive decodes on this machine.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import api, container, images, sets
+from .errors import InputError
+
+
+def original_of(src: str | Path) -> Path:
+    """The file an ``.nlc`` file was presumably made from: its name without ``.nlc`` (``photo.webp.nlc -> photo.webp``)."""
+    src = Path(src)
+    if not src.name.endswith(api.SUFFIX) or src.name == api.SUFFIX:
+        raise InputError(f"{src}: not named IMAGE{api.SUFFIX}, so its original cannot be found")
+    return src.with_name(src.name[: -len(api.SUFFIX)])
+
+
+def same_image(a: Image.Image, b: Image.Image) -> bool:
+    """Whether two images have the same mode, size, pixels and (for ``P``) palette."""
+    if a.mode != b.mode or a.size != b.size or not np.array_equal(np.asarray(a), np.asarray(b)):
+        return False
+    return a.mode != "P" or images.palette_of(a) == images.palette_of(b)
+
+
+def verify(src: str | Path, *, original: str | Path | None = None, device: str = "auto",
+           progress: bool = False) -> dict:
+    """Decode the ``.nlc`` (image or set) file ``src`` in memory and check it; returns what was checked.
+
+    Raises :class:`~nlc.errors.FormatError` (or another :class:`~nlc.errors.NlcError`)
+    when the file does not decode to the pixels it was made from, and
+    :class:`~nlc.errors.InputError` when ``original`` (image files only) differs
+    from the decoded image. The result has ``kind`` (``"image"`` or ``"set"``),
+    ``codec``, ``bytes``, ``seconds`` (decoding), ``size`` (``"WxH"``),
+    ``mode`` and ``items`` (1 for an image), and ``original`` when one was compared.
+    """
+    data = api.read_nlc(src)
+    t0 = time.perf_counter()
+    if data[:4] == container.SET_MAGIC:
+        if original is not None:
+            raise InputError(f"{src}: a set file; only image files are compared with an original")
+        items, header = sets.decode_set(data, progress=progress, device=device)
+        mode = "RGB" if items.ndim == 4 else "L"
+        return {"kind": "set", "codec": header.codec, "bytes": len(data), "seconds": time.perf_counter() - t0,
+                "size": f"{header.width}x{header.height}", "mode": mode, "items": int(len(items))}
+    im, _ = api.decode_image(data, device=device, progress=progress)
+    header = api.read_header(data)
+    result = {"kind": "image", "codec": header.codec,
+              "bytes": len(data), "seconds": time.perf_counter() - t0, "size": f"{im.width}x{im.height}",
+              "mode": im.mode, "items": 1}
+    if original is not None:
+        if not same_image(im, images.read_image(original)):
+            raise InputError(f"{src}: decodes to other pixels than {original}")
+        result["original"] = str(original)
+    return result
