@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import io
 import os
 import sys
 import tempfile
@@ -269,6 +270,14 @@ def default_output(src: Path, decompress: bool) -> Path:
     return src.with_name(name if stem.suffix.lower() == ".png" else stem.stem + ".png")
 
 
+def write_file(dst: str | Path, data: bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to ``dst`` through a temporary file and a rename; refuse to overwrite without ``force``."""
+    dst = Path(dst)
+    _check_dst(dst, force)
+    _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
+    return dst
+
+
 def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Codec = DEFAULT,
              force: bool = False, progress: bool = False, **kw) -> tuple[Path, dict]:
     """Compress an image file to ``dst`` (default ``src + ".nlc"``); returns the path and stats."""
@@ -277,12 +286,14 @@ def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Cod
     _check_dst(dst, force)
     im = images.read_image(src)
     data, stats = encode_image(im, codec, progress=progress, **kw)
+    return write_file(dst, data, force=force), dict(stats, bytes=len(data))
 
-    def write(tmp: str) -> None:
-        Path(tmp).write_bytes(data)
 
-    _atomic_write(dst, write)
-    return dst, dict(stats, bytes=len(data))
+def png_bytes(im: Image.Image, transparency: object = None) -> bytes:
+    """The PNG file of a decoded image (``transparency`` as :func:`decode_image` returns it)."""
+    buf = io.BytesIO()
+    images.save_png(im, buf, transparency)
+    return buf.getvalue()
 
 
 def read_nlc(src: str | Path) -> bytes:

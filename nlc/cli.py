@@ -16,8 +16,9 @@ from typing import Sequence
 
 import click
 
-from . import api
-from .errors import NlcError
+from . import api, images
+from .container import SET_MAGIC
+from .errors import InputError, NlcError, file_errors
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where the model runs.")
@@ -111,7 +112,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", help="Output file (one input) or folder (several).")
+@click.option("-o", "--output", help="Output file (one input) or folder (several); - for standard output.")
 @click.option("-m", "--model", default="default", show_default=True, help="Codec name (see `nlc models`).")
 @click.option("--coder", type=click.Choice(["range", "ans"]), default=None, help="Entropy coder (default: the codec's).")
 @click.option("--tile", type=click.IntRange(8, 4096), default=None, help="Tile side (default: the codec's).")
@@ -123,7 +124,9 @@ def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
     """Compress images to IMAGE.nlc.
 
     A folder stands for the images in it (not its sub-folders), each coded to
-    its own IMAGE.nlc beside it, or into the folder ``-o`` names.
+    its own IMAGE.nlc beside it, or into the folder ``-o`` names. ``-`` reads
+    one image from standard input and writes the file to standard output
+    (or ``-o FILE``); ``-o -`` writes to standard output.
 
     With ``--set``, all inputs (same-sized gray or RGB images, folders of them,
     or one idx/.npy array file) go into one file, ``-o SET.nlc``: the tiles of
@@ -133,11 +136,17 @@ def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
     """
     from . import sets
 
+    piped = _piped(inputs, output)
     try:
         if as_set or sets.is_set_codec(model):
+            if piped:
+                _fail("a set is read from files or folders and written to a file, not through a pipe")
             _compress_set(inputs, output, model, force, coder, tile, device)
             return
         codec = api.Codec.load(model, api.resolve_device(device))
+        if piped:
+            _compress_pipe(inputs[0], output, codec, force, coder=coder, tile=tile, device=device)
+            return
     except NlcError as e:
         _fail(str(e))
     files = _expand_inputs(inputs, False)
@@ -157,6 +166,64 @@ def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
         rate = f", {total_bytes * 8 / total_subpixels:.3f} bits/subpixel" if total_subpixels else ""
         click.echo(f"{done} files: {total_bytes} bytes{rate}")
     failures.finish(done)
+
+
+def _piped(inputs: tuple[str, ...], output: str | None) -> bool:
+    """Whether standard input or output carries the data: input ``-`` (which must be the only one) or ``-o -``."""
+    if "-" not in inputs and output != "-":
+        return False
+    if len(inputs) != 1:
+        _fail("with standard input or output ('-'), give exactly one input")
+    return True
+
+
+def _emit(data: bytes, output: str | None, force: bool) -> str:
+    """Write ``data`` to ``-o FILE``, or to standard output (no ``-o``, or ``-o -``); returns where it went."""
+    if output not in (None, "-"):
+        return str(api.write_file(output, data, force=force))
+    if sys.stdout.isatty():
+        raise InputError("binary data is not written to a terminal: redirect standard output or use -o FILE")
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
+    return "<stdout>"
+
+
+def _read_input(src: str) -> bytes:
+    """The bytes of ``src``, or of standard input for ``-``."""
+    if src == "-":
+        return sys.stdin.buffer.read()
+    with file_errors(src):
+        return Path(src).read_bytes()
+
+
+def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, **kw) -> None:
+    """One image from a file or standard input, to ``-o FILE`` or standard output."""
+    name = "<stdin>" if src == "-" else src
+    if output is None and src != "-":
+        output = str(api.default_output(Path(src), False))
+    im = images.image_from_bytes(_read_input(src), name)
+    data, stats = api.encode_image(im, codec, progress=_progress(), **kw)
+    where = _emit(data, output, force)
+    n = stats["subpixels"]
+    rate = f", {len(data) * 8 / n:.3f} bits/subpixel" if n else ""
+    click.echo(f"{name} -> {where}: {len(data)} bytes{rate}", err=where == "<stdout>")
+
+
+def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> None:
+    """One image file from a file or standard input, to ``-o FILE`` (PNG) or standard output."""
+    name = "<stdin>" if src == "-" else src
+    if output is None and src != "-":
+        output = str(api.default_output(Path(src), True))
+    data = _read_input(src)
+    if data[:4] == SET_MAGIC:
+        raise InputError(f"{name}: a set file restores files into a folder: nlc decompress SET.nlc -o DIR")
+    try:
+        im, transparency = api.decode_image(data, device=device, progress=_progress())
+    except NlcError as e:
+        raise type(e)(_naming(name, e)) from None
+    where = _emit(api.png_bytes(im, transparency), output, force)
+    click.echo(f"{name} -> {where}", err=where == "<stdout>")
 
 
 def _compress_set(inputs: tuple[str, ...], output: str | None, model: str, force: bool, coder: str | None,
@@ -179,8 +246,6 @@ def _compress_set(inputs: tuple[str, ...], output: str | None, model: str, force
 
 
 def _is_set_file(src: str) -> bool:
-    from .container import SET_MAGIC
-
     try:
         with open(src, "rb") as f:
             return f.read(4) == SET_MAGIC
@@ -190,16 +255,25 @@ def _is_set_file(src: str) -> bool:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", help="Output file (one input) or folder (several, or a set file).")
+@click.option("-o", "--output",
+              help="Output file (one input) or folder (several, or a set file); - for standard output.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @DEVICE
 def decompress(inputs, output, force, device) -> None:
     """Decompress .nlc files to PNG; a set file restores all its images (or its array file) into a folder.
 
-    A folder stands for the .nlc files in it.
+    A folder stands for the .nlc files in it. ``-`` reads one image file
+    from standard input and writes the PNG to standard output (or ``-o
+    FILE``); ``-o -`` writes to standard output.
     """
     from . import sets
 
+    if _piped(inputs, output):
+        try:
+            _decompress_pipe(inputs[0], output, force, device)
+        except NlcError as e:
+            _fail(str(e))
+        return
     files = _expand_inputs(inputs, True)
     failures, done = _Failures(files), 0
     set_files = {src for src in files if _is_set_file(src)}

@@ -9,6 +9,7 @@ plane coder, palette in the header) and ``1`` (bits by the plane coder).
 
 from __future__ import annotations
 
+import io
 import zlib
 from pathlib import Path
 
@@ -38,15 +39,26 @@ def check_image(im: Image.Image, name: str = "image") -> None:
 def read_image(path: str | Path) -> Image.Image:
     """Open and fully load an image file, checking that it can be coded."""
     path = Path(path)
+    with file_errors(path):
+        return _load(path, str(path))
+
+
+def image_from_bytes(data: bytes, name: str = "<stdin>") -> Image.Image:
+    """Load an image from the bytes of its file (``name`` is what error messages call it)."""
+    return _load(io.BytesIO(data), name)
+
+
+def _load(source: Path | io.BytesIO, name: str) -> Image.Image:
     try:
-        with file_errors(path):
-            im = Image.open(path)
-            check_image(im, str(path))
-            im.load()
+        im = Image.open(source)
+        check_image(im, name)
+        im.load()
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image (or a format Pillow cannot read)") from None
+        raise InputError(f"{name}: not an image (or a format Pillow cannot read)") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
     except (OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{path}: cannot read image ({e})") from None
+        raise InputError(f"{name}: cannot read image ({e})") from None
     return im
 
 

@@ -245,3 +245,36 @@ def test_verify_decodes_in_memory_and_compares_with_originals(tmp_path, tiny_hom
     (imgs / "b.png").unlink()
     assert_clean_error(run("verify", imgs / "b.png.nlc", "--originals"), "b.png", "no such file")
     assert sorted(p.name for p in imgs.iterdir()) == sorted(set(before) - {"b.png"})
+
+
+def test_pipes(tmp_path, tiny_home):
+    """`-` reads standard input and writes standard output; the bytes are those of the file commands."""
+    p = tmp_path / "photo.png"
+    gradient_image(9, 7, "RGBA").save(p)
+    assert run("compress", p).exit_code == 0
+    nlc_bytes = (tmp_path / "photo.png.nlc").read_bytes()
+    piped = CliRunner().invoke(main, ["compress", "-"], input=p.read_bytes())
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout_bytes == nlc_bytes
+    assert piped.stderr.startswith("<stdin> -> <stdout>: ")
+    assert CliRunner().invoke(main, ["compress", str(p), "-o", "-"]).stdout_bytes == nlc_bytes
+    r = CliRunner().invoke(main, ["compress", "-", "-o", str(tmp_path / "in.nlc")], input=p.read_bytes())
+    assert r.exit_code == 0 and (tmp_path / "in.nlc").read_bytes() == nlc_bytes
+    back = CliRunner().invoke(main, ["decompress", "-"], input=nlc_bytes)
+    assert back.exit_code == 0, back.output
+    (tmp_path / "back.png").write_bytes(back.stdout_bytes)
+    assert same_pixels(Image.open(tmp_path / "back.png"), Image.open(p))
+    out = CliRunner().invoke(main, ["decompress", str(tmp_path / "in.nlc"), "-o", "-"])
+    assert out.stdout_bytes == back.stdout_bytes
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["back.png", "home", "in.nlc", "photo.png", "photo.png.nlc"]
+
+    def fails(args, data, message):
+        r = CliRunner().invoke(main, args, input=data)
+        assert r.exit_code == 2 and r.stderr == f"nlc: error: {message}\n" and not r.stdout_bytes, r.output
+
+    fails(["compress", "-"], b"not an image", "<stdin>: not an image (or a format Pillow cannot read)")
+    fails(["decompress", "-"], nlc_bytes[:40], "<stdin>: truncated file")
+    fails(["compress", "-", str(p)], b"", "with standard input or output ('-'), give exactly one input")
+    fails(["compress", "--set", "-"], b"", "a set is read from files or folders and written to a file, not through a pipe")
+    fails(["compress", "-", "-o", str(tmp_path / "in.nlc")], p.read_bytes(),
+          f"{tmp_path / 'in.nlc'}: already exists (use --force to overwrite)")
