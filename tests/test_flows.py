@@ -337,3 +337,23 @@ def test_a_prior_grown_from_saved_weights_starts_as_that_prior(tmp_path):
     weights_file(grown, tmp_path / "grown.safetensors")
     with pytest.raises(ValueError, match=r"grown.safetensors: not weights of this idf model \(levels.0.prior.head_blocks"):
         start_fine_tune(tiny_flow(), str(tmp_path / "grown.safetensors"), None, "idf")  # names it lacks
+
+
+def test_affine_flow_grown_from_additive_weights_is_the_same_flow():
+    """``affine_from_additive``: zero log-scales make every affine coupling the additive one, so the grown
+    flow has the same latents and log-likelihood; once its scales move, it stays exactly invertible."""
+    from nlc.models.flows.idf import affine_from_additive
+
+    additive = tiny_flow(seed=7)
+    affine = IDF(IDFConfig(**dict(TINY_FLOW, coupling="affine")))
+    affine.load_state_dict(affine_from_additive(additive.state_dict()))
+    affine.eval()
+    x = extreme_integers((2, 3, 16, 12), seed=7).clamp(-128, 127)
+    for (ka, za), (kb, zb) in zip(additive.latents(x), affine.latents(x)):
+        assert torch.equal(za, zb) and (ka is None or torch.equal(ka, kb))
+    assert torch.equal(additive.log_prob(x), affine.log_prob(x))
+    with torch.no_grad():
+        for p in affine.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    check_invertible(affine.levels[0], x)
+    assert not torch.equal(affine.levels[0](x), additive.levels[0](x))

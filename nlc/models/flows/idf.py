@@ -16,6 +16,7 @@ padded, at that level's resolution.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -144,3 +145,23 @@ class IDF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood in bits per sub-pixel, ``(B,)``, of images in ``[-1, 1]``."""
         return -self.log_likelihood(x) / (x[0].numel() * math.log(2))
+
+
+_COUPLING_OUT = re.compile(r"^levels\.\d+\.steps\.\d+\.net\.out\.(weight|bias)$")
+
+
+def affine_from_additive(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights of an additive-coupling :class:`IDF` grown into the same flow with affine couplings.
+
+    An affine coupling's network outputs one log-scale per channel pair before
+    the translations. Zero rows for them in every coupling network's output
+    layer give scales of exactly 1, where the four shears are the identity: the
+    grown flow computes exactly the additive one's latents and likelihoods, and
+    a fine-tune learns the scales from there.
+    """
+    out = {}
+    for name, w in weights.items():
+        if _COUPLING_OUT.match(name):
+            w = torch.cat([w.new_zeros((w.shape[0] // 2, *w.shape[1:])), w])
+        out[name] = w.contiguous()
+    return out
