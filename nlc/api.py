@@ -254,7 +254,8 @@ def _atomic_write(dst: Path, write) -> None:
         raise
 
 
-def _check_dst(dst: Path, force: bool) -> None:
+def check_output(dst: Path, force: bool) -> None:
+    """Refuse an existing ``dst`` without ``force``, and a ``dst`` in a folder that does not exist."""
     if dst.exists() and not force:
         raise InputError(f"{dst}: already exists (use --force to overwrite)")
     if not dst.parent.is_dir():
@@ -273,7 +274,7 @@ def default_output(src: Path, decompress: bool) -> Path:
 def write_file(dst: str | Path, data: bytes, *, force: bool = False) -> Path:
     """Write ``data`` to ``dst`` through a temporary file and a rename; refuse to overwrite without ``force``."""
     dst = Path(dst)
-    _check_dst(dst, force)
+    check_output(dst, force)
     _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
     return dst
 
@@ -283,7 +284,7 @@ def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Cod
     """Compress an image file to ``dst`` (default ``src + ".nlc"``); returns the path and stats."""
     src = Path(src)
     dst = Path(dst) if dst else default_output(src, False)
-    _check_dst(dst, force)
+    check_output(dst, force)
     im = images.read_image(src)
     data, stats = encode_image(im, codec, progress=progress, **kw)
     return write_file(dst, data, force=force), dict(stats, bytes=len(data))
@@ -307,7 +308,7 @@ def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = 
     """Decompress a ``.nlc`` file to a PNG (default: ``src`` without ``.nlc``); returns the path."""
     src = Path(src)
     dst = Path(dst) if dst else default_output(src, True)
-    _check_dst(dst, force)
+    check_output(dst, force)
     im, transparency = decode_image(read_nlc(src), device=device, progress=progress)
     _atomic_write(dst, lambda tmp: images.save_png(im, tmp, transparency))
     return dst

@@ -200,8 +200,8 @@ def _read_input(src: str) -> bytes:
 def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, **kw) -> None:
     """One image from a file or standard input, to ``-o FILE`` or standard output."""
     name = "<stdin>" if src == "-" else src
-    if output is None and src != "-":
-        output = str(api.default_output(Path(src), False))
+    if output not in (None, "-"):
+        api.check_output(Path(output), force)  # before the work, not after it
     im = images.image_from_bytes(_read_input(src), name)
     data, stats = api.encode_image(im, codec, progress=_progress(), **kw)
     where = _emit(data, output, force)
@@ -213,8 +213,8 @@ def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, 
 def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> None:
     """One image file from a file or standard input, to ``-o FILE`` (PNG) or standard output."""
     name = "<stdin>" if src == "-" else src
-    if output is None and src != "-":
-        output = str(api.default_output(Path(src), True))
+    if output not in (None, "-"):
+        api.check_output(Path(output), force)  # before the work, not after it
     data = _read_input(src)
     if data[:4] == SET_MAGIC:
         raise InputError(f"{name}: a set file restores files into a folder: nlc decompress SET.nlc -o DIR")

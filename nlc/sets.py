@@ -380,12 +380,12 @@ def compress_set(inputs: list[str | Path], dst: str | Path, *, codec: str | SetC
     ``codec`` is a latent-variable or an autoregressive codec; ``kw`` (``coder``,
     ``tile``, ``device``) go to :func:`encode_set`.
     """
-    from .api import _atomic_write, _check_dst
+    from .api import _atomic_write, check_output
 
     dst = Path(dst)
     if dst.is_dir():
         raise InputError(f"{dst}: is a folder; a set is one file (-o SET.nlc)")
-    _check_dst(dst, force)
+    check_output(dst, force)
     c = load_set_codec(codec, kw.get("device", "auto"))
     items, source = read_items(inputs, LATENT_MODES if isinstance(c, SetCodec) else PHOTO_MODES)
     data, stats = encode_set(items, c, source, progress, **kw)
