@@ -197,9 +197,14 @@ def _read_input(src: str) -> bytes:
         return Path(src).read_bytes()
 
 
+def _stream_name(src: str) -> str:
+    """What messages call an input: ``<stdin>`` for ``-``."""
+    return "<stdin>" if src == "-" else src
+
+
 def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, **kw) -> None:
     """One image from a file or standard input, to ``-o FILE`` or standard output."""
-    name = "<stdin>" if src == "-" else src
+    name = _stream_name(src)
     if output not in (None, "-"):
         api.check_output(Path(output), force)  # before the work, not after it
     im = images.image_from_bytes(_read_input(src), name)
@@ -212,16 +217,13 @@ def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, 
 
 def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> None:
     """One image file from a file or standard input, to ``-o FILE`` (PNG) or standard output."""
-    name = "<stdin>" if src == "-" else src
+    name = _stream_name(src)
     if output not in (None, "-"):
         api.check_output(Path(output), force)  # before the work, not after it
     data = _read_input(src)
     if data[:4] == SET_MAGIC:
         raise InputError(f"{name}: a set file restores files into a folder: nlc decompress SET.nlc -o DIR")
-    try:
-        im, transparency = api.decode_image(data, device=device, progress=_progress())
-    except NlcError as e:
-        raise type(e)(_naming(name, e)) from None
+    im, transparency = api.decode_image(data, device=device, progress=_progress())
     where = _emit(api.png_bytes(im, transparency), output, force)
     click.echo(f"{name} -> {where}", err=where == "<stdout>")
 
@@ -272,7 +274,7 @@ def decompress(inputs, output, force, device) -> None:
         try:
             _decompress_pipe(inputs[0], output, force, device)
         except NlcError as e:
-            _fail(str(e))
+            _fail_for(_stream_name(inputs[0]), e)
         return
     files = _expand_inputs(inputs, True)
     failures, done = _Failures(files), 0
@@ -313,14 +315,13 @@ def verify(inputs, originals, device) -> None:
     deleting it. A folder stands for the .nlc files in it. Exit status 2 if
     any file fails.
     """
-    from .verification import original_of, verify as verify_file
+    from .verification import verify as verify_file
 
     files = _expand_inputs(inputs, True)
     failures, done = _Failures(files), 0
     for src in files:
         try:
-            r = verify_file(src, original=original_of(src) if originals and not _is_set_file(src) else None,
-                            device=device, progress=_progress())
+            r = verify_file(src, original=originals, device=device, progress=_progress())
         except NlcError as e:
             failures.add(src, e)
             continue

@@ -40,23 +40,19 @@ def read_image(path: str | Path) -> Image.Image:
     """Open and fully load an image file, checking that it can be coded."""
     path = Path(path)
     with file_errors(path):
-        return _load(path, str(path))
+        data = path.read_bytes()
+    return image_from_bytes(data, str(path))
 
 
 def image_from_bytes(data: bytes, name: str = "<stdin>") -> Image.Image:
-    """Load an image from the bytes of its file (``name`` is what error messages call it)."""
-    return _load(io.BytesIO(data), name)
-
-
-def _load(source: Path | io.BytesIO, name: str) -> Image.Image:
+    """Load an image from the bytes of its file, checking that it can be coded (``name`` is what
+    error messages call it)."""
     try:
-        im = Image.open(source)
+        im = Image.open(io.BytesIO(data))
         check_image(im, name)
         im.load()
     except UnidentifiedImageError:
         raise InputError(f"{name}: not an image (or a format Pillow cannot read)") from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name}: cannot read image ({e})") from None
     return im

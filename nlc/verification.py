@@ -36,32 +36,36 @@ def same_image(a: Image.Image, b: Image.Image) -> bool:
     return a.mode != "P" or images.palette_of(a) == images.palette_of(b)
 
 
-def verify(src: str | Path, *, original: str | Path | None = None, device: str = "auto",
+def verify(src: str | Path, *, original: str | Path | bool | None = None, device: str = "auto",
            progress: bool = False) -> dict:
     """Decode the ``.nlc`` (image or set) file ``src`` in memory and check it; returns what was checked.
 
     Raises :class:`~nlc.errors.FormatError` (or another :class:`~nlc.errors.NlcError`)
     when the file does not decode to the pixels it was made from, and
     :class:`~nlc.errors.InputError` when ``original`` (image files only) differs
-    from the decoded image. The result has ``kind`` (``"image"`` or ``"set"``),
-    ``codec``, ``bytes``, ``seconds`` (decoding), ``size`` (``"WxH"``),
-    ``mode`` and ``items`` (1 for an image), and ``original`` when one was compared.
+    from the decoded image. ``original=True`` names the file beside ``src``
+    (:func:`original_of`), and has nothing to compare for a set file. The
+    result has ``kind`` (``"image"`` or ``"set"``), ``codec``, ``bytes``,
+    ``seconds`` (decoding), ``size`` (``"WxH"``), ``mode`` and ``items`` (1
+    for an image), and ``original`` when one was compared.
     """
     data = api.read_nlc(src)
     t0 = time.perf_counter()
     if data[:4] == container.SET_MAGIC:
-        if original is not None:
+        if original not in (None, False, True):
             raise InputError(f"{src}: a set file; only image files are compared with an original")
         items, header = sets.decode_set(data, progress=progress, device=device)
         mode = "RGB" if items.ndim == 4 else "L"
         return {"kind": "set", "codec": header.codec, "bytes": len(data), "seconds": time.perf_counter() - t0,
                 "size": f"{header.width}x{header.height}", "mode": mode, "items": int(len(items))}
+    if original is True:
+        original = original_of(src)
     im, _ = api.decode_image(data, device=device, progress=progress)
     header = api.read_header(data)
     result = {"kind": "image", "codec": header.codec,
               "bytes": len(data), "seconds": time.perf_counter() - t0, "size": f"{im.width}x{im.height}",
               "mode": im.mode, "items": 1}
-    if original is not None:
+    if original not in (None, False):
         if not same_image(im, images.read_image(original)):
             raise InputError(f"{src}: decodes to other pixels than {original}")
         result["original"] = str(original)
