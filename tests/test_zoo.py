@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nlc.coding.autoregressive import decode_tiles, encode_tiles
+from nlc.models.pixelcnnpp import widen_vertical
 from nlc.registry import build_model
 
 TINY = {
@@ -15,14 +16,16 @@ TINY = {
     "gated-pixelcnn": dict(channels=8, layers=2, skip_channels=8, mixtures=3),
     "pixelsnail": dict(channels=8, blocks=2, res_layers=1, first_kernel=3, key_channels=4, heads=2,
                        mixtures=3),
+    # PixelCNN++ with a vertical stream wider than its horizontal one
+    "pixelcnnpp:wide": dict(channels=8, levels=2, nr_resnet=1, h_layers=1, mixtures=3, v_channels=12),
 }
 
 
 def tiny(arch: str, seed: int = 0) -> torch.nn.Module:
-    """A small random model of ``arch``: every network weight nudged off its (often zero) start,
+    """A small random model of ``arch`` (a key of ``TINY``): every network weight nudged off its (often zero) start,
     the neighbourhood skip left as the classical predictor it starts as."""
     torch.manual_seed(seed)
-    m = build_model(arch, TINY[arch])
+    m = build_model(arch.split(":")[0], TINY[arch])
     with torch.no_grad():
         for name, p in m.named_parameters():
             if not name.startswith("skip."):
@@ -88,6 +91,21 @@ def test_tiles_round_trip_and_cost_their_likelihood(arch, coder):
                 ideal -= m.log_likelihood(whole[:, :, y : y + 8, x : x + 8]).sum().item() / math.log(2)
     assert abs(bits - ideal) / ideal < 5e-4
     assert abs(len(payload) * 8 - bits) < 0.001 * bits + 128  # a coder state and a u32 length
+
+
+def test_widening_the_vertical_stream_keeps_the_function_and_trains_the_new_channels():
+    m = tiny("pixelcnnpp")
+    wide = widen_vertical(m, 12)
+    assert wide.config.vertical_width == 12 and wide.config.channels == 8
+    x = torch.rand(2, 3, 9, 11) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(wide(x), m(x), atol=1e-6, rtol=0)
+    wide.log_likelihood(x).sum().backward()
+    # the zero weights from the added channels into the old ones get a gradient, so training opens them
+    assert wide.h_u.lin.weight.grad[:, 8:].abs().sum() > 0
+    assert wide.up_blocks[0][0].conv1.weight.grad[:8, 8:].abs().sum() > 0
+    with pytest.raises(ValueError, match="width 4 is below the vertical stream's 8 channels"):
+        widen_vertical(m, 4)
 
 
 @pytest.mark.parametrize("name", ["pixelcnn", "gated-pixelcnn", "pixelsnail"])

@@ -24,7 +24,7 @@ The input has a fourth channel of ones so the network sees where the image
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,14 +53,20 @@ class PixelCNNPPConfig:
     h_layers: int = 3
     mixtures: int = 10
     dropout: float = 0.0
+    v_channels: int = 0  # width of the vertical stream; 0: ``channels``
+
+    @property
+    def vertical_width(self) -> int:
+        """Channels of the vertical stream (``v_channels``, or ``channels`` when it is 0)."""
+        return self.v_channels or self.channels
 
 
 def _vresnet(c: int, aux: int, dropout: float) -> GatedResnet:
     return GatedResnet(DownShiftedConv2d(c, c), DownShiftedConv2d(c, 2 * c), c, aux=aux, dropout=dropout)
 
 
-def _hresnet(c: int, dropout: float) -> GatedResnet:
-    return GatedResnet(RightShiftedConv1d(c, c), RightShiftedConv1d(c, 2 * c), c, aux=c, dropout=dropout)
+def _hresnet(c: int, cv: int, dropout: float) -> GatedResnet:
+    return GatedResnet(RightShiftedConv1d(c, c), RightShiftedConv1d(c, 2 * c), c, aux=cv, dropout=dropout)
 
 
 def _resnet(ops, blk: GatedResnet, x, a=None):
@@ -78,19 +84,19 @@ class PixelCNNPP(MixtureImageModel):
     def __init__(self, config: PixelCNNPPConfig = PixelCNNPPConfig()) -> None:
         super().__init__()
         self.config = config
-        c, d = config.channels, config.dropout
-        self.u_in = DownShiftedConv2d(IN_CHANNELS, c)
+        c, cv, d = config.channels, config.vertical_width, config.dropout
+        self.u_in = DownShiftedConv2d(IN_CHANNELS, cv)
         self.up_blocks = nn.ModuleList(
-            nn.ModuleList(_vresnet(c, 0, d) for _ in range(config.nr_resnet)) for _ in range(config.levels)
+            nn.ModuleList(_vresnet(cv, 0, d) for _ in range(config.nr_resnet)) for _ in range(config.levels)
         )
-        self.downsample = nn.ModuleList(DownsampleConv2d(c, c) for _ in range(config.levels - 1))
+        self.downsample = nn.ModuleList(DownsampleConv2d(cv, cv) for _ in range(config.levels - 1))
         self.down_blocks = nn.ModuleList(
-            nn.ModuleList(_vresnet(c, c, d) for _ in range(config.nr_resnet + 1)) for _ in range(config.levels)
+            nn.ModuleList(_vresnet(cv, cv, d) for _ in range(config.nr_resnet + 1)) for _ in range(config.levels)
         )
-        self.upsample = nn.ModuleList(UpsampleConvT2d(c, c) for _ in range(config.levels - 1))
+        self.upsample = nn.ModuleList(UpsampleConvT2d(cv, cv) for _ in range(config.levels - 1))
         self.h_in = RightShiftedConv1d(IN_CHANNELS, c, k=3, shift=True)
-        self.h_u = Nin(c, c)
-        self.h_blocks = nn.ModuleList(_hresnet(c, d) for _ in range(config.h_layers))
+        self.h_u = Nin(cv, c)
+        self.h_blocks = nn.ModuleList(_hresnet(c, cv, d) for _ in range(config.h_layers))
         self.head = Nin(c, mixture.num_params(config.mixtures))
         self.skip = predictor_skip(config.mixtures)
         zero_(self.head)  # the streams start silent: the skip's classical predictor speaks first
@@ -172,3 +178,41 @@ class PixelStepper(RasterStepper):
             h = h + a * torch.sigmoid(g)
             prev[0], prev[1] = e, c1
         return self.skip.params(c, self.model.head(F.elu(h)))
+
+
+def widen_vertical(model: PixelCNNPP, width: int, seed: int = 0) -> PixelCNNPP:
+    """The same function as ``model`` with its vertical stream ``width`` channels wide.
+
+    Every weight of ``model`` is kept; the added channels get a fresh
+    initialisation, and every weight from an added channel into an old one is
+    zero, so the old channels (and the mixture parameters) are unchanged until
+    training moves those zeros. The gate blocks' ``[a | b]`` halves widen half
+    by half. A fine-tune can so grow the part of the network that coding
+    evaluates once per row, not once per pixel.
+    """
+    old_cfg = model.config
+    c = old_cfg.vertical_width
+    if width < c:
+        raise ValueError(f"width {width} is below the vertical stream's {c} channels")
+    torch.manual_seed(seed)
+    wide = PixelCNNPP(PixelCNNPPConfig(**{**asdict(old_cfg), "v_channels": width}))
+    old = model.state_dict()
+    state = {}
+    for name, fresh in wide.state_dict().items():
+        kept = old[name]
+        index = []
+        for size, old_size in zip(fresh.shape, kept.shape):
+            if size == old_size:
+                index.append(torch.arange(size))
+            else:
+                k = old_size // c  # a dimension of k blocks of the stream's width
+                index.append(torch.cat([j * width + torch.arange(c) for j in range(k)]))
+        out_dim = 1 if name.startswith("upsample.") and name.endswith(".weight") else 0
+        w = torch.zeros_like(fresh)
+        added = torch.ones(fresh.shape[out_dim], dtype=torch.bool)
+        added[index[out_dim]] = False
+        w.index_copy_(out_dim, added.nonzero()[:, 0], fresh.index_select(out_dim, added.nonzero()[:, 0]))
+        w[torch.meshgrid(*index, indexing="ij")] = kept
+        state[name] = w
+    wide.load_state_dict(state)
+    return wide
