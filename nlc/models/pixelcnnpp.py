@@ -194,8 +194,9 @@ def widen_vertical(model: PixelCNNPP, width: int, seed: int = 0) -> PixelCNNPP:
     c = old_cfg.vertical_width
     if width < c:
         raise ValueError(f"width {width} is below the vertical stream's {c} channels")
-    torch.manual_seed(seed)
-    wide = PixelCNNPP(PixelCNNPPConfig(**{**asdict(old_cfg), "v_channels": width}))
+    with torch.random.fork_rng():  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        wide = PixelCNNPP(PixelCNNPPConfig(**{**asdict(old_cfg), "v_channels": width}))
     old = model.state_dict()
     state = {}
     for name, fresh in wide.state_dict().items():
@@ -208,10 +209,10 @@ def widen_vertical(model: PixelCNNPP, width: int, seed: int = 0) -> PixelCNNPP:
                 k = old_size // c  # a dimension of k blocks of the stream's width
                 index.append(torch.cat([j * width + torch.arange(c) for j in range(k)]))
         out_dim = 1 if name.startswith("upsample.") and name.endswith(".weight") else 0
-        w = torch.zeros_like(fresh)
         added = torch.ones(fresh.shape[out_dim], dtype=torch.bool)
         added[index[out_dim]] = False
-        w.index_copy_(out_dim, added.nonzero()[:, 0], fresh.index_select(out_dim, added.nonzero()[:, 0]))
+        added = added.nonzero()[:, 0]  # the new output channels keep their fresh weights
+        w = torch.zeros_like(fresh).index_copy_(out_dim, added, fresh.index_select(out_dim, added))
         w[torch.meshgrid(*index, indexing="ij")] = kept
         state[name] = w
     wide.load_state_dict(state)
