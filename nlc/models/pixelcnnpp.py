@@ -2,9 +2,9 @@
 
 Architecture (Salimans et al. 2017, arranged so decoding is cheap):
 
-* **Vertical stream** ``u``: a U-net of gated resnets over ``levels`` resolutions
-  (down-sampling pass, then up-sampling pass with shortcut connections from the
-  first pass), built from down-shifted convolutions after a one-row shift, so the
+* **Vertical stream** ``u`` (``v_channels`` wide, by default ``channels``): a
+  U-net of gated resnets over ``levels`` resolutions (down-sampling pass, then
+  up-sampling pass with shortcut connections from the first pass), built from down-shifted convolutions after a one-row shift, so the
   features of row ``r`` depend on image rows ``< r`` only. It is evaluated one row
   at a time with :class:`~nlc.models.rowgraph.RowOps` when coding.
 * **Horizontal stream** ``h``: at full resolution, gated resnets with ``1 x 2``
@@ -187,8 +187,9 @@ def widen_vertical(model: PixelCNNPP, width: int, seed: int = 0) -> PixelCNNPP:
     initialisation, and every weight from an added channel into an old one is
     zero, so the old channels (and the mixture parameters) are unchanged until
     training moves those zeros. The gate blocks' ``[a | b]`` halves widen half
-    by half. A fine-tune can so grow the part of the network that coding
-    evaluates once per row, not once per pixel.
+    by half. ``seed`` fixes the added channels' initialisation. A fine-tune can
+    so grow the part of the network that coding evaluates once per row, not
+    once per pixel.
     """
     old_cfg = model.config
     c = old_cfg.vertical_width
