@@ -21,7 +21,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from nlc.api import Codec, encode_image
-from nlc.registry import build_model, get_spec, load_model
+from nlc.registry import build_model
 
 
 def main() -> None:
@@ -35,8 +35,9 @@ def main() -> None:
     a = ap.parse_args()
     width, height = map(int, a.size.split("x"))
     image = Image.open(a.image).convert("RGB").crop((0, 0, width, height))
-    spec = get_spec(a.model)
-    codecs = {f"codec {a.model}": Codec(spec, load_model(spec))}
+    shipped = Codec.load(a.model)
+    spec = shipped.spec
+    codecs = {f"codec {a.model}": shipped}
     for w in a.weights:
         hp = json.loads(Path(w).with_suffix(".json").read_text())["hyperparameters"]
         model = build_model(spec.architecture, hp)
