@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,21 +30,15 @@ class LoopCfg:
     minutes: float = 0.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(rank: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank))
+def _env(rank: int) -> None:
+    """torchrun's variables for process ``rank`` of 2 (the group itself meets through a file store)."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
 
 
 def _loop_worker(rank: int, store: str, out: str, steps: int, resume: str | None, minutes: float = 0.0) -> None:
     from nlc.trainloop import run_training
 
-    _env(rank, 0)
+    _env(rank)
     # A file rendezvous: no port is picked, freed and raced for between the two spawns.
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     torch.set_num_threads(1)
@@ -80,11 +73,13 @@ def test_ddp_keeps_processes_in_step_and_resumes(tmp_path):
     assert torch.load(f"{out}.ckpt", weights_only=False)["step"] == 6
 
 
-def _train_worker(rank: int, port: int, photos: str, out: str) -> None:
+def _train_worker(rank: int, store: str, photos: str, out: str) -> None:
     from nlc.train import TrainConfig, train
     from tests.test_flows import TINY_FLOW
 
-    _env(rank, port)
+    _env(rank)
+    # the group is up before train() runs, so it keeps it (as under torchrun) and no port is raced for
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     train(TrainConfig(data=photos, val=photos, out=out, steps=2, batch=2, crop=8, val_every=2, ckpt_every=2,
                       architecture="idf", model=dict(TINY_FLOW)), progress=False)
@@ -94,6 +89,6 @@ def _train_worker(rank: int, port: int, photos: str, out: str) -> None:
 def test_photo_trainer_under_two_processes(tmp_path):
     photos = photo_folder(tmp_path)
     out = tmp_path / "run"
-    mp.spawn(_train_worker, args=(_free_port(), str(photos), str(out)), nprocs=2)
+    mp.spawn(_train_worker, args=(str(tmp_path / "store"), str(photos), str(out)), nprocs=2)
     meta = json.loads(Path(f"{out}.json").read_text())
     assert meta["processes"] == 2 and meta["steps"] == 2 and np.isfinite(meta["val_bits_per_dim"])
