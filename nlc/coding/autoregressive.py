@@ -250,7 +250,7 @@ def encode_items(
                 tables.append(table)
                 return known[:, ch]
 
-            code_pixels(params, mixtures, channels, collect)
+            code_pixels(params, mixtures, channels, collect, with_bits=False)
             enc.encode(known.T.reshape(-1), np.concatenate(tables))
         words = enc.to_bytes()
         payload += [struct.pack("<I", len(words)), words]
@@ -307,7 +307,7 @@ def decode_items(
         part = out[g]
 
         def on_pixels(r, c, idx, params, known):
-            syms, b = code_pixels(params, mixtures, channels, lambda ch, table: dec.decode(table))
+            syms, _ = code_pixels(params, mixtures, channels, lambda ch, table: dec.decode(table), with_bits=False)
             part[idx, r, c] = syms
             return syms, 0.0
 

@@ -36,7 +36,8 @@ def component_pmfs(means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tenso
 SymbolFn = Callable[[int, np.ndarray], np.ndarray]
 
 
-def code_pixels(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: SymbolFn) -> tuple[np.ndarray, np.ndarray]:
+def code_pixels(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: SymbolFn,
+                with_bits: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Code one pixel per batch row, channel by channel, through ``symbol_fn``.
 
     ``params`` is ``(B, 10*M)``. For each channel ``ch`` in ``R, G, B`` (or only
@@ -47,14 +48,15 @@ def code_pixels(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: S
     channel, so the product of the tables is exactly the joint likelihood.
 
     Returns the symbols ``(B, channels)`` and the information content in bits
-    of each pixel under the float tables ``(B,)``. ``params`` may live on any
-    device; tables reach ``symbol_fn`` as float32 numpy arrays.
+    of each pixel under the float tables ``(B,)`` (``None`` without
+    ``with_bits``: a decoder needs none). ``params`` may live on any device;
+    tables reach ``symbol_fn`` as float32 numpy arrays.
     """
     dev = params.device
     mp = split_params(params, mixtures)
     w = torch.softmax(mp.logits, dim=1)
     syms = np.empty((params.shape[0], channels), np.uint8)
-    bits = torch.zeros(params.shape[0], device=dev)
+    bits = torch.zeros(params.shape[0], device=dev) if with_bits else None
     xs: list[torch.Tensor] = []
     for ch in range(channels):
         mean = mp.means[:, ch]
@@ -66,15 +68,18 @@ def code_pixels(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: S
         table = torch.bmm(w.unsqueeze(1), comp)[:, 0] * (1 - UNIFORM_MIX) + UNIFORM_MIX / 256  # (B, 256)
         sym = np.asarray(symbol_fn(ch, table.cpu().numpy()))
         syms[:, ch] = sym
-        idx = torch.from_numpy(sym.astype(np.int64)).to(dev).view(-1, 1, 1).expand(-1, comp.shape[1], 1)
-        p_comp = comp.gather(2, idx)[:, :, 0]  # (B, M)
-        p = (w * p_comp).sum(1) * (1 - UNIFORM_MIX) + UNIFORM_MIX / 256
-        bits -= torch.log2(p / table.sum(1))
-        if ch + 1 < channels:
+        last = ch + 1 == channels
+        if last and bits is None:
+            break
+        sym_t = torch.from_numpy(sym.astype(np.int64)).to(dev)
+        if bits is not None:  # what the coder pays under this table
+            bits -= torch.log2(table.gather(1, sym_t.view(-1, 1))[:, 0] / table.sum(1))
+        if not last:
+            p_comp = comp.gather(2, sym_t.view(-1, 1, 1).expand(-1, comp.shape[1], 1))[:, :, 0]  # (B, M)
             w = w * p_comp.clamp_min(_TINY)
             w = w / w.sum(1, keepdim=True)
             xs.append(torch.from_numpy(sym.astype(np.float32)).to(dev).unsqueeze(1) / 127.5 - 1.0)
-    return syms, bits.double().cpu().numpy()
+    return syms, None if bits is None else bits.double().cpu().numpy()
 
 
 def mixture_tables(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
