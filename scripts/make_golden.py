@@ -67,6 +67,7 @@ IMAGES = [  # file, codec, mode, height, width, coder
     ("gated-pixelcnn-rgb.nlc", "gated-pixelcnn", "RGB", 10, 10, None),
     ("pixelsnail-rgb.nlc", "pixelsnail", "RGB", 10, 10, None),
     ("idf-rgb.nlc", "idf", "RGB", 13, 11, None),
+    ("pixelcnnpp-wide-rgb.nlc", "pixelcnnpp-wide", "RGB", 11, 9, None),
 ]
 SETS = [  # file, codec, items
     ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),
