@@ -4,7 +4,8 @@ Usage: python bench/encode_time.py --image PHOTO [--model pixelcnnpp] [--size 76
        [--weights runs/X.safetensors ...] [--json FILE]
 
 Codes the top-left ``--size`` crop of ``PHOTO`` with the codec's shipped weights and
-then with each of ``--weights`` (hyper-parameters from the ``.json`` beside them), one
+then with each of ``--weights`` (:meth:`nlc.api.Codec.from_run`: hyper-parameters from the
+``.json`` beside them, else the codec's), one
 after the other in one process, so a fine-tune's cost in coding time and its
 real size are compared on the same host.
 """
@@ -12,16 +13,13 @@ real size are compared on the same host.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 from PIL import Image
-from safetensors.torch import load_file
 
 from nlc.api import Codec, encode_image
-from nlc.registry import build_model
 
 
 def main() -> None:
@@ -36,13 +34,7 @@ def main() -> None:
     width, height = map(int, a.size.split("x"))
     image = Image.open(a.image).convert("RGB").crop((0, 0, width, height))
     shipped = Codec.load(a.model)
-    spec = shipped.spec
-    codecs = {f"codec {a.model}": shipped}
-    for w in a.weights:
-        hp = json.loads(Path(w).with_suffix(".json").read_text())["hyperparameters"]
-        model = build_model(spec.architecture, hp)
-        model.load_state_dict(load_file(w))
-        codecs[w] = Codec(dataclasses.replace(spec, hyperparameters=hp), model.eval())
+    codecs = {f"codec {a.model}": shipped, **{w: Codec.from_run(shipped.spec, w) for w in a.weights}}
     result = {"model": a.model, "image": a.image, "size": f"{image.width}x{image.height}", "runs": {}}
     for name, codec in codecs.items():
         start = time.perf_counter()

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nlc.registry import build_model, get_spec, load_model
+from nlc.api import Codec
+from nlc.registry import get_spec, load_model
 from nlc.train import bits_per_dim, load_rgb
 
 
@@ -29,8 +30,6 @@ def bits_per_subpixel(model: torch.nn.Module, crops: list[np.ndarray]) -> float:
 
 def main() -> None:
     """Run the measurement."""
-    from safetensors.torch import load_file
-
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
     ap.add_argument("--model", default="idf")
@@ -46,11 +45,7 @@ def main() -> None:
     result = {"model": a.model, "data": a.data, "images": len(crops), "size": a.size, "bpsp": {}}
     result["bpsp"][f"codec {a.model}"] = bits_per_subpixel(load_model(spec), crops)
     for w in a.weights:
-        meta = Path(w).with_suffix(".json")
-        hp = json.loads(meta.read_text())["hyperparameters"] if meta.exists() else dict(spec.hyperparameters)
-        m = build_model(spec.architecture, hp)
-        m.load_state_dict(load_file(w))
-        result["bpsp"][w] = bits_per_subpixel(m, crops)
+        result["bpsp"][w] = bits_per_subpixel(Codec.from_run(spec, w).model, crops)
     result["command"] = "python bench/whole_images.py " + " ".join(
         f"--{k} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(a).items() if v)
     print(json.dumps(result, indent=2))

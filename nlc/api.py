@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 import io
+import json
 import os
 import sys
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -30,7 +31,7 @@ from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, progress_t
 from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import decode_bits, decode_plane, encode_bits, encode_plane
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
-from .registry import DEFAULT, CodecSpec, get_spec, load_model, spec_for_file
+from .registry import DEFAULT, CodecSpec, build_model, get_spec, load_model, spec_for_file
 
 SUFFIX = ".nlc"
 _CONSTRICTION = importlib.metadata.version("constriction")
@@ -55,6 +56,18 @@ class Codec:
         if device != "cpu":
             model = copy.deepcopy(model).to(device)
         return cls(spec, model)
+
+    @classmethod
+    def from_run(cls, spec: CodecSpec, weights: str | Path) -> "Codec":
+        """``spec`` with other weights of its architecture (a training run's, not checked against a
+        sha256): hyper-parameters from the run's ``.json`` beside them, else the spec's."""
+        from safetensors.torch import load_file
+
+        meta = Path(weights).with_suffix(".json")
+        hp = json.loads(meta.read_text())["hyperparameters"] if meta.exists() else dict(spec.hyperparameters)
+        model = build_model(spec.architecture, hp)
+        model.load_state_dict(load_file(str(weights)))
+        return cls(replace(spec, hyperparameters=hp), model.eval())
 
     @property
     def device(self) -> str:

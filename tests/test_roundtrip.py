@@ -136,3 +136,28 @@ def test_codec_files_keep_array_hyperparameters(tmp_path):
     raw = tomllib.loads(write_spec_toml(spec, tmp_path / "x.toml").read_text())
     assert raw["hyperparameters"] == {"levels": 2, "level_groups": [6, 4], "checkerboard": True}
     assert CodecSpec(**raw) == CodecSpec(**{**spec.__dict__, "hyperparameters": raw["hyperparameters"]})
+
+
+def test_a_codec_from_a_runs_weights(tiny_codec, tmp_path):
+    """Codec.from_run builds a run's weights with its metadata's hyper-parameters, or else the spec's."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from nlc.api import Codec
+    from nlc.models.pixelcnnpp import widen_vertical
+
+    spec = tiny_codec.spec
+    wide = widen_vertical(tiny_codec.model, 16)
+    save_file({k: v.contiguous() for k, v in wide.state_dict().items()}, str(tmp_path / "wide.safetensors"))
+    (tmp_path / "wide.json").write_text(json.dumps({"hyperparameters": {**spec.hyperparameters, "v_channels": 16}}))
+    codec = Codec.from_run(spec, tmp_path / "wide.safetensors")
+    assert codec.spec.hyperparameters["v_channels"] == 16 and codec.model.config.vertical_width == 16
+    assert not codec.model.training
+    assert all(torch.equal(v, codec.model.state_dict()[k]) for k, v in wide.state_dict().items())
+    save_file(tiny_codec.model.state_dict(), str(tmp_path / "plain.safetensors"))  # no metadata beside it
+    plain = Codec.from_run(spec, tmp_path / "plain.safetensors")
+    assert plain.spec == spec
+    im = gradient_image(12, 10, seed=4)
+    assert encode_image(im, plain)[0] == encode_image(im, tiny_codec)[0]

@@ -4,9 +4,10 @@ Architecture (Salimans et al. 2017, arranged so decoding is cheap):
 
 * **Vertical stream** ``u`` (``v_channels`` wide, by default ``channels``): a
   U-net of gated resnets over ``levels`` resolutions (down-sampling pass, then
-  up-sampling pass with shortcut connections from the first pass), built from down-shifted convolutions after a one-row shift, so the
-  features of row ``r`` depend on image rows ``< r`` only. It is evaluated one row
-  at a time with :class:`~nlc.models.rowgraph.RowOps` when coding.
+  up-sampling pass with shortcut connections from the first pass), built from
+  down-shifted convolutions after a one-row shift, so the features of row ``r``
+  depend on image rows ``< r`` only. It is evaluated one row at a time with
+  :class:`~nlc.models.rowgraph.RowOps` when coding.
 * **Horizontal stream** ``h``: at full resolution, gated resnets with ``1 x 2``
   causal kernels over the current row, conditioned on ``u`` at the same position;
   its input reads the three pixels to the left. When coding it runs one pixel
