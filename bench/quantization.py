@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import time
 from pathlib import Path
 
@@ -30,27 +29,21 @@ import torch
 from torch import nn
 
 from nlc.api import Codec
-from nlc.images import read_image
-from nlc.train import list_images
+from nlc.coding.autoregressive import TileGrid
+from nlc.train import bits_per_dim, load_rgb
 
 
-def central_tiles(folder: str, crop: int = 256, tile: int = 64) -> torch.Tensor:
-    """The central ``crop x crop`` of every image, cut into ``tile`` tiles, as ``(N, 3, tile, tile)`` in [-1, 1]."""
+def central_tiles(folder: str, crop: int = 256, tile: int = 64) -> np.ndarray:
+    """The central ``crop x crop`` of every image, cut into ``tile`` tiles as the codecs cut images.
+
+    Returns ``(N, tile, tile, 3)`` uint8.
+    """
+    grid = TileGrid.for_image(crop, crop, tile)
     out = []
-    for path in list_images(folder):
-        im = np.asarray(read_image(path).convert("RGB"))
+    for im in load_rgb(folder):  # refuses Kodak
         y, x = (im.shape[0] - crop) // 2, (im.shape[1] - crop) // 2
-        c = im[y : y + crop, x : x + crop]
-        n = crop // tile
-        out.append(c.reshape(n, tile, n, tile, 3).transpose(0, 2, 4, 1, 3).reshape(-1, 3, tile, tile))
-    return torch.from_numpy(np.concatenate(out)).float() / 127.5 - 1.0
-
-
-@torch.no_grad()
-def bits_per_dim(model: nn.Module, x: torch.Tensor, batch: int = 16) -> float:
-    """The model's bits per sub-pixel on ``x``."""
-    ll = torch.cat([model.log_likelihood(x[i : i + batch]) for i in range(0, len(x), batch)])
-    return float(-ll.mean() / math.log(2) / 3)
+        out.append(grid.split(im[y : y + crop, x : x + crop]))
+    return np.concatenate(out)
 
 
 def weighted_layers(model: nn.Module, exclude: list[str]) -> list[nn.Module]:
@@ -70,18 +63,18 @@ def quantize_weights_(layers: list[nn.Module], bits: int) -> None:
         w.copy_(torch.round(w / scale) * scale)
 
 
-def input_ranges(model: nn.Module, layers: list[nn.Module], x: torch.Tensor) -> dict[nn.Module, float]:
-    """The largest absolute input each layer sees on ``x`` (the activation scales' calibration)."""
+def calibrate(model: nn.Module, layers: list[nn.Module], tiles: np.ndarray) -> tuple[float, dict[nn.Module, float]]:
+    """One pass over ``tiles``: the model's bits/dim and the largest absolute input each layer sees (the scales)."""
     ranges: dict[nn.Module, float] = {}
 
     def record(mod, args):
         ranges[mod] = max(ranges.get(mod, 0.0), float(args[0].abs().max()))
 
     hooks = [layer.register_forward_pre_hook(record) for layer in layers]
-    bits_per_dim(model, x)
+    bpd = bits_per_dim(model, tiles)
     for h in hooks:
         h.remove()
-    return ranges
+    return bpd, ranges
 
 
 def quantize_inputs(layers: list[nn.Module], ranges: dict[nn.Module, float], bits: int) -> list:
@@ -106,29 +99,28 @@ def main() -> None:
                     help="layers kept in float (name contains the word)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    if "kodak" in a.data.lower():
-        raise SystemExit("measure on photos-val: Kodak is for reporting, never for tuning")
     t0 = time.time()
-    x = central_tiles(a.data)
+    tiles = central_tiles(a.data)
     codec = Codec.load(a.model)
-    base = bits_per_dim(codec.model, x)
+    float_model = copy.deepcopy(codec.model)  # Codec.load's model is cached and shared: never round it in place
+    float_layers = weighted_layers(float_model, a.exclude)
+    base, ranges = calibrate(float_model, float_layers, tiles)
     print(f"float: {base:.4f} bits/dim", flush=True)
     rows = []
     for wb in a.weight_bits:
-        model = copy.deepcopy(codec.model)  # Codec.load's model is cached and shared: never round it in place
+        model, model_ranges = copy.deepcopy((float_model, ranges))  # one deepcopy: the ranges follow their layers
         layers = weighted_layers(model, a.exclude)
-        ranges = input_ranges(model, layers, x)
         quantize_weights_(layers, wb)
         for ab in a.act_bits:
-            hooks = quantize_inputs(layers, ranges, ab) if ab else []
-            bpd = bits_per_dim(model, x)
+            hooks = quantize_inputs(layers, model_ranges, ab) if ab else []
+            bpd = bits_per_dim(model, tiles)
             for h in hooks:
                 h.remove()
             rows.append({"weight_bits": wb, "act_bits": ab or None, "bits_per_dim": round(bpd, 4),
                          "cost_pct": round(100 * (bpd / base - 1), 3)})
             print(f"w{wb} a{ab or 'float'}: {bpd:.4f} bits/dim ({rows[-1]['cost_pct']:+.3f}%)", flush=True)
-    result = {"model": codec.spec.name, "data": a.data, "tiles": int(len(x)), "tile": 64, "crop": 256,
-              "exclude": a.exclude, "layers": len(layers), "float_bits_per_dim": round(base, 4), "rows": rows,
+    result = {"model": codec.spec.name, "data": a.data, "tiles": int(len(tiles)), "tile": 64, "crop": 256,
+              "exclude": a.exclude, "layers": len(float_layers), "float_bits_per_dim": round(base, 4), "rows": rows,
               "seconds": round(time.time() - t0, 1),
               "command": "python bench/quantization.py " + " ".join(
                   f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
