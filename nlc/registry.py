@@ -75,6 +75,7 @@ class CodecSpec:
     sha256: str = ""
     coder: str = "range"
     tile: int = 64
+    arithmetic: str = "float"  # "exact": fixed-point twin of the weights, files decode on any machine
     hyperparameters: dict = field(default_factory=dict)
 
     @property
@@ -109,6 +110,8 @@ def write_spec_toml(spec: CodecSpec, path: Path) -> Path:
     """Write ``spec`` as a codec TOML file at ``path``; returns ``path``."""
     fields = {"name": spec.name, "description": spec.description, "architecture": spec.architecture,
               "weights": spec.weights, "sha256": spec.sha256, "coder": spec.coder, "tile": spec.tile}
+    if spec.arithmetic != "float":
+        fields["arithmetic"] = spec.arithmetic
     lines = [f"{k} = {_toml_value(v)}" for k, v in fields.items()]
     lines += ["", "[hyperparameters]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.hyperparameters.items()]
     path.write_text("\n".join(lines) + "\n")
@@ -170,8 +173,11 @@ def build_model(architecture: str, hyperparameters: dict) -> torch.nn.Module:
     raise CodecError(f"unknown architecture {architecture!r}")
 
 
+ARITHMETICS = ("float", "exact")
+
+
 @functools.lru_cache(maxsize=4)
-def _load(name: str, path: str, sha: str, architecture: str, hp: tuple) -> torch.nn.Module:
+def _load(name: str, path: str, sha: str, architecture: str, hp: tuple, arithmetic: str = "float") -> torch.nn.Module:
     from safetensors.torch import load_file
 
     if not Path(path).is_file():
@@ -179,8 +185,17 @@ def _load(name: str, path: str, sha: str, architecture: str, hp: tuple) -> torch
     actual = sha256_file(path)
     if actual != sha:
         raise CodecError(f"codec {name!r}: weights sha256 {actual[:16]}... does not match the registry's {sha[:16]}...")
+    if arithmetic not in ARITHMETICS:
+        raise CodecError(f"codec {name!r}: unknown arithmetic {arithmetic!r} (known: {', '.join(ARITHMETICS)})")
     model = build_model(architecture, dict(hp))
     model.load_state_dict(load_file(path))
+    if arithmetic == "exact":
+        from .models.exact import make_exact
+
+        try:
+            return make_exact(model)
+        except ValueError as e:
+            raise CodecError(f"codec {name!r}: {e}") from None
     return model.eval()
 
 
@@ -188,7 +203,7 @@ def load_model(spec: CodecSpec) -> torch.nn.Module:
     """The trained model of a codec, after checking its weights' sha256 (cached)."""
     hp = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)  # TOML arrays, hashable for the cache
                       for k, v in spec.hyperparameters.items()))
-    return _load(spec.name, str(spec.weights_path), spec.sha256, spec.architecture, hp)
+    return _load(spec.name, str(spec.weights_path), spec.sha256, spec.architecture, hp, spec.arithmetic)
 
 
 def _archive_name(name: str, sha256: str) -> str:

@@ -4,7 +4,8 @@ Usage: python scripts/make_golden.py [--out tests/golden]
 
 Each file codes a small deterministic image (or set) with one shipped codec;
 ``manifest.json`` records, per file, the sha256 of the decoded pixels and what
-the file was made with (torch version and CPU capability). ``tests/test_golden.py``
+the file was made with (torch version and CPU capability; ``portable`` for a
+codec with exact arithmetic, whose files decode on any machine). ``tests/test_golden.py``
 decodes them all. Run this once for a new codec or container version: files
 already there are kept, never rewritten, so the old ones keep testing that
 files from earlier versions and earlier weights (``trained/archive``) decode.
@@ -23,6 +24,7 @@ import torch
 from PIL import Image
 
 import nlc
+import nlc.registry
 
 
 def pattern(h: int, w: int, seed: int) -> np.ndarray:
@@ -68,15 +70,23 @@ IMAGES = [  # file, codec, mode, height, width, coder
     ("pixelsnail-rgb.nlc", "pixelsnail", "RGB", 10, 10, None),
     ("idf-rgb.nlc", "idf", "RGB", 13, 11, None),
     ("pixelcnnpp-wide-rgb.nlc", "pixelcnnpp-wide", "RGB", 11, 9, None),
+    ("pixelcnnpp-exact-rgb.nlc", "pixelcnnpp-exact", "RGB", 13, 17, None),
+    ("pixelcnnpp-exact-gray-ans.nlc", "pixelcnnpp-exact", "L", 10, 7, "ans"),
 ]
 SETS = [  # file, codec, items
     ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),
+    ("pixelcnnpp-exact-set.nlc", "pixelcnnpp-exact", np.stack([pattern(9, 7, s) for s in range(2)])),
     ("vae-fmnist-set.nlc", "vae-fmnist", np.stack([pattern(28, 28, s)[..., 0] for s in range(2)])),
     ("bitswap-fmnist-set.nlc", "bitswap-fmnist", np.stack([pattern(28, 28, s)[..., 1] for s in range(2)])),
     ("vrnn-fmnist-set.nlc", "vrnn-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(2)])),
     ("vae-fmnist-binary-set.nlc", "vae-fmnist-binary", (np.stack([pattern(28, 28, s)[..., 0] for s in range(2)]) > 127)
      .astype(np.uint8)),
 ]
+
+
+def portable(codec: str) -> dict:
+    """``{"portable": True}`` for a codec with exact arithmetic (its files decode on any machine), else ``{}``."""
+    return {"portable": True} if nlc.registry.get_spec(codec).arithmetic == "exact" else {}
 
 
 def main() -> None:
@@ -96,14 +106,15 @@ def main() -> None:
         im = image_of(mode, h, w, len(manifest))
         data, _ = nlc.encode_image(im, codec, coder=coder, device="cpu")
         (out / name).write_bytes(data)
-        manifest[name] = dict(made, kind="image", codec=codec, mode=mode, pixels_sha256=image_digest(im))
+        manifest[name] = dict(made, kind="image", codec=codec, mode=mode, pixels_sha256=image_digest(im),
+                              **portable(codec))
         print(name, len(data), "bytes")
     for name, codec, items in SETS:
         if name in manifest:
             continue
         data, _ = nlc.encode_set(items, codec, device="cpu")
         (out / name).write_bytes(data)
-        manifest[name] = dict(made, kind="set", codec=codec, pixels_sha256=digest(items))
+        manifest[name] = dict(made, kind="set", codec=codec, pixels_sha256=digest(items), **portable(codec))
         print(name, len(data), "bytes")
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 

@@ -12,6 +12,11 @@ probability tables on both sides are bit-identical. With a range coder
 (FIFO) symbols are coded as they come; with an ANS stack (LIFO) the encoder
 records the parameters and pushes the steps in reverse afterwards. Tiles are
 coded in groups of at most :data:`GROUP` so memory stays bounded on huge images.
+
+A model with exact arithmetic (:mod:`nlc.models.exact`) gives the same
+parameters from one parallel pass as from the decoder's steps, so its encoder
+takes that pass instead (:func:`_encode_parallel`) and codes with the integer
+tables of :mod:`nlc.coding.exact_tables`, which are the same on every machine.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from .coders import CoderError, make_coder
+from .coders import Coder, CoderError, make_coder
+from .exact_tables import code_pixels_exact, stage_symbols
 from .logistic_mixture import code_pixels
 
 
@@ -129,6 +135,35 @@ def _normalised(symbols: np.ndarray) -> torch.Tensor:
 GROUP = 384  # tiles coded together: bounds memory on huge images
 
 
+def is_exact(model: object) -> bool:
+    """Whether ``model`` computes with exact arithmetic (:func:`~nlc.models.exact.make_exact`)."""
+    return bool(getattr(getattr(model, "arith", None), "exact", False))
+
+
+PixelCoder = Callable[..., tuple[np.ndarray, np.ndarray | None]]
+
+
+def pixel_coder(model: object) -> PixelCoder:
+    """The function that turns ``model``'s parameters into tables: exact integer tables for an exact model."""
+    return code_pixels_exact if is_exact(model) else code_pixels
+
+
+def _input(grid: TileGrid, hs: np.ndarray, ws: np.ndarray, channels: int, tiles: np.ndarray | None,
+           dev: torch.device) -> torch.Tensor:
+    """The ``(B, 4, tile_h, tile_w)`` model input of a group of tiles (zeros where unknown or outside)."""
+    batch = len(hs)
+    rr = np.arange(grid.tile_h)[None, :, None]
+    cc = np.arange(grid.tile_w)[None, None, :]
+    valid = (rr < hs[:, None, None]) & (cc < ws[:, None, None])
+    mask = torch.from_numpy(valid.astype(np.float32)).to(dev).unsqueeze(1)
+    if tiles is None:
+        rgb = torch.zeros(batch, 3, grid.tile_h, grid.tile_w, device=dev)
+    else:
+        rgb = _normalised(tiles.reshape(-1, channels)).to(dev).reshape(
+            batch, grid.tile_h, grid.tile_w, 3).permute(0, 3, 1, 2) * mask
+    return torch.cat([rgb, mask], 1)
+
+
 def _run(
     model: SteppedModel,
     grid: TileGrid,
@@ -146,16 +181,7 @@ def _run(
     batch = len(hs)
     st = model.stepper(batch, grid.tile_h, grid.tile_w)
     dev = st.x.device
-    rr = np.arange(grid.tile_h)[None, :, None]
-    cc = np.arange(grid.tile_w)[None, None, :]
-    valid = (rr < hs[:, None, None]) & (cc < ws[:, None, None])
-    mask = torch.from_numpy(valid.astype(np.float32)).to(dev).unsqueeze(1)
-    if tiles is None:
-        rgb = torch.zeros(batch, 3, grid.tile_h, grid.tile_w, device=dev)
-    else:
-        rgb = _normalised(tiles.reshape(-1, channels)).to(dev).reshape(
-            batch, grid.tile_h, grid.tile_w, 3).permute(0, 3, 1, 2) * mask
-    st.fill(torch.cat([rgb, mask], 1))
+    st.fill(_input(grid, hs, ws, channels, tiles, dev))
     bits = 0.0
     for r in range(grid.tile_h):
         st.start_row(r)
@@ -226,20 +252,27 @@ def encode_items(
     all_tiles = grid.split_items(items)
     all_hs, all_ws = grid.extents(len(items))
     payload, bits = [], 0.0
+    to_tables = pixel_coder(model)
     for g in _groups(len(all_hs), group):
         enc = make_coder(coder)
+        if is_exact(model):
+            bits += _encode_parallel(model, mixtures, grid, all_hs[g], all_ws[g], channels, all_tiles[g], enc,
+                                     progress)
+            words = enc.to_bytes()
+            payload += [struct.pack("<I", len(words)), words]
+            continue
         record: list[tuple[torch.Tensor, np.ndarray]] = []
 
         def on_pixels(r, c, idx, params, known):
             if enc.lifo:
                 record.append((params, known))
-                return code_pixels(params, mixtures, channels, lambda ch, t: known[:, ch])
+                return to_tables(params, mixtures, channels, lambda ch, t: known[:, ch])
 
             def fn(ch, table):
                 enc.encode(known[:, ch], table)
                 return known[:, ch]
 
-            return code_pixels(params, mixtures, channels, fn)
+            return to_tables(params, mixtures, channels, fn)
 
         bits += _run(model, grid, all_hs[g], all_ws[g], channels, all_tiles[g],
                      lambda *a: _summed(on_pixels(*a)), progress)
@@ -250,11 +283,53 @@ def encode_items(
                 tables.append(table)
                 return known[:, ch]
 
-            code_pixels(params, mixtures, channels, collect, with_bits=False)
+            to_tables(params, mixtures, channels, collect, with_bits=False)
             enc.encode(known.T.reshape(-1), np.concatenate(tables))
         words = enc.to_bytes()
         payload += [struct.pack("<I", len(words)), words]
     return b"".join(payload), bits
+
+
+TILE_CHUNK = 16  # tiles per parallel pass of the exact encoder
+PIXEL_CHUNK = 256  # about this many pixels' tables at once (their tables stay in cache)
+
+
+@torch.no_grad()
+def _encode_parallel(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
+                     channels: int, tiles: np.ndarray, enc: Coder,
+                     progress: Callable[[int], None] | None) -> float:
+    """Code one group of tiles with an exact model: parameters from one parallel pass, symbols in the
+    decoder's order (step by step, each step stage by stage). Returns the information in bits."""
+    dev = next(model.parameters()).device
+    x4 = _input(grid, hs, ws, channels, tiles, dev)
+    # Parameters are multiples of 2^-16 below 2^10: exact as int32 counts of 2^-16, half the memory.
+    params = torch.cat([(model.forward_x4(x4[i : i + TILE_CHUNK]) * 65536.0).to(torch.int32)
+                        for i in range(0, len(hs), TILE_CHUNK)])
+    del x4
+    bits = 0.0
+    for r in (reversed(range(grid.tile_h)) if enc.lifo else range(grid.tile_h)):
+        cc, tt = (a.reshape(-1) for a in np.meshgrid(np.arange(grid.tile_w), np.arange(len(hs)), indexing="ij"))
+        keep = (r < hs[tt]) & (cc < ws[tt])
+        cc, tt = cc[keep], tt[keep]
+        known = tiles[tt, r, cc]  # (n, channels): row r's pixels in the decoder's order
+        p = params[torch.from_numpy(tt), :, r, torch.from_numpy(cc)]
+        stages = 2 * channels
+        tables: list[list[np.ndarray]] = [[] for _ in range(stages)]
+        for i in range(0, len(tt), PIXEL_CHUNK):
+            part = known[i : i + PIXEL_CHUNK]
+
+            def collect(stage: int, table: np.ndarray) -> np.ndarray:
+                tables[stage].append(table)
+                return stage_symbols(part, stage)
+
+            _, b = code_pixels_exact(p[i : i + PIXEL_CHUNK].double() / 65536.0, mixtures, channels, collect)
+            bits += float(b.sum())
+        symbols = np.concatenate([stage_symbols(known, k) for k in range(stages)])
+        order = np.argsort(np.concatenate([cc * stages + k for k in range(stages)]), kind="stable")
+        enc.encode(symbols[order], np.concatenate([np.concatenate(t) for t in tables])[order])
+        if progress:
+            progress(1)
+    return bits
 
 
 def _summed(result: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, float]:
@@ -295,6 +370,7 @@ def decode_items(
     grid = TileGrid.for_image(height, width, tile)
     all_hs, all_ws = grid.extents(count)
     out = np.zeros((len(all_hs), grid.tile_h, grid.tile_w, channels), np.uint8)
+    to_tables = pixel_coder(model)
     pos = 0
     for g in _groups(len(all_hs), group):
         if pos + 4 > len(payload):
@@ -307,7 +383,7 @@ def decode_items(
         part = out[g]
 
         def on_pixels(r, c, idx, params, known):
-            syms, _ = code_pixels(params, mixtures, channels, lambda ch, table: dec.decode(table), with_bits=False)
+            syms, _ = to_tables(params, mixtures, channels, lambda ch, table: dec.decode(table), with_bits=False)
             part[idx, r, c] = syms
             return syms, 0.0
 

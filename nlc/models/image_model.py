@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import mixture
+from .exact import FLOAT
 from .neighbours import IN_CHANNELS, SkipStepper, with_ones
 
 
@@ -22,6 +23,7 @@ class MixtureImageModel(nn.Module):
     """Base class: subclasses set ``config`` (with ``mixtures``) and define ``forward_x4`` and ``stepper``."""
 
     config: object
+    arith = FLOAT  # how layers round (an exact twin from :func:`~nlc.models.exact.make_exact` has its own)
 
     def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
         """Mixture parameters for every pixel of input that already has the ones channel."""
@@ -66,8 +68,11 @@ class RasterStepper:
 
     def __init__(self, model: nn.Module, batch: int, height: int, width: int) -> None:
         self.model, self.batch, self.width = model, batch, width
-        self.device = next(model.parameters()).device
-        self.x = torch.zeros(batch, IN_CHANNELS, height + self.TOP, width + self.LEFT + 1, device=self.device)
+        self.arith = getattr(model, "arith", FLOAT)
+        weight = next(model.parameters())
+        self.device = weight.device
+        self.x = torch.zeros(batch, IN_CHANNELS, height + self.TOP, width + self.LEFT + 1, dtype=weight.dtype,
+                             device=self.device)
         self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width)
 
     def row_source(self, ops):
@@ -84,9 +89,9 @@ class RasterStepper:
     @torch.no_grad()
     def fill(self, x4: torch.Tensor) -> None:
         """Load ``(B, 4, H, W)`` input (RGB in ``[-1, 1]`` and the ones channel)."""
-        self.x[:, :, self.TOP :, self.LEFT : self.LEFT + self.width] = x4
+        self.x[:, :, self.TOP :, self.LEFT : self.LEFT + self.width] = self.arith.input(x4)
 
     @torch.no_grad()
     def put(self, index: torch.Tensor, r: int, c: int, rgb: torch.Tensor) -> None:
         """Set pixel ``(r, c)`` of the tiles ``index`` to ``rgb`` ``(n, 3)`` in ``[-1, 1]``."""
-        self.x[index, :3, r + self.TOP, c + self.LEFT] = rgb
+        self.x[index, :3, r + self.TOP, c + self.LEFT] = self.arith.input(rgb)

@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import mixture
@@ -82,6 +81,8 @@ def _resnet(ops, blk: GatedResnet, x, a=None):
 class PixelCNNPP(MixtureImageModel):
     """The PixelCNN++ likelihood model; see the module docstring."""
 
+    exact_joint = (("head.lin", "skip"),)  # summed before rounding in exact arithmetic (:mod:`.exact`)
+
     def __init__(self, config: PixelCNNPPConfig = PixelCNNPPConfig()) -> None:
         super().__init__()
         self.config = config
@@ -124,13 +125,20 @@ class PixelCNNPP(MixtureImageModel):
 
     # -- parallel evaluation ---------------------------------------------------
     def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
-        """Like :meth:`forward` on input that already has the ones channel (zero outside the image)."""
-        u = self.vertical(FullOps(), x4)
-        eu = F.elu(u)
-        h = self.h_in(x4) + self.h_u(eu)
+        """Like :meth:`forward` on input that already has the ones channel (zero outside the image).
+
+        Computed in the model's arithmetic (``self.arith``: float, or exact
+        for the twin from :func:`~nlc.models.exact.make_exact`).
+        """
+        A = self.arith
+        ops = FullOps(A)
+        x4 = A.input(x4)
+        u = self.vertical(ops, x4)
+        eu = A.elu(u)
+        h = A.add(A.lin(self.h_in(x4)), A.lin(self.h_u(eu)))
         for blk in self.h_blocks:
-            h = blk(h, u)
-        return self.head(F.elu(h)) + apply_skip(self.skip, x4)
+            h = _resnet(ops, blk, h, u)
+        return A.lin(self.head(A.elu(h)) + apply_skip(self.skip, x4))
 
     def stepper(self, batch: int, height: int, width: int) -> "PixelStepper":
         """An incremental evaluator for coding ``batch`` tiles of ``height x width``."""
@@ -143,20 +151,21 @@ class PixelStepper(RasterStepper):
     @torch.no_grad()
     def __init__(self, model: PixelCNNPP, batch: int, height: int, width: int) -> None:
         super().__init__(model, batch, height, width)
-        ops = RowOps(batch, device=self.device)
+        ops = RowOps(batch, dtype=self.x.dtype, device=self.device, arith=self.arith)
         self.u_rows = model.vertical(ops, self.row_source(ops))
         self.w_in, self.b_in = model.h_in.matrix()
         self.blocks = [(b.conv1.matrix(), b.conv2.matrix()) for b in model.h_blocks]
-        self.zero = torch.zeros(batch, model.config.channels, device=self.device)
+        self.zero = torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device)
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:
         """Compute everything of row ``r`` that depends on the rows above only."""
         super().start_row(r)
         m = self.model
-        eu = F.elu(self.u_rows.row(r))  # (B, C, W)
-        self.hu = m.h_u(eu).transpose(1, 2).contiguous()  # (B, W, C)
-        self.aux = [blk.aux(eu).transpose(1, 2).contiguous() for blk in m.h_blocks]
+        A = self.arith
+        eu = A.elu(self.u_rows.row(r))  # (B, C, W)
+        self.hu = A.lin(m.h_u(eu)).transpose(1, 2).contiguous()  # (B, W, C)
+        self.aux = [A.lin(blk.aux(eu)).transpose(1, 2).contiguous() for blk in m.h_blocks]
         self.prev = [[self.zero, self.zero] for _ in m.h_blocks]
 
     def release(self) -> None:
@@ -166,19 +175,20 @@ class PixelStepper(RasterStepper):
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
+        A = self.arith
         row = self.x[:, :, self.r + self.TOP]
         cl = c + self.LEFT
         window = row[:, :, cl - 3 : cl].transpose(1, 2).reshape(self.batch, -1)
-        h = torch.addmm(self.b_in, window, self.w_in) + self.hu[:, c]
+        h = A.add(A.lin(torch.addmm(self.b_in, window, self.w_in)), self.hu[:, c])
         for i, ((w1, b1), (w2, b2)) in enumerate(self.blocks):
             prev = self.prev[i]
-            e = F.elu(h)
-            c1 = F.elu(torch.addmm(b1, torch.cat([prev[0], e], 1), w1) + self.aux[i][:, c])
-            c2 = torch.addmm(b2, torch.cat([prev[1], c1], 1), w2)
+            e = A.elu(h)
+            c1 = A.elu(A.add(A.lin(torch.addmm(b1, torch.cat([prev[0], e], 1), w1)), self.aux[i][:, c]))
+            c2 = A.lin(torch.addmm(b2, torch.cat([prev[1], c1], 1), w2))
             a, g = c2.chunk(2, dim=1)
-            h = h + a * torch.sigmoid(g)
+            h = A.gate(h, a, g)
             prev[0], prev[1] = e, c1
-        return self.skip.params(c, self.model.head(F.elu(h)))
+        return A.lin(self.skip.params(c, self.model.head(A.elu(h))))
 
 
 def widen_vertical(model: PixelCNNPP, width: int, seed: int = 0) -> PixelCNNPP:

@@ -16,38 +16,46 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .exact import FLOAT, FloatArithmetic
 from .layers import DownShiftedConv2d, Nin, UpsampleConvT2d, tanh_gate
 
 _KEEP_ROWS = 1  # consumers read rows r-1 and r of their inputs (at their own scale)
 
 
 class FullOps:
-    """Whole-tensor backend: every op maps ``(B, C, H, W)`` tensors."""
+    """Whole-tensor backend: every op maps ``(B, C, H, W)`` tensors.
+
+    ``arith`` rounds what the layers compute (:mod:`nlc.models.exact`); the
+    default is plain float arithmetic.
+    """
+
+    def __init__(self, arith: FloatArithmetic = FLOAT) -> None:
+        self.a = arith
 
     def conv(self, m: DownShiftedConv2d, x: torch.Tensor) -> torch.Tensor:
         """Causal (possibly strided) convolution."""
-        return m(x)
+        return self.a.lin(m(x))
 
     def up(self, m: UpsampleConvT2d, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """Upsample ``x`` to the spatial size of ``like``."""
-        return m(x, like.shape[2], like.shape[3])
+        return self.a.lin(m(x, like.shape[2], like.shape[3]))
 
     def nin(self, m: Nin, x: torch.Tensor) -> torch.Tensor:
         """1x1 projection."""
-        return m(x)
+        return self.a.lin(m(x))
 
     def elu(self, x: torch.Tensor) -> torch.Tensor:
         """ELU."""
-        return F.elu(x)
+        return self.a.elu(x)
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Sum."""
-        return x + y
+        return self.a.add(x, y)
 
     def gate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Gated residual ``x + a * sigmoid(b)`` with ``(a, b) = c``."""
         a, b = c.chunk(2, dim=1)
-        return x + a * torch.sigmoid(b)
+        return self.a.gate(x, a, b)
 
     def tanh_gate(self, c: torch.Tensor) -> torch.Tensor:
         """Gated activation :func:`~nlc.models.layers.tanh_gate`."""
@@ -96,10 +104,12 @@ class RowNode:
 
 
 class RowOps:
-    """Row-at-a-time backend; ``batch``, dtype and device fix the shape and place of zero rows."""
+    """Row-at-a-time backend; ``batch``, dtype and device fix the shape and place of zero rows,
+    ``arith`` rounds as :class:`FullOps` does."""
 
-    def __init__(self, batch: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
-        self.batch, self.dtype, self.device = batch, dtype, device
+    def __init__(self, batch: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 arith: FloatArithmetic = FLOAT) -> None:
+        self.batch, self.dtype, self.device, self.a = batch, dtype, device, arith
 
     def _zeros(self, channels: int, width: int) -> torch.Tensor:
         return torch.zeros(self.batch, channels, width, dtype=self.dtype, device=self.device)
@@ -113,33 +123,34 @@ class RowOps:
         width = x.width if m.row_stride == 1 else (x.width + 1) // 2
 
         def fn(r: int) -> torch.Tensor:
-            return m.row(torch.stack([x.row(i) for i in m.rows_needed(r)], dim=2))
+            return self.a.lin(m.row(torch.stack([x.row(i) for i in m.rows_needed(r)], dim=2)))
 
         return RowNode(fn, self._zeros(m.weight.shape[0], width))
 
     def up(self, m: UpsampleConvT2d, x: RowNode, like: RowNode) -> RowNode:
         """Upsample to ``like``'s width; output row ``r`` reads input row ``r // 2``."""
         width = like.width
-        return RowNode(lambda r: m.row(x.row(r // 2), r % 2, width), self._zeros(m.weight.shape[1], width))
+        return RowNode(lambda r: self.a.lin(m.row(x.row(r // 2), r % 2, width)),
+                       self._zeros(m.weight.shape[1], width))
 
     def nin(self, m: Nin, x: RowNode) -> RowNode:
         """1x1 projection."""
-        return RowNode(lambda r: m(x.row(r)), self._zeros(m.lin.out_features, x.width))
+        return RowNode(lambda r: self.a.lin(m(x.row(r))), self._zeros(m.lin.out_features, x.width))
 
     def elu(self, x: RowNode) -> RowNode:
         """ELU."""
-        return RowNode(lambda r: F.elu(x.row(r)), x.zeros)
+        return RowNode(lambda r: self.a.elu(x.row(r)), x.zeros)
 
     def add(self, x: RowNode, y: RowNode) -> RowNode:
         """Sum."""
-        return RowNode(lambda r: x.row(r) + y.row(r), x.zeros)
+        return RowNode(lambda r: self.a.add(x.row(r), y.row(r)), x.zeros)
 
     def gate(self, x: RowNode, c: RowNode) -> RowNode:
         """Gated residual."""
 
         def fn(r: int) -> torch.Tensor:
             a, b = c.row(r).chunk(2, dim=1)
-            return x.row(r) + a * torch.sigmoid(b)
+            return self.a.gate(x.row(r), a, b)
 
         return RowNode(fn, x.zeros)
 

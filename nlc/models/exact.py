@@ -1,0 +1,151 @@
+"""Exact arithmetic for a trained model: the same parameters on every machine, in any order.
+
+A model's layers are written against an *arithmetic*: :data:`FLOAT` is plain
+float32 (training, the float codecs), :class:`ExactArithmetic` the fixed-point
+rules of :mod:`nlc.fixed`:
+
+* every linear layer's output is :func:`~nlc.fixed.snap`-ped to the ``2^-16``
+  grid (its weights have 14 significant bits per output channel, so the
+  float64 accumulator is exact before rounding);
+* ELU and the gates' sigmoid come from lookup tables;
+* the pixels enter as exact grid values.
+
+Because every sum is exact, a whole-image pass (one parallel evaluation for
+the encoder) and the decoder's row and pixel steps give bit-identical
+parameters, on any CPU or GPU. :func:`make_exact` turns a trained float model
+into its exact twin; its rate is within a hair of the float model's.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import fixed
+
+
+class FloatArithmetic:
+    """Plain float arithmetic: what the models compute when trained and in the float codecs."""
+
+    exact = False
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels as the network sees them."""
+        return x
+
+    def lin(self, x: torch.Tensor) -> torch.Tensor:
+        """A linear layer's output."""
+        return x
+
+    def elu(self, x: torch.Tensor) -> torch.Tensor:
+        """ELU."""
+        return F.elu(x)
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sum of two activations."""
+        return x + y
+
+    def gate(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Gated residual ``x + a * sigmoid(b)``."""
+        return x + a * torch.sigmoid(b)
+
+
+class ExactArithmetic(FloatArithmetic):
+    """Fixed-point arithmetic on float64 (see the module docstring)."""
+
+    exact = True
+
+    def __init__(self) -> None:
+        self.elu_neg, self.sigmoid = fixed.elu_lut(), fixed.sigmoid_lut()
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels in ``[-1, 1]`` on the grid."""
+        return fixed.snap(x.double())
+
+    def lin(self, x: torch.Tensor) -> torch.Tensor:
+        """An exact accumulator rounded to the grid."""
+        return fixed.snap(x)
+
+    def elu(self, x: torch.Tensor) -> torch.Tensor:
+        """ELU: ``max(x, 0)`` plus the table of ``exp(min(x, 0)) - 1`` (zero above zero)."""
+        return self.elu_neg(x).add_(x.clamp(min=0.0))
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Exact sum, clamped."""
+        return fixed.snap(x + y)
+
+    def gate(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``x + a * sigmoid(b)`` with the table's sigmoid, the product rounded to the grid."""
+        return fixed.snap(x + fixed.snap(a * self.sigmoid(b)))
+
+
+FLOAT = FloatArithmetic()
+
+
+def _out_dim(module: nn.Module) -> int:
+    from .layers import UpsampleConvT2d
+
+    return 1 if isinstance(module, UpsampleConvT2d) else 0
+
+
+def _exponents(w: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per output channel, the power of two ``f`` with ``|w| * 2^f < 2^13`` as large as it goes."""
+    top = w.abs().amax(dim=[d for d in range(w.dim()) if d != dim]).clamp_min(2.0**-40)
+    _, e = torch.frexp(top)  # top = m * 2^e, 0.5 <= m < 1
+    return (fixed.WEIGHT_BITS - 1 - e).double()
+
+
+def _quantize_(weight: torch.Tensor, bias: torch.Tensor | None, f: torch.Tensor, dim: int) -> None:
+    shape = [1] * weight.dim()
+    shape[dim] = -1
+    scale = torch.pow(2.0, f)
+    weight.copy_(torch.round(weight * scale.view(shape)) / scale.view(shape))
+    if bias is not None:  # on the accumulator's grid: activations' 2^-16 times the weights' 2^-f
+        acc = scale * 2.0**fixed.GRID_BITS
+        bias.copy_(torch.round(bias * acc) / acc)
+
+
+def _check_exact(weight: torch.Tensor, bias: torch.Tensor | None, f: torch.Tensor, dim: int, name: str,
+                 input_limit: float = fixed.LIMIT) -> None:
+    """Refuse a layer whose accumulator could exceed 2^53 grid units (it would no longer be exact)."""
+    w = weight.movedim(dim, 0).reshape(weight.shape[dim], -1)
+    units = 2.0 ** (f + fixed.GRID_BITS)
+    bound = (w.abs().sum(1) * input_limit + (0 if bias is None else bias.abs())) * units
+    if float(bound.max()) >= 2.0**52:
+        raise ValueError(f"layer {name}: its sums could reach 2^{math.log2(float(bound.max())):.1f} grid units; "
+                         "exact arithmetic needs them below 2^52")
+
+
+@torch.no_grad()
+def make_exact(model: nn.Module) -> nn.Module:
+    """An exact twin of a trained float model (a float64 copy; ``model`` is left as it was).
+
+    The model's class must compute through its ``arith`` (``exact_joint``
+    set, as :class:`~nlc.models.pixelcnnpp.PixelCNNPP` has). Every layer's
+    weights are rounded to 14 significant bits per output channel and its bias
+    to the accumulator's grid, and the copy's ``arith`` is an
+    :class:`ExactArithmetic`. ``exact_joint`` names groups of layers whose
+    outputs are summed before rounding (a head and a skip): they share one
+    exponent per output channel, so their sum is exact too.
+    """
+    joint = getattr(model, "exact_joint", None)
+    if joint is None:
+        raise ValueError(f"{type(model).__name__} has no exact arithmetic (only PixelCNN++ has so far)")
+    twin = copy.deepcopy(model).double().eval().requires_grad_(False)
+    layers = {name: mod for name, mod in twin.named_modules()
+              if isinstance(getattr(mod, "weight", None), nn.Parameter)}
+    grouped = {name for group in joint for name in group}
+    for group in list(joint) + [(name,) for name in layers if name not in grouped]:
+        mods = [layers[name] for name in group]
+        f = torch.stack([_exponents(m.weight, _out_dim(m)) for m in mods]).amin(0)
+        for name, m in zip(group, mods):
+            dim = _out_dim(m)
+            _quantize_(m.weight, m.bias, f, dim)
+            limit = 2.0 if name.endswith("skip") else fixed.LIMIT  # the skip reads pixels and their differences
+            _check_exact(m.weight, m.bias, f, dim, name, limit)
+    twin.arith = ExactArithmetic()
+    return twin

@@ -1,0 +1,236 @@
+"""Exact arithmetic: tables every machine builds alike, a network whose parallel pass equals its steps,
+integer probability tables, and the ``pixelcnnpp-exact`` codec's round trips."""
+
+from __future__ import annotations
+
+import decimal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import nlc
+from nlc import fixed
+from nlc.coding.autoregressive import decode_tiles, encode_tiles
+from nlc.coding.exact_tables import BUCKET, ExactMixture, code_pixels_exact, stage_symbols
+from nlc.errors import CodecError
+from nlc.models.exact import make_exact
+from nlc.registry import CodecSpec, build_model, load_model
+from tests.conftest import tiny_model
+
+
+def _exact_value(lut_fn, decimal_fn, x: float, out_bits: int | None, significant: int | None) -> float:
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        v = decimal_fn(decimal.Decimal(x))
+        if significant is not None:
+            shift = significant - int(np.frexp(float(v))[1])
+        else:
+            shift = out_bits
+        return float(int((v * decimal.Decimal(2) ** shift).to_integral_value(decimal.ROUND_HALF_EVEN))) * 2.0**-shift
+
+
+@pytest.mark.parametrize("name, exact, out_bits, significant", [
+    ("elu_lut", lambda x: x.exp() - 1, fixed.GRID_BITS, None),
+    ("sigmoid_lut", lambda x: 1 / (1 + (-x).exp()), fixed.GRID_BITS, None),
+    ("tanh_lut", lambda x: ((2 * x).exp() - 1) / ((2 * x).exp() + 1), fixed.GRID_BITS, None),
+    ("weight_lut", lambda x: x.exp() * fixed.WEIGHT_ONE, 0, None),
+    ("cdf_lut", lambda x: 2**fixed.CDF_BITS / (1 + (-x).exp()), 0, None),
+    ("inverse_scale_lut", lambda x: (-x).exp() / decimal.Decimal("127.5"), None, fixed.SCALE_BITS),
+])
+def test_every_table_entry_checked_is_the_correctly_rounded_value(name, exact, out_bits, significant):
+    lut = getattr(fixed, name)()
+    rng = np.random.default_rng(0)
+    n = len(lut.values)
+    for i in list(rng.integers(0, n, 300)) + [0, n // 2, n - 1]:
+        x = lut.lo + int(i) * 2.0**-lut.in_bits
+        assert float(lut.values[i]) == _exact_value(lut, exact, x, out_bits, significant), (name, x)
+
+
+def test_values_next_to_a_rounding_boundary_are_rounded_from_exact_arithmetic():
+    # x / 2 on integers lands exactly on the half-way points: each is decided by the 50-digit
+    # decimal value, half to even, whatever the float said.
+    lut = fixed.build_lut(lambda x: x / 2 + 1e-13, lambda x: x / 2, 0.0, 7.0, 0, out_bits=0)
+    assert lut.values.tolist() == [0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 3.0, 4.0]
+
+
+def test_lookups_round_half_up_and_clamp_to_the_range():
+    lut = fixed.sigmoid_lut()
+    x = torch.tensor([-100.0, -12.0, 0.0, 2.0**-13, 12.0, 100.0], dtype=torch.float64)
+    assert lut.index(x).tolist() == [0, 0, 12 * 4096, 12 * 4096 + 1, 24 * 4096, 24 * 4096]
+
+
+def test_snap_rounds_to_the_grid_and_clamps():
+    x = torch.tensor([2.0**-17, 3 * 2.0**-17, 1e9, -1e9, 0.1], dtype=torch.float64)
+    out = fixed.snap(x)
+    assert out.tolist()[:4] == [0.0, 2 * 2.0**-16, fixed.LIMIT, -fixed.LIMIT]
+    assert float(out[4]) * 2**16 == round(0.1 * 2**16)
+
+
+def test_pixel_levels_are_the_grid_values_of_k_over_127_5_minus_1():
+    levels = fixed.pixel_levels()
+    assert levels[0] == -1.0 and levels[255] == 1.0
+    assert torch.all((levels * 2**16).round() == levels * 2**16)
+    assert float((levels - (torch.arange(256, dtype=torch.float64) / 127.5 - 1)).abs().max()) <= 2.0**-17
+
+
+def _tiles(seed: int = 0, b: int = 3, h: int = 9, w: int = 11) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, 3, h, w), generator=g).float() / 127.5 - 1
+    mask = torch.ones(b, 1, h, w)
+    mask[1, :, 6:] = 0  # a tile cut short at the bottom
+    mask[2, :, :, 7:] = 0  # and one at the right
+    return torch.cat([x * mask, mask], 1)
+
+
+def _stepped(model, x4: torch.Tensor) -> torch.Tensor:
+    b, _, h, w = x4.shape
+    st = model.stepper(b, h, w)
+    st.fill(x4)
+    out = torch.zeros(b, 10 * model.config.mixtures, h, w, dtype=torch.float64)
+    for r in range(h):
+        st.start_row(r)
+        for c in range(w):
+            out[:, :, r, c] = st.params(c)
+    st.release()
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_twin_gives_the_same_parameters_in_one_pass_as_in_steps(seed):
+    model = make_exact(tiny_model(seed))
+    x4 = _tiles(seed)
+    full = model.forward_x4(x4)
+    assert full.dtype == torch.float64
+    assert torch.equal(full, _stepped(model, x4))  # bit for bit, not merely close
+    assert torch.equal(full * 2**16, (full * 2**16).round())  # on the grid
+
+
+def test_shipped_exact_model_is_the_same_in_one_pass_in_steps_and_with_any_thread_count():
+    model = nlc.Codec.load("pixelcnnpp-exact").model
+    x4 = _tiles(2, b=3, h=8, w=9)
+    full = model.forward_x4(x4)
+    assert torch.equal(full, _stepped(model, x4))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(model.forward_x4(x4), full)
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        float_params = nlc.Codec.load("pixelcnnpp").model.forward_x4(x4).double()
+    assert float((float_params - full).abs().max()) < 0.05  # the same function, rounded
+
+
+def test_make_exact_leaves_the_float_model_alone_and_refuses_models_without_exact_arithmetic():
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    twin = make_exact(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert twin.arith.exact and not model.arith.exact
+    with pytest.raises(ValueError, match="PixelCNN has no exact arithmetic"):
+        make_exact(build_model("pixelcnn", dict(channels=8, layers=2, first_kernel=3, mixtures=3)))
+
+
+def test_a_layer_whose_sums_could_leave_float64_exactness_is_refused():
+    model = tiny_model()
+    with torch.no_grad():
+        model.u_in.weight[0, 0, 0, 0] = 1.0
+        model.u_in.bias[0] = 2.0**40  # the bias alone is 2^40 * 2^29 grid units
+    with pytest.raises(ValueError, match="layer u_in: its sums could reach"):
+        make_exact(model)
+
+
+def test_an_unknown_arithmetic_in_a_codec_file_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    from nlc.registry import sha256_file
+
+    path = tmp_path / "w.safetensors"
+    save_file(tiny_model().state_dict(), str(path))
+    spec = CodecSpec(name="odd", architecture="pixelcnnpp", weights=str(path), sha256=sha256_file(path),
+                     arithmetic="decimal", hyperparameters=dict(channels=8, levels=2, nr_resnet=1, h_layers=1,
+                                                                mixtures=3))
+    with pytest.raises(CodecError, match="codec 'odd': unknown arithmetic 'decimal' \\(known: float, exact\\)"):
+        load_model(spec)
+
+
+def _params(n: int, mixtures: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(n, 10 * mixtures, generator=g, dtype=torch.float64)
+    p[:, mixtures:] *= 0.6
+    return fixed.snap(p)
+
+
+def test_the_two_stage_tables_multiply_to_one_mixture_that_sums_to_one():
+    n, m = 5, 3
+    params = _params(n, m)
+    values = np.random.default_rng(1).integers(0, 256, (n, 3))
+    # probability of each value v of channel 0 under the two stages, for every v
+    prob = np.zeros((n, 256))
+    for v in range(256):
+        tables = {}
+
+        def fn(stage, table, v=v):
+            tables[stage] = table
+            known = np.full((n, 3), v)
+            known[:, 1:] = values[:, 1:]
+            return stage_symbols(known, stage)
+
+        code_pixels_exact(params, m, 1, fn)
+        outer, inner = tables[0], tables[1]
+        b, j = v // BUCKET, v % BUCKET
+        assert np.allclose(inner.sum(1), outer[:, b])  # the inner stage splits its bucket's mass exactly
+        assert np.all(inner == np.round(inner)) and np.all(outer == np.round(outer))  # integers
+        prob[:, v] = outer[:, b] / outer.sum(1) * inner[:, j] / inner.sum(1)
+    assert np.allclose(prob.sum(1), 1.0, atol=1e-12)
+    assert prob.min() >= 2.0**-24 / 1.01  # the floor keeps every value codable
+
+
+def test_exact_tables_cost_what_the_float_mixture_says():
+    from nlc.coding.logistic_mixture import code_pixels
+
+    n, m = 400, 3
+    params = _params(n, m, seed=3)
+    values = np.random.default_rng(2).integers(0, 256, (n, 3)).astype(np.uint8)
+    _, exact_bits = code_pixels_exact(params, m, 3, lambda s, t: stage_symbols(values, s))
+    _, float_bits = code_pixels(params.float(), m, 3, lambda ch, t: values[:, ch])
+    assert abs(exact_bits.sum() / float_bits.sum() - 1) < 2e-3
+
+
+def test_mixture_weights_are_integers_from_the_logits():
+    params = _params(4, 3)
+    mx = ExactMixture(params, 3)
+    assert torch.equal(mx.weights, mx.weights.round())
+    assert torch.all(mx.weights.amax(1) == fixed.WEIGHT_ONE)  # the largest logit weighs 2^16
+
+
+@pytest.mark.parametrize("coder", ["range", "ans"])
+def test_exact_tiles_round_trip_and_the_file_costs_the_model_bits(coder):
+    model = make_exact(tiny_model(4))
+    rng = np.random.default_rng(0)
+    px = (np.add.outer(np.arange(21), np.arange(30))[..., None] * [3, 2, 1] % 256 + rng.integers(0, 9, (21, 30, 3)))
+    px = px.astype(np.uint8)
+    payload, bits = encode_tiles(model, 3, px, 16, coder)
+    assert np.array_equal(decode_tiles(model, 3, 21, 30, 3, 16, coder, payload), px)
+    assert 8 * len(payload) >= bits
+    assert 8 * len(payload) - bits < 0.01 * bits + 3 * 32  # a hair above -log2 p plus the coders' final words
+
+
+@pytest.mark.parametrize("mode, coder", [("RGB", None), ("L", "ans"), ("RGBA", None)])
+def test_exact_codec_files_round_trip(mode, coder):
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 256, (19, 23, 4 if mode == "RGBA" else 3)).astype(np.uint8)
+    im = Image.fromarray(arr, "RGBA" if mode == "RGBA" else "RGB").convert(mode)
+    data, stats = nlc.encode_image(im, "pixelcnnpp-exact", coder=coder, device="cpu")
+    out, _ = nlc.decode_image(data, device="cpu")
+    assert nlc.read_header(data).codec == "pixelcnnpp-exact"
+    assert out.mode == mode and out.tobytes() == im.tobytes()
+
+
+def test_exact_codec_codes_sets_in_one_batch():
+    items = np.random.default_rng(6).integers(0, 256, (3, 9, 10, 3)).astype(np.uint8)
+    data, _ = nlc.encode_set(items, "pixelcnnpp-exact", device="cpu")
+    out, header = nlc.decode_set(data, device="cpu")
+    assert np.array_equal(out, items)
