@@ -72,10 +72,17 @@ def model_table(names: list[str]) -> str:
     return "\n".join(rows)
 
 
+def _weights(name: str) -> Path:
+    """The weights file of codec ``name`` (codecs may share one: ``pixelcnnpp-exact`` uses ``pixelcnnpp``'s)."""
+    from nlc.registry import get_spec
+
+    return get_spec(name).weights_path
+
+
 def _parameters(name: str) -> int:
     from safetensors import safe_open
 
-    with safe_open(str(RESULTS.parent.parent / "trained" / f"{name}.safetensors"), "pt") as f:
+    with safe_open(str(_weights(name)), "pt") as f:
         return sum(f.get_tensor(k).numel() for k in f.keys())
 
 
@@ -96,7 +103,7 @@ def kodak_table(paths: list[Path]) -> str:
     results = [json.loads(p.read_text()) for p in paths]
     for r in results:
         s = r["summary"]
-        meta = json.loads((RESULTS.parent.parent / "trained" / f"{r['model']}.json").read_text())
+        meta = json.loads(_weights(r["model"]).with_suffix(".json").read_text())
         # fine-tunes list the steps of the runs they started from (base_steps), then their own
         steps = " + ".join(f"{n:,}" for n in [*meta.get("base_steps", []), meta["steps"]])
         if meta.get("base_steps"):
