@@ -241,13 +241,17 @@ def ship_weights(run: str | Path, codec: str) -> str:
 
     The codec file's ``sha256`` is updated in place. The weights they replace
     move to ``trained/archive/`` with a copy of the codec file as it was in
-    ``codecs/archive/``, so that files coded with them still decode.
+    ``codecs/archive/``, so that files coded with them still decode. Codecs
+    that share the weights file (``pixelcnnpp-exact`` uses ``pixelcnnpp``'s)
+    are updated and archived alike.
     """
     root = data_root()
     spec = get_spec(codec)
     src = Path(run).with_suffix(".safetensors")
     digest = sha256_file(src)
     old = spec.weights_path
+    sharers = [spec] + [other for other in map(get_spec, codec_names())
+                        if other.name != spec.name and other.weights == spec.weights and other.sha256 == spec.sha256]
     if old.is_file() and spec.sha256 and spec.sha256 != digest:
         if sha256_file(old) != spec.sha256:
             raise CodecError(f"{old}: does not match the registry's sha256 {spec.sha256[:16]}...; "
@@ -258,13 +262,15 @@ def ship_weights(run: str | Path, codec: str) -> str:
         shutil.copyfile(old, root / "trained" / ARCHIVE / f"{keep}.safetensors")
         if old.with_suffix(".json").is_file():
             shutil.copyfile(old.with_suffix(".json"), root / "trained" / ARCHIVE / f"{keep}.json")
-        archived = replace(spec, weights=f"{ARCHIVE}/{keep}.safetensors",
-                           description=f"superseded weights of {spec.name}: {spec.description}")
-        write_spec_toml(archived, root / "codecs" / ARCHIVE / f"{keep}.toml")
+        for each in sharers:
+            archived = replace(each, weights=f"{ARCHIVE}/{keep}.safetensors",
+                               description=f"superseded weights of {each.name}: {each.description}")
+            write_spec_toml(archived, root / "codecs" / ARCHIVE / f"{_archive_name(each.name, each.sha256)}.toml")
     dst = root / "trained" / spec.weights
     shutil.copyfile(src, dst)
     if src.with_suffix(".json").is_file():
         shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
-    toml = root / "codecs" / f"{spec.name}.toml"
-    toml.write_text(re.sub(r'^sha256 = ".*"$', f'sha256 = "{digest}"', toml.read_text(), flags=re.M))
+    for each in sharers:
+        toml = root / "codecs" / f"{each.name}.toml"
+        toml.write_text(re.sub(r'^sha256 = ".*"$', f'sha256 = "{digest}"', toml.read_text(), flags=re.M))
     return digest

@@ -100,6 +100,9 @@ def test_files_coded_before_new_weights_still_decode(tiny_home, tmp_path):
     im = gradient_image(20, 24, seed=3)
     before, _ = encode_image(im)
     old_sha = get_spec("tiny").sha256
+    shared = (tiny_home / "codecs" / "tiny.toml").read_text().replace('name = "tiny"', 'name = "tiny-exact"')
+    (tiny_home / "codecs" / "tiny-exact.toml").write_text(shared.replace('tile = 16\n', 'tile = 16\narithmetic = "exact"\n'))
+    before_exact, _ = encode_image(im, "tiny-exact")
     run = tmp_path / "run"
     save_file(tiny_model(seed=1).state_dict(), str(run.with_suffix(".safetensors")))
     run.with_suffix(".json").write_text(json.dumps({"steps": 1}))
@@ -107,10 +110,11 @@ def test_files_coded_before_new_weights_still_decode(tiny_home, tmp_path):
     assert new_sha != old_sha and get_spec("tiny").sha256 == new_sha == sha256_file(tiny_home / "trained" / "tiny.safetensors")
     keep = f"tiny-{old_sha[:12]}"
     assert sha256_file(tiny_home / "trained" / "archive" / f"{keep}.safetensors") == old_sha
-    assert codec_names() == ["tiny"]  # the archive is not a codec of its own
+    assert sorted(codec_names()) == ["tiny", "tiny-exact"]  # the archive is not a codec of its own
+    assert get_spec("tiny-exact").sha256 == new_sha  # a codec that shares the weights file follows them
     after, _ = encode_image(im)
     assert after != before
-    for data in (before, after):
+    for data in (before, after, before_exact, encode_image(im, "tiny-exact")[0]):
         assert same_pixels(decode_image(data)[0], im)
     assert ship_weights(run, "tiny") == new_sha  # the same weights again: nothing more to archive
     save_file(tiny_model(seed=2).state_dict(), str(tiny_home / "trained" / "tiny.safetensors"))  # damaged in place
@@ -118,7 +122,8 @@ def test_files_coded_before_new_weights_still_decode(tiny_home, tmp_path):
     with pytest.raises(CodecError, match="tiny.safetensors: does not match the registry's sha256"):
         ship_weights(tmp_path / "other", "tiny")
     save_file(tiny_model(seed=1).state_dict(), str(tiny_home / "trained" / "tiny.safetensors"))  # restored
-    assert sorted(p.name for p in (tiny_home / "codecs" / "archive").iterdir()) == [f"{keep}.toml"]
+    assert sorted(p.name for p in (tiny_home / "codecs" / "archive").iterdir()) == sorted([
+        f"tiny-exact-{old_sha[:12]}.toml", f"{keep}.toml"])
     (tiny_home / "codecs" / "archive" / f"{keep}.toml").unlink()
     with pytest.raises(CodecError, match=f"file was coded with 'tiny' weights {old_sha[:12]}..., but the registry "
                                          f"has {new_sha[:12]}... and keeps no archived weights of that hash"):
