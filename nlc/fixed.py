@@ -44,6 +44,11 @@ def snap(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x * 2.0**GRID_BITS).clamp_(-LIMIT * 2.0**GRID_BITS, LIMIT * 2.0**GRID_BITS).mul_(GRID)
 
 
+def clamp_(x: torch.Tensor) -> torch.Tensor:
+    """Clamp grid values to ``+-LIMIT`` in place: :func:`snap` for values already on the grid."""
+    return x.clamp_(-LIMIT, LIMIT)
+
+
 @dataclass(frozen=True)
 class Lut:
     """A function tabulated on ``[lo, hi]`` in steps of ``2^-in_bits``.

@@ -290,7 +290,7 @@ def encode_items(
     return b"".join(payload), bits
 
 
-TILE_CHUNK = 16  # tiles per parallel pass of the exact encoder
+TILE_CHUNK = 4  # tiles per parallel pass of the exact encoder (smaller passes ran faster)
 PIXEL_CHUNK = 256  # about this many pixels' tables at once (their tables stay in cache)
 
 

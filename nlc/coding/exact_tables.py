@@ -65,20 +65,29 @@ class ExactMixture:
         """Means ``(n, M)`` of channel ``ch`` in pixel levels, rounded to ``2^-10`` of a level."""
         return torch.round((self.channel_mean(ch, xs) + 1) * (127.5 * 2**MEAN_BITS)) * 2.0**-MEAN_BITS
 
-    def cdfs_at(self, ch: int, levels: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    def progression(self, ch: int, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a, d)``, each ``(n, M, 1)``: the CDF table position at bin edge ``i`` is ``a + i * d`` before
+        rounding (see :meth:`cdfs_at`)."""
+        lut = fixed.cdf_lut()
+        steps = 2.0**lut.in_bits
+        d = self.inv_scales[:, ch] * steps  # (n, M)
+        a = (0.5 - levels) * d + (0.5 - lut.lo * steps)  # the table position at edge 0, before rounding
+        return a.unsqueeze(-1), d.unsqueeze(-1)
+
+    @staticmethod
+    def cdfs_at(progression: tuple[torch.Tensor, torch.Tensor], edges: torch.Tensor) -> torch.Tensor:
         """Each component's CDF at bin edges ``edges`` ``(n, E)`` (edge ``i`` lies at level ``i + 0.5``),
         integers in ``[0, 2^30]``: ``(n, M, E)``.
 
         The logistic's argument ``(i + 0.5 - mean) * inv_scale`` is exact (a
         mean of 2^-10 levels times 14 significant bits); it is written as
-        ``a + i * d`` (exact as well) and rounded half up to the CDF table's
-        ``2^-10`` steps.
+        ``a + i * d`` (exact as well, ``progression``) and rounded half up to
+        the CDF table's ``2^-10`` steps.
         """
         lut = fixed.cdf_lut()
         steps = 2.0**lut.in_bits
-        d = self.inv_scales[:, ch] * steps  # (n, M)
-        a = (0.5 - levels) * d + (0.5 - lut.lo * steps)  # the table position at edge 0, before rounding
-        pos = torch.addcmul(a.unsqueeze(-1), edges.unsqueeze(1), d.unsqueeze(-1))  # exact, fused or not
+        a, d = progression
+        pos = torch.addcmul(a, edges.unsqueeze(1), d)  # exact, fused or not
         idx = pos.clamp_(0.0, (lut.hi - lut.lo) * steps).long()  # floor of a non-negative value: half up
         values = lut.values if lut.values.device == idx.device else lut.values.to(idx.device)
         return torch.take(values, idx)
@@ -144,11 +153,11 @@ def code_pixels_exact(params: torch.Tensor, mixtures: int, channels: int, symbol
     bits = torch.zeros(n, dtype=torch.float64, device=dev) if with_bits else None
     xs: list[torch.Tensor] = []
     for ch in range(channels):
-        lv = mx.levels(ch, xs)
-        outer, bounds = stage_table(w, mx.cdfs_at(ch, lv, bucket_edges.expand(n, -1)), zeros, ones, BUCKET)
+        prog = mx.progression(ch, mx.levels(ch, xs))
+        outer, bounds = stage_table(w, mx.cdfs_at(prog, bucket_edges.expand(n, -1)), zeros, ones, BUCKET)
         bucket = torch.from_numpy(np.asarray(symbol_fn(2 * ch, outer.cpu().numpy())).astype(np.int64)).to(dev)
         edges = bucket.view(-1, 1).double() * BUCKET + inner
-        table, local = stage_table(w, mx.cdfs_at(ch, lv, edges), _pick(bounds, bucket), _pick(bounds, bucket + 1), 1)
+        table, local = stage_table(w, mx.cdfs_at(prog, edges), _pick(bounds, bucket), _pick(bounds, bucket + 1), 1)
         place = torch.from_numpy(np.asarray(symbol_fn(2 * ch + 1, table.cpu().numpy())).astype(np.int64)).to(dev)
         value = bucket * BUCKET + place
         syms[:, ch] = value.cpu().numpy()

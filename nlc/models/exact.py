@@ -75,12 +75,12 @@ class ExactArithmetic(FloatArithmetic):
         return self.elu_neg(x).add_(x.clamp(min=0.0))
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Exact sum, clamped."""
-        return fixed.snap(x + y)
+        """Exact sum of two grid values (so on the grid), clamped."""
+        return fixed.clamp_(x + y)
 
     def gate(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """``x + a * sigmoid(b)`` with the table's sigmoid, the product rounded to the grid."""
-        return fixed.snap(x + fixed.snap(a * self.sigmoid(b)))
+        """``x + a * sigmoid(b)`` with the table's sigmoid, the product rounded to the grid, the sum clamped."""
+        return fixed.clamp_(fixed.snap(a * self.sigmoid(b)).add_(x))
 
 
 FLOAT = FloatArithmetic()
