@@ -29,7 +29,7 @@ bench-kodak: $(STAMP)
 	$(BIN)/nlc bench --data ../shared/data/kodak --json bench/results/kodak-pixelcnnpp.json
 
 ## The other autoregressive models of the zoo on Kodak (10-20 minutes each on 2 cores).
-ZOO_CODECS := pixelcnn gated-pixelcnn pixelsnail pixelcnnpp-wide pixelcnnpp-exact
+ZOO_CODECS := pixelcnn gated-pixelcnn pixelsnail pixelcnnpp-wide pixelcnnpp-exact pixelcnnpp-wide-exact
 bench-zoo: $(STAMP)
 	for m in $(ZOO_CODECS); do \
 	  $(BIN)/nlc bench --model $$m --data ../shared/data/kodak --json bench/results/kodak-$$m.json || exit 1; \

@@ -27,7 +27,7 @@ from PIL import Image
 
 from . import container, images
 from .coding import flow
-from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, progress_total
+from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, is_exact, progress_total
 from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import decode_bits, decode_plane, encode_bits, encode_plane
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
@@ -92,6 +92,23 @@ class Codec:
         return coder, tile or self.spec.tile
 
 
+def cpu_kind() -> str:
+    """The kind of CPU kernels torch runs here (``AVX512``, ``AVX2``, ``DEFAULT``...)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def mismatch_message(encoded_with: str, device: str, cpu: str | None, exact: bool) -> str:
+    """What a CRC mismatch of decoded pixels says: a corrupted file for an exact codec; for a float
+    codec, most likely other floats than the encoder's, with what to do about it."""
+    if exact:
+        return "decoded pixels do not match the original's CRC-32 (corrupted payload)"
+    there = f"torch {encoded_with} on {device}" + (f" ({cpu})" if cpu else "")
+    here = f"torch {torch.__version__} on {'cpu (' + cpu_kind() + ')' if device == 'cpu' else device}"
+    return (f"decoded pixels do not match the original's CRC-32 (encoded with {there}; this is {here}): "
+            "a float codec's file decodes where its floats are reproduced, with the same torch on the same kind "
+            "of machine; codecs with exact arithmetic (e.g. pixelcnnpp-exact) write files that decode anywhere")
+
+
 def resolve_device(device: str, recorded: str | None = None) -> str:
     """``auto`` -> the device a file was encoded on if it is here (else CUDA if present, else CPU).
 
@@ -154,9 +171,13 @@ def encode_image(
         if coder_name != "range":
             raise InputError(f"codec {c.spec.name!r} codes with the range coder only")
         extra["threads"] = torch.get_num_threads()
+        if dev == "cpu":
+            extra["cpu"] = cpu_kind()
         with _progress(flow.progress_steps(c.model, *pixels.shape[:2], tile), "encode", progress) as bar:
             model_payload, model_bits = flow.encode_flow(c.model, _rgb(pixels), tile, bar)
     elif pixels is not None:
+        if dev == "cpu" and not is_exact(c.model):  # float codecs decode on the same kind of CPU only
+            extra["cpu"] = cpu_kind()
         with _progress(progress_total(pixels.shape[0], pixels.shape[1], tile), "encode", progress) as bar:
             model_payload, model_bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar)
     plane_payload = b""
@@ -245,10 +266,8 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
         raise FormatError(f"corrupted payload ({e})") from None
     im = images.assemble(header.mode, pixels, plane, header.palette, header.extra.get("palette_mode", "RGB"))
     if images.pixels_crc32(im) != header.pixels_crc32:
-        raise FormatError(
-            "decoded pixels do not match the original's CRC-32 "
-            f"(encoded with torch {header.torch} on {header.device}; this is torch {torch.__version__})"
-        )
+        exact = bool(header.model_channels) and is_exact(c.model)
+        raise FormatError(mismatch_message(header.torch, header.device, header.extra.get("cpu"), exact))
     return im, header.extra.get("transparency")
 
 

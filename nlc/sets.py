@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from . import container
-from .coding.autoregressive import GROUP, decode_items, encode_items, progress_total
+from .coding.autoregressive import GROUP, decode_items, encode_items, is_exact, progress_total
 from .coding.bitsback import (START_STEPS, LatentGrid, decode_chain, encode_chain, make_item_codec,
                               model_grid, start_grid)
 from .coding.coders import CODERS, PRECISION, CoderError
@@ -273,10 +273,11 @@ def _check_codec(header: container.SetHeader, name: str, sha256: str) -> None:
                          f"but the registry has {sha256[:12]}...")
 
 
-def _check_crc(items: np.ndarray, header: container.SetHeader) -> None:
+def _check_crc(items: np.ndarray, header: container.SetHeader, exact: bool = False) -> None:
+    from .api import mismatch_message
+
     if zlib.crc32(np.ascontiguousarray(items).tobytes()) != header.pixels_crc32:
-        raise FormatError(f"decoded pixels do not match the original's CRC-32 (encoded with torch {header.torch} "
-                          f"on {header.device}; this is torch {torch.__version__})")
+        raise FormatError(mismatch_message(header.torch, header.device, None, exact))
 
 
 def _encode_tiles(items: np.ndarray, c: Codec, source: dict | None, progress: bool, coder: str | None,
@@ -334,7 +335,7 @@ def _decode_tiles(header: container.SetHeader, payload: bytes, codec: SetCodec |
     except (CoderError, ValueError) as e:
         raise FormatError(f"corrupted payload ({e})") from None
     items = pixels if ch == 3 else pixels[..., 0]
-    _check_crc(items, header)
+    _check_crc(items, header, is_exact(c.model))
     return items
 
 

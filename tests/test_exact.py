@@ -202,8 +202,8 @@ def test_exact_tables_cost_what_the_float_mixture_says():
 def test_mixture_weights_are_integers_from_the_logits():
     params = _params(4, 3)
     mx = ExactMixture(params, 3)
-    assert torch.equal(mx.weights, mx.weights.round())
-    assert torch.all(mx.weights.amax(1) == fixed.WEIGHT_ONE)  # the largest logit weighs 2^16
+    assert np.array_equal(mx.weights, np.round(mx.weights))
+    assert np.all(mx.weights.max(1) == fixed.WEIGHT_ONE)  # the largest logit weighs 2^16
 
 
 @pytest.mark.parametrize("coder", ["range", "ans"])
@@ -234,3 +234,26 @@ def test_exact_codec_codes_sets_in_one_batch():
     data, _ = nlc.encode_set(items, "pixelcnnpp-exact", device="cpu")
     out, header = nlc.decode_set(data, device="cpu")
     assert np.array_equal(out, items)
+
+
+def test_a_float_file_records_its_cpu_kind_and_a_crc_mismatch_says_what_to_do(monkeypatch):
+    from nlc import api, images
+    from nlc.errors import FormatError
+
+    im = Image.fromarray(np.random.default_rng(7).integers(0, 256, (6, 5, 3)).astype(np.uint8), "RGB")
+    data, _ = nlc.encode_image(im, "pixelcnnpp", device="cpu")
+    exact_data, _ = nlc.encode_image(im, "pixelcnnpp-exact", device="cpu")
+    assert nlc.read_header(data).extra["cpu"] == torch.backends.cpu.get_cpu_capability()
+    assert "cpu" not in nlc.read_header(exact_data).extra  # exact files do not depend on it
+    monkeypatch.setattr(images, "pixels_crc32", lambda im: 0)  # as if the floats had differed
+    with pytest.raises(FormatError) as e:
+        nlc.decode_image(data, device="cpu")
+    kind = torch.backends.cpu.get_cpu_capability()
+    assert str(e.value) == (
+        f"decoded pixels do not match the original's CRC-32 (encoded with torch {torch.__version__} on cpu ({kind}); "
+        f"this is torch {torch.__version__} on cpu ({kind})): a float codec's file decodes where its floats are "
+        "reproduced, with the same torch on the same kind of machine; codecs with exact arithmetic "
+        "(e.g. pixelcnnpp-exact) write files that decode anywhere")
+    with pytest.raises(FormatError, match=r"^decoded pixels do not match the original's CRC-32 \(corrupted payload\)$"):
+        nlc.decode_image(exact_data, device="cpu")
+    assert api.cpu_kind() == kind

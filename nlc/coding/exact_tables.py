@@ -21,7 +21,9 @@ a table of :mod:`nlc.fixed`:
   correctly rounded division, the same everywhere).
 
 The tables handed to the coder are integers (as float64), so constriction's
-quantization sees the same input everywhere too.
+quantization sees the same input everywhere too. The arithmetic runs in numpy:
+a step's arrays are small, and numpy's per-operation cost is lower than
+torch's.
 """
 
 from __future__ import annotations
@@ -39,20 +41,28 @@ _ONE = float(2**fixed.CDF_BITS)
 _FLOOR = 2 ** (fixed.CDF_BITS - 24)  # per weight unit: 2^-24 of the total on each bin
 
 
+def lookup(lut: fixed.Lut, x: np.ndarray) -> np.ndarray:
+    """:class:`~nlc.fixed.Lut` on a numpy array (the same positions, rounded half up, and values)."""
+    scale = 2.0**lut.in_bits
+    pos = np.clip(x * scale + (0.5 - lut.lo * scale), 0.0, (lut.hi - lut.lo) * scale)  # exact, then floor
+    return np.take(lut.values.numpy(), pos.astype(np.int64))
+
+
 class ExactMixture:
     """The mixture parameters of ``n`` pixels in their exact forms (see the module docstring)."""
 
-    def __init__(self, params: torch.Tensor, mixtures: int) -> None:
+    def __init__(self, params: torch.Tensor | np.ndarray, mixtures: int) -> None:
         m = mixtures
-        p = params.double()
+        p = params.double().cpu().numpy() if isinstance(params, torch.Tensor) else np.asarray(params, np.float64)
         logits = p[:, :m]
         tail = p[:, m:].reshape(p.shape[0], 3, 3 * m)
-        self.weights = fixed.weight_lut()(logits - logits.amax(1, keepdim=True))  # (n, M) integers
+        self.weights = lookup(fixed.weight_lut(), logits - logits.max(1, keepdims=True))  # (n, M) integers
         self.means = tail[:, :, :m]  # (n, 3, M) on the 2^-16 grid
-        self.inv_scales = fixed.inverse_scale_lut()(tail[:, :, m : 2 * m].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
-        self.coeffs = fixed.tanh_lut()(tail[:, :, 2 * m :])
+        self.inv_scales = lookup(fixed.inverse_scale_lut(), np.clip(tail[:, :, m : 2 * m], LOG_SCALE_MIN,
+                                                                    LOG_SCALE_MAX))
+        self.coeffs = lookup(fixed.tanh_lut(), tail[:, :, 2 * m :])
 
-    def channel_mean(self, ch: int, xs: list[torch.Tensor]) -> torch.Tensor:
+    def channel_mean(self, ch: int, xs: list[np.ndarray]) -> np.ndarray:
         """Means ``(n, M)`` of channel ``ch`` given the earlier channels' values ``xs`` (each ``(n, 1)``)."""
         mean = self.means[:, ch]
         if ch == 1:
@@ -61,23 +71,23 @@ class ExactMixture:
             mean = mean + self.coeffs[:, 1] * xs[0] + self.coeffs[:, 2] * xs[1]
         return mean
 
-    def levels(self, ch: int, xs: list[torch.Tensor]) -> torch.Tensor:
-        """Means ``(n, M)`` of channel ``ch`` in pixel levels, rounded to ``2^-10`` of a level."""
-        return torch.round((self.channel_mean(ch, xs) + 1) * (127.5 * 2**MEAN_BITS)) * 2.0**-MEAN_BITS
+    def levels(self, ch: int, xs: list[np.ndarray]) -> np.ndarray:
+        """Means ``(n, M)`` of channel ``ch`` in pixel levels, rounded (half to even) to ``2^-10`` of a level."""
+        return np.round((self.channel_mean(ch, xs) + 1) * (127.5 * 2**MEAN_BITS)) * 2.0**-MEAN_BITS
 
-    def progression(self, ch: int, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def progression(self, ch: int, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(a, d)``, each ``(n, M, 1)``: the CDF table position at bin edge ``i`` is ``a + i * d`` before
         rounding (see :meth:`cdfs_at`)."""
         lut = fixed.cdf_lut()
         steps = 2.0**lut.in_bits
         d = self.inv_scales[:, ch] * steps  # (n, M)
         a = (0.5 - levels) * d + (0.5 - lut.lo * steps)  # the table position at edge 0, before rounding
-        return a.unsqueeze(-1), d.unsqueeze(-1)
+        return a[:, :, None], d[:, :, None]
 
     @staticmethod
-    def cdfs_at(progression: tuple[torch.Tensor, torch.Tensor], edges: torch.Tensor) -> torch.Tensor:
-        """Each component's CDF at bin edges ``edges`` ``(n, E)`` (edge ``i`` lies at level ``i + 0.5``),
-        integers in ``[0, 2^30]``: ``(n, M, E)``.
+    def cdfs_at(progression: tuple[np.ndarray, np.ndarray], edges: np.ndarray) -> np.ndarray:
+        """Each component's CDF at bin edges ``edges`` ``(n, E)`` or ``(E,)`` (edge ``i`` lies at level
+        ``i + 0.5``), integers in ``[0, 2^30]``: ``(n, M, E)``.
 
         The logistic's argument ``(i + 0.5 - mean) * inv_scale`` is exact (a
         mean of 2^-10 levels times 14 significant bits); it is written as
@@ -85,21 +95,19 @@ class ExactMixture:
         the CDF table's ``2^-10`` steps.
         """
         lut = fixed.cdf_lut()
-        steps = 2.0**lut.in_bits
         a, d = progression
-        pos = torch.addcmul(a, edges.unsqueeze(1), d)  # exact, fused or not
-        idx = pos.clamp_(0.0, (lut.hi - lut.lo) * steps).long()  # floor of a non-negative value: half up
-        values = lut.values if lut.values.device == idx.device else lut.values.to(idx.device)
-        return torch.take(values, idx)
+        e = edges[None, None, :] if edges.ndim == 1 else edges[:, None, :]
+        pos = np.clip(a + e * d, 0.0, (lut.hi - lut.lo) * 2.0**lut.in_bits)  # exact; floor below: half up
+        return np.take(lut.values.numpy(), pos.astype(np.int64))
 
 
 BUCKET = 16  # a value is coded as its bucket of 16 levels, then its place in the bucket
-_BUCKET_EDGES = torch.arange(1, 256 // BUCKET, dtype=torch.float64) * BUCKET - 1  # edges 15, 31, ..., 239
-_INNER = torch.arange(BUCKET - 1, dtype=torch.float64)  # edges 16b + 0 .. 16b + 14 of bucket b
+_BUCKET_EDGES = np.arange(1, 256 // BUCKET, dtype=np.float64) * BUCKET - 1  # edges 15, 31, ..., 239
+_INNER = np.arange(BUCKET - 1, dtype=np.float64)  # edges 16b + 0 .. 16b + 14 of bucket b
 
 
-def stage_table(weights: torch.Tensor, cdfs: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
-                width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stage_table(weights: np.ndarray, cdfs: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                width: int) -> tuple[np.ndarray, np.ndarray]:
     """A table over the ``E + 1`` intervals cut by ``E`` edges between two bounds, with the uniform floor.
 
     ``cdfs`` ``(n, M, E)`` are the components' CDFs at the edges, ``lower`` and
@@ -107,26 +115,27 @@ def stage_table(weights: torch.Tensor, cdfs: torch.Tensor, lower: torch.Tensor, 
     levels. Returns the table ``(n, E + 1)`` (integers as float64) and the
     components' CDFs at the bounds and edges ``(n, M, E + 2)``.
     """
-    full = torch.cat([lower.unsqueeze(2), cdfs, upper.unsqueeze(2)], 2)
-    mix = torch.bmm(weights.unsqueeze(1), full)[:, 0]  # exact: below 2^53
+    full = np.concatenate([lower[:, :, None], cdfs, upper[:, :, None]], 2)
+    mix = np.einsum("nm,nme->ne", weights, full)  # exact: integers below 2^53, in any order
     table = mix[:, 1:] - mix[:, :-1]
-    return table.add_((weights.sum(1) * (_FLOOR * width)).unsqueeze(1)), full
+    table += (weights.sum(1) * (_FLOOR * width))[:, None]
+    return table, full
 
 
-def updated_weights(weights: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+def updated_weights(weights: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """``floor(2^16 w_k p_k / sum_j w_j p_j)``; where every ``w_k p_k`` is zero the weights stay."""
     num = weights * probs  # exact: below 2^46
-    den = num.sum(1, keepdim=True)
-    new = torch.floor(num * float(fixed.WEIGHT_ONE) / den.clamp_min(1.0))
-    return torch.where(den > 0, new, weights)
+    den = num.sum(1, keepdims=True)
+    new = np.floor(num * float(fixed.WEIGHT_ONE) / np.maximum(den, 1.0))
+    return np.where(den > 0, new, weights)
 
 
-def _pick(t: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+def _pick(t: np.ndarray, j: np.ndarray) -> np.ndarray:
     """``t[i, :, j[i]]`` for ``(n, M, K)`` ``t``: ``(n, M)``."""
-    return t.gather(2, j.view(-1, 1, 1).expand(-1, t.shape[1], 1))[:, :, 0]
+    return t[np.arange(len(j)), :, j]
 
 
-def code_pixels_exact(params: torch.Tensor, mixtures: int, channels: int, symbol_fn: SymbolFn,
+def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels: int, symbol_fn: SymbolFn,
                       with_bits: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Code one pixel per row of ``params`` ``(n, 10*M)`` (from a model with exact arithmetic).
 
@@ -142,32 +151,31 @@ def code_pixels_exact(params: torch.Tensor, mixtures: int, channels: int, symbol
     information content in bits under these tables.
     """
     mx = ExactMixture(params, mixtures)
-    dev = params.device
-    n = params.shape[0]
-    levels_table = fixed.pixel_levels().to(dev)
-    bucket_edges, inner = _BUCKET_EDGES.to(dev), _INNER.to(dev)
-    zeros = torch.zeros(n, mixtures, dtype=torch.float64, device=dev)
-    ones = torch.full_like(zeros, _ONE)
+    n = mx.weights.shape[0]
+    levels_table = fixed.pixel_levels().numpy()
+    zeros = np.zeros((n, mixtures))
+    ones = np.full((n, mixtures), _ONE)
     w = mx.weights
     syms = np.empty((n, channels), np.uint8)
-    bits = torch.zeros(n, dtype=torch.float64, device=dev) if with_bits else None
-    xs: list[torch.Tensor] = []
+    bits = np.zeros(n) if with_bits else None
+    xs: list[np.ndarray] = []
+    rows = np.arange(n)
     for ch in range(channels):
         prog = mx.progression(ch, mx.levels(ch, xs))
-        outer, bounds = stage_table(w, mx.cdfs_at(prog, bucket_edges.expand(n, -1)), zeros, ones, BUCKET)
-        bucket = torch.from_numpy(np.asarray(symbol_fn(2 * ch, outer.cpu().numpy())).astype(np.int64)).to(dev)
-        edges = bucket.view(-1, 1).double() * BUCKET + inner
+        outer, bounds = stage_table(w, mx.cdfs_at(prog, _BUCKET_EDGES), zeros, ones, BUCKET)
+        bucket = np.asarray(symbol_fn(2 * ch, outer)).astype(np.int64)
+        edges = bucket[:, None] * float(BUCKET) + _INNER
         table, local = stage_table(w, mx.cdfs_at(prog, edges), _pick(bounds, bucket), _pick(bounds, bucket + 1), 1)
-        place = torch.from_numpy(np.asarray(symbol_fn(2 * ch + 1, table.cpu().numpy())).astype(np.int64)).to(dev)
+        place = np.asarray(symbol_fn(2 * ch + 1, table)).astype(np.int64)
         value = bucket * BUCKET + place
-        syms[:, ch] = value.cpu().numpy()
+        syms[:, ch] = value
         if bits is not None:
-            bits -= torch.log2(outer.gather(1, bucket.view(-1, 1))[:, 0] / outer.sum(1))
-            bits -= torch.log2(table.gather(1, place.view(-1, 1))[:, 0] / table.sum(1))
+            bits -= np.log2(outer[rows, bucket] / outer.sum(1))
+            bits -= np.log2(table[rows, place] / table.sum(1))
         if ch + 1 < channels:
             w = updated_weights(w, _pick(local, place + 1) - _pick(local, place))
-            xs.append(levels_table[value].unsqueeze(1))
-    return syms, None if bits is None else bits.cpu().numpy()
+            xs.append(levels_table[value][:, None])
+    return syms, bits
 
 
 def stage_symbols(values: np.ndarray, stage: int) -> np.ndarray:
