@@ -257,3 +257,12 @@ def test_a_float_file_records_its_cpu_kind_and_a_crc_mismatch_says_what_to_do(mo
     with pytest.raises(FormatError, match=r"^decoded pixels do not match the original's CRC-32 \(corrupted payload\)$"):
         nlc.decode_image(exact_data, device="cpu")
     assert api.cpu_kind() == kind
+
+
+def test_exact_kernels_change_nothing_on_a_cpu():
+    import contextlib
+
+    from nlc.coding.autoregressive import exact_kernels
+
+    assert isinstance(exact_kernels(make_exact(tiny_model())), contextlib.nullcontext)
+    assert isinstance(exact_kernels(tiny_model()), contextlib.nullcontext)

@@ -12,8 +12,11 @@ rules of :mod:`nlc.fixed`:
 
 Because every sum is exact, a whole-image pass (one parallel evaluation for
 the encoder) and the decoder's row and pixel steps give bit-identical
-parameters, on any CPU or GPU. :func:`make_exact` turns a trained float model
-into its exact twin; its rate is within a hair of the float model's.
+parameters, on any CPU or GPU (on CUDA the coder turns cuDNN off, whose FFT and
+Winograd convolutions are not exact sums: ``exact_kernels`` in
+:mod:`nlc.coding.autoregressive`; not yet run on a GPU). :func:`make_exact`
+turns a trained float model into its exact twin; its rate is within a hair of
+the float model's.
 """
 
 from __future__ import annotations
