@@ -171,15 +171,13 @@ def encode_image(
         if coder_name != "range":
             raise InputError(f"codec {c.spec.name!r} codes with the range coder only")
         extra["threads"] = torch.get_num_threads()
-        if dev == "cpu":
-            extra["cpu"] = cpu_kind()
         with _progress(flow.progress_steps(c.model, *pixels.shape[:2], tile), "encode", progress) as bar:
             model_payload, model_bits = flow.encode_flow(c.model, _rgb(pixels), tile, bar)
     elif pixels is not None:
-        if dev == "cpu" and not is_exact(c.model):  # float codecs decode on the same kind of CPU only
-            extra["cpu"] = cpu_kind()
         with _progress(progress_total(pixels.shape[0], pixels.shape[1], tile), "encode", progress) as bar:
             model_payload, model_bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar)
+    if pixels is not None and dev == "cpu" and not is_exact(c.model):  # float files decode on this CPU kind only
+        extra["cpu"] = cpu_kind()
     plane_payload = b""
     if plane is not None:
         plane_payload = encode_bits(plane) if image.mode == "1" else encode_plane(plane)

@@ -63,16 +63,30 @@ class Lut:
     in_bits: int
     values: torch.Tensor  # float64
 
+    @property
+    def last(self) -> float:
+        """The last table position."""
+        return (self.hi - self.lo) * 2.0**self.in_bits
+
     def index(self, x: torch.Tensor) -> torch.Tensor:
         """Table positions of ``x`` (multiples of ``2^-16`` below ``2^11``: scaled and offset exactly)."""
         scale = 2.0**self.in_bits
         pos = torch.add(0.5 - self.lo * scale, x, alpha=scale)  # exact: one rounding-free fused step
-        return pos.clamp_(0.0, (self.hi - self.lo) * scale).long()  # floor of a non-negative value
+        return pos.clamp_(0.0, self.last).long()  # floor of a non-negative value
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The tabulated function at ``x`` (float64, any shape)."""
         values = self.values if self.values.device == x.device else self.values.to(x.device)
         return torch.take(values, self.index(x))
+
+    def at(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`__call__` on a numpy array (the same positions and values)."""
+        scale = 2.0**self.in_bits
+        return self.at_positions(x * scale + (0.5 - self.lo * scale))
+
+    def at_positions(self, pos: np.ndarray) -> np.ndarray:
+        """The values at table positions ``pos`` before rounding (numpy): clamped, then floored (half up)."""
+        return np.take(self.values.numpy(), np.clip(pos, 0.0, self.last).astype(np.int64))
 
 
 _MARGIN = 2.0**-36  # numpy's float64 functions are within a few ulps (2^-52): far inside this

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .coders import Coder, CoderError, make_coder
+from ..fixed import GRID
 from .exact_tables import code_pixels_exact, stage_symbols
 from .logistic_mixture import code_pixels
 
@@ -188,34 +189,29 @@ def _run(
 
     Returns the model's information in bits.
     """
-    with exact_kernels(model):
-        return _steps(model, grid, hs, ws, channels, tiles, on_pixels, progress)
-
-
-def _steps(model, grid, hs, ws, channels, tiles, on_pixels, progress) -> float:
-    """:func:`_run`'s loop."""
     batch = len(hs)
-    st = model.stepper(batch, grid.tile_h, grid.tile_w)
-    dev = st.x.device
-    st.fill(_input(grid, hs, ws, channels, tiles, dev))
     bits = 0.0
-    for r in range(grid.tile_h):
-        st.start_row(r)
-        row_tiles = hs > r
-        for c in range(grid.tile_w):
-            idx = np.flatnonzero(row_tiles & (ws > c))
-            index = torch.from_numpy(idx).to(dev)
-            params = st.params(c)
-            if len(idx) < batch:
-                params = params[index]
-            known = None if tiles is None else tiles[idx, r, c]
-            syms, b = on_pixels(r, c, idx, params, known)
-            bits += b
-            if tiles is None:
-                st.put(index, r, c, _normalised(syms).to(dev))
-        if progress:
-            progress(1)
-    st.release()
+    with exact_kernels(model):
+        st = model.stepper(batch, grid.tile_h, grid.tile_w)
+        dev = st.x.device
+        st.fill(_input(grid, hs, ws, channels, tiles, dev))
+        for r in range(grid.tile_h):
+            st.start_row(r)
+            row_tiles = hs > r
+            for c in range(grid.tile_w):
+                idx = np.flatnonzero(row_tiles & (ws > c))
+                index = torch.from_numpy(idx).to(dev)
+                params = st.params(c)
+                if len(idx) < batch:
+                    params = params[index]
+                known = None if tiles is None else tiles[idx, r, c]
+                syms, b = on_pixels(r, c, idx, params, known)
+                bits += b
+                if tiles is None:
+                    st.put(index, r, c, _normalised(syms).to(dev))
+            if progress:
+                progress(1)
+        st.release()
     return bits
 
 
@@ -268,7 +264,6 @@ def encode_items(
     all_tiles = grid.split_items(items)
     all_hs, all_ws = grid.extents(len(items))
     payload, bits = [], 0.0
-    to_tables = pixel_coder(model)
     for g in _groups(len(all_hs), group):
         enc = make_coder(coder)
         if is_exact(model):
@@ -282,13 +277,13 @@ def encode_items(
         def on_pixels(r, c, idx, params, known):
             if enc.lifo:
                 record.append((params, known))
-                return to_tables(params, mixtures, channels, lambda ch, t: known[:, ch])
+                return code_pixels(params, mixtures, channels, lambda ch, t: known[:, ch])
 
             def fn(ch, table):
                 enc.encode(known[:, ch], table)
                 return known[:, ch]
 
-            return to_tables(params, mixtures, channels, fn)
+            return code_pixels(params, mixtures, channels, fn)
 
         bits += _run(model, grid, all_hs[g], all_ws[g], channels, all_tiles[g],
                      lambda *a: _summed(on_pixels(*a)), progress)
@@ -299,7 +294,7 @@ def encode_items(
                 tables.append(table)
                 return known[:, ch]
 
-            to_tables(params, mixtures, channels, collect, with_bits=False)
+            code_pixels(params, mixtures, channels, collect, with_bits=False)
             enc.encode(known.T.reshape(-1), np.concatenate(tables))
         words = enc.to_bytes()
         payload += [struct.pack("<I", len(words)), words]
@@ -320,17 +315,17 @@ def _encode_parallel(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     x4 = _input(grid, hs, ws, channels, tiles, dev)
     # Parameters are multiples of 2^-16 below 2^10: exact as int32 counts of 2^-16, half the memory.
     with exact_kernels(model):
-        params = torch.cat([(model.forward_x4(x4[i : i + TILE_CHUNK]) * 65536.0).to(torch.int32)
+        params = torch.cat([(model.forward_x4(x4[i : i + TILE_CHUNK]) / GRID).to(torch.int32)
                             for i in range(0, len(hs), TILE_CHUNK)])
     del x4
     bits = 0.0
+    stages = 2 * channels
+    cols, tiles_of = (a.reshape(-1) for a in np.meshgrid(np.arange(grid.tile_w), np.arange(len(hs)), indexing="ij"))
     for r in (reversed(range(grid.tile_h)) if enc.lifo else range(grid.tile_h)):
-        cc, tt = (a.reshape(-1) for a in np.meshgrid(np.arange(grid.tile_w), np.arange(len(hs)), indexing="ij"))
-        keep = (r < hs[tt]) & (cc < ws[tt])
-        cc, tt = cc[keep], tt[keep]
+        keep = (r < hs[tiles_of]) & (cols < ws[tiles_of])
+        cc, tt = cols[keep], tiles_of[keep]
         known = tiles[tt, r, cc]  # (n, channels): row r's pixels in the decoder's order
         p = params[torch.from_numpy(tt), :, r, torch.from_numpy(cc)]
-        stages = 2 * channels
         tables: list[list[np.ndarray]] = [[] for _ in range(stages)]
         for i in range(0, len(tt), PIXEL_CHUNK):
             part = known[i : i + PIXEL_CHUNK]
@@ -339,7 +334,7 @@ def _encode_parallel(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
                 tables[stage].append(table)
                 return stage_symbols(part, stage)
 
-            _, b = code_pixels_exact(p[i : i + PIXEL_CHUNK].double() / 65536.0, mixtures, channels, collect)
+            _, b = code_pixels_exact(p[i : i + PIXEL_CHUNK].double() * GRID, mixtures, channels, collect)
             bits += float(b.sum())
         symbols = np.concatenate([stage_symbols(known, k) for k in range(stages)])
         order = np.argsort(np.concatenate([cc * stages + k for k in range(stages)]), kind="stable")

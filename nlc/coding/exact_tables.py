@@ -41,13 +41,6 @@ _ONE = float(2**fixed.CDF_BITS)
 _FLOOR = 2 ** (fixed.CDF_BITS - 24)  # per weight unit: 2^-24 of the total on each bin
 
 
-def lookup(lut: fixed.Lut, x: np.ndarray) -> np.ndarray:
-    """:class:`~nlc.fixed.Lut` on a numpy array (the same positions, rounded half up, and values)."""
-    scale = 2.0**lut.in_bits
-    pos = np.clip(x * scale + (0.5 - lut.lo * scale), 0.0, (lut.hi - lut.lo) * scale)  # exact, then floor
-    return np.take(lut.values.numpy(), pos.astype(np.int64))
-
-
 class ExactMixture:
     """The mixture parameters of ``n`` pixels in their exact forms (see the module docstring)."""
 
@@ -56,11 +49,10 @@ class ExactMixture:
         p = params.double().cpu().numpy() if isinstance(params, torch.Tensor) else np.asarray(params, np.float64)
         logits = p[:, :m]
         tail = p[:, m:].reshape(p.shape[0], 3, 3 * m)
-        self.weights = lookup(fixed.weight_lut(), logits - logits.max(1, keepdims=True))  # (n, M) integers
+        self.weights = fixed.weight_lut().at(logits - logits.max(1, keepdims=True))  # (n, M) integers
         self.means = tail[:, :, :m]  # (n, 3, M) on the 2^-16 grid
-        self.inv_scales = lookup(fixed.inverse_scale_lut(), np.clip(tail[:, :, m : 2 * m], LOG_SCALE_MIN,
-                                                                    LOG_SCALE_MAX))
-        self.coeffs = lookup(fixed.tanh_lut(), tail[:, :, 2 * m :])
+        self.inv_scales = fixed.inverse_scale_lut().at(np.clip(tail[:, :, m : 2 * m], LOG_SCALE_MIN, LOG_SCALE_MAX))
+        self.coeffs = fixed.tanh_lut().at(tail[:, :, 2 * m :])
 
     def channel_mean(self, ch: int, xs: list[np.ndarray]) -> np.ndarray:
         """Means ``(n, M)`` of channel ``ch`` given the earlier channels' values ``xs`` (each ``(n, 1)``)."""
@@ -94,11 +86,9 @@ class ExactMixture:
         ``a + i * d`` (exact as well, ``progression``) and rounded half up to
         the CDF table's ``2^-10`` steps.
         """
-        lut = fixed.cdf_lut()
         a, d = progression
         e = edges[None, None, :] if edges.ndim == 1 else edges[:, None, :]
-        pos = np.clip(a + e * d, 0.0, (lut.hi - lut.lo) * 2.0**lut.in_bits)  # exact; floor below: half up
-        return np.take(lut.values.numpy(), pos.astype(np.int64))
+        return fixed.cdf_lut().at_positions(a + e * d)  # exact positions
 
 
 BUCKET = 16  # a value is coded as its bucket of 16 levels, then its place in the bucket

@@ -133,11 +133,14 @@ def make_exact(model: nn.Module) -> nn.Module:
     to the accumulator's grid, and the copy's ``arith`` is an
     :class:`ExactArithmetic`. ``exact_joint`` names groups of layers whose
     outputs are summed before rounding (a head and a skip): they share one
-    exponent per output channel, so their sum is exact too.
+    exponent per output channel, so their sum is exact too. An optional
+    ``exact_input_limits`` names layers whose inputs stay below a bound
+    tighter than the activations' clamp (pixels), for the exactness check.
     """
     joint = getattr(model, "exact_joint", None)
     if joint is None:
         raise ValueError(f"{type(model).__name__} has no exact arithmetic (only PixelCNN++ has so far)")
+    limits = getattr(model, "exact_input_limits", {})
     twin = copy.deepcopy(model).double().eval().requires_grad_(False)
     layers = {name: mod for name, mod in twin.named_modules()
               if isinstance(getattr(mod, "weight", None), nn.Parameter)}
@@ -148,7 +151,6 @@ def make_exact(model: nn.Module) -> nn.Module:
         for name, m in zip(group, mods):
             dim = _out_dim(m)
             _quantize_(m.weight, m.bias, f, dim)
-            limit = 2.0 if name.endswith("skip") else fixed.LIMIT  # the skip reads pixels and their differences
-            _check_exact(m.weight, m.bias, f, dim, name, limit)
+            _check_exact(m.weight, m.bias, f, dim, name, limits.get(name, fixed.LIMIT))
     twin.arith = ExactArithmetic()
     return twin

@@ -82,6 +82,7 @@ class PixelCNNPP(MixtureImageModel):
     """The PixelCNN++ likelihood model; see the module docstring."""
 
     exact_joint = (("head.lin", "skip"),)  # summed before rounding in exact arithmetic (:mod:`.exact`)
+    exact_input_limits = {"skip": 2.0}  # the skip reads pixels and their differences
 
     def __init__(self, config: PixelCNNPPConfig = PixelCNNPPConfig()) -> None:
         super().__init__()
