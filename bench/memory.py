@@ -44,7 +44,10 @@ def main() -> None:
         result["dec_s"] = round(time.time() - t0, 1)
         result["lossless"] = out.tobytes() == im.tobytes()
         result["peak_mb_after_decode"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["command"] = f"python bench/memory.py --image {a.image} --size {a.size}" + (" --decode" if a.decode else "")
+    result["model"] = a.model
+    result["command"] = (f"python bench/memory.py --image {a.image} --size {a.size}"
+                         + (f" --model {a.model}" if a.model != "default" else "")
+                         + (" --decode" if a.decode else ""))
     print(json.dumps(result, indent=2))
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n")

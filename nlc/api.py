@@ -155,7 +155,8 @@ def encode_image(
 ) -> tuple[bytes, dict]:
     """Compress a Pillow image to ``.nlc`` bytes.
 
-    Returns the file's bytes and statistics: ``model_bits`` (the model's
+    Returns the file's bytes and statistics: ``codec`` (the codec's name, an
+    alias resolved), ``model_bits`` (the model's
     ``-log2 p`` of the model-coded sub-pixels), ``subpixels`` (their number),
     ``plane_bytes`` (classically coded planes) and ``header_bytes``.
     """
@@ -196,6 +197,7 @@ def encode_image(
     )
     data = container.pack(header, model_payload, plane_payload)
     stats = {
+        "codec": c.spec.name,
         "model_bits": model_bits,
         "subpixels": 0 if pixels is None else int(pixels.size),
         "plane_bytes": len(plane_payload),

@@ -363,12 +363,14 @@ def info(file, as_json) -> None:
 
 @main.command()
 def models() -> None:
-    """List the codecs: name, what it is, and its committed benchmark figure (from bench/results)."""
+    """List the codecs: name (the default marked), what it is, and its committed benchmark figure
+    (from bench/results)."""
     from .bench import kodak_result, set_result
-    from .registry import codec_names, get_spec
+    from .registry import DEFAULT, codec_names, get_spec
     from .sets import LATENT_ARCHITECTURES
 
     try:
+        default = get_spec(DEFAULT).name
         for name in codec_names():
             spec = get_spec(name)
             if spec.architecture in LATENT_ARCHITECTURES:
@@ -377,7 +379,8 @@ def models() -> None:
             else:
                 r = kodak_result(name)
                 rate = f"{r:.3f} bits/subpixel on kodak" if r is not None else "not benchmarked on kodak"
-            click.echo(f"{name}\t{spec.description}\t{rate}")
+            marked = f"{name} (default)" if name == default else name
+            click.echo(f"{marked}\t{spec.description}\t{rate}")
     except NlcError as e:
         _fail(str(e))
 

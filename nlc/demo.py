@@ -47,7 +47,8 @@ def main() -> None:
         rate = lambda n: f"{n:>8} bytes  {n * 8 / subpixels:.3f} bits/subpixel"  # noqa: E731
         print(f"PNG (optimize)  {rate(png.stat().st_size)}")
         print(f"WebP lossless   {rate(len(webp.getvalue()))}")
-        print(f"nlc             {rate(stats['bytes'])}  (model: {stats['model_bits'] / stats['subpixels']:.3f})")
+        print(f"nlc             {rate(stats['bytes'])}  (model: {stats['model_bits'] / stats['subpixels']:.3f}; "
+              f"codec {stats['codec']})")
         print(f"encode {t1 - t0:.1f} s, decode {t2 - t1:.1f} s, round trip {'exact' if same else 'FAILED'}")
         if not same:
             sys.exit(1)

@@ -115,7 +115,7 @@ def test_info_and_models(photo, tmp_path):
     d = json.loads(r.stdout)
     assert (d["codec"], d["width"], d["height"], d["mode"], d["coder"]) == ("tiny", 17, 20, "RGB", "range")
     r = run("models")
-    assert r.exit_code == 0 and r.stdout.startswith("tiny\t")
+    assert r.exit_code == 0 and r.stdout.startswith("tiny (default)\t")  # the alias's target is marked
 
 
 def test_bad_inputs_leave_nothing_behind(tmp_path, tiny_home):

@@ -266,3 +266,11 @@ def test_exact_kernels_change_nothing_on_a_cpu():
 
     assert isinstance(exact_kernels(make_exact(tiny_model())), contextlib.nullcontext)
     assert isinstance(exact_kernels(tiny_model()), contextlib.nullcontext)
+
+
+def test_the_shipped_default_codec_is_exact_so_its_files_decode_on_any_machine():
+    from nlc.registry import DEFAULT, get_spec
+
+    spec = get_spec(DEFAULT)
+    assert (spec.name, spec.arithmetic) == ("pixelcnnpp-exact", "exact")
+    assert spec.sha256 == get_spec("pixelcnnpp").sha256  # the float default's weights, computed exactly
