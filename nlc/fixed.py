@@ -49,6 +49,19 @@ def clamp_(x: torch.Tensor) -> torch.Tensor:
     return x.clamp_(-LIMIT, LIMIT)
 
 
+def snap_array(x: np.ndarray) -> np.ndarray:
+    """:func:`snap` on a numpy array (the same values: numpy's ``round`` is half to even too)."""
+    y = np.round(x * 2.0**GRID_BITS)
+    np.clip(y, -LIMIT * 2.0**GRID_BITS, LIMIT * 2.0**GRID_BITS, out=y)
+    y *= GRID
+    return y
+
+
+def clamp_array(x: np.ndarray) -> np.ndarray:
+    """:func:`clamp_` on a numpy array, in place."""
+    return np.clip(x, -LIMIT, LIMIT, out=x)
+
+
 @dataclass(frozen=True)
 class Lut:
     """A function tabulated on ``[lo, hi]`` in steps of ``2^-in_bits``.
@@ -85,8 +98,19 @@ class Lut:
         return self.at_positions(x * scale + (0.5 - self.lo * scale))
 
     def at_positions(self, pos: np.ndarray) -> np.ndarray:
-        """The values at table positions ``pos`` before rounding (numpy): clamped, then floored (half up)."""
-        return np.take(self.values.numpy(), np.clip(pos, 0.0, self.last).astype(np.int64))
+        """The values at table positions ``pos`` before rounding (numpy): clamped, then floored (half up).
+
+        Truncation toward zero is the floor for ``pos >= 0``, and every
+        ``pos < 0`` ends at entry 0 either way, so truncating first and
+        clamping the index (``mode="clip"``) is the same and one pass cheaper
+        (positions stay far below 2^63).
+        """
+        return self.array.take(pos.astype(np.int64), mode="clip")
+
+    @functools.cached_property
+    def array(self) -> np.ndarray:
+        """``values`` as a numpy array (a view)."""
+        return self.values.numpy()
 
 
 _MARGIN = 2.0**-36  # numpy's float64 functions are within a few ulps (2^-52): far inside this

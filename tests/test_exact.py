@@ -92,7 +92,7 @@ def _stepped(model, x4: torch.Tensor) -> torch.Tensor:
     for r in range(h):
         st.start_row(r)
         for c in range(w):
-            out[:, :, r, c] = st.params(c)
+            out[:, :, r, c] = torch.as_tensor(st.params(c))  # numpy from an exact model's steps on a CPU
     st.release()
     return out
 
@@ -105,6 +105,24 @@ def test_exact_twin_gives_the_same_parameters_in_one_pass_as_in_steps(seed):
     assert full.dtype == torch.float64
     assert torch.equal(full, _stepped(model, x4))  # bit for bit, not merely close
     assert torch.equal(full * 2**16, (full * 2**16).round())  # on the grid
+
+
+def test_numpy_steps_compute_the_torch_exact_arithmetics_numbers():
+    from nlc.models.exact import NUMPY_EXACT, ExactArithmetic
+
+    torch_a, rng = ExactArithmetic(), np.random.default_rng(0)
+    # grid values over the clamp and the tables' ranges, with the tables' end points and half steps
+    x = np.concatenate([np.round(rng.normal(0, s, 4000) * 2**16) / 2**16 for s in (0.5, 4, 40, 2000)]
+                       + [np.array([-1024, -12, -12 - 2**-16, -2**-15, 0, 2**-15, 12, 12 + 2**-16, 1024.0])])
+    y = np.round(rng.normal(0, 3, x.shape) * 2**16) / 2**16
+    xt, yt = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
+    assert np.array_equal(NUMPY_EXACT.elu(x), torch_a.elu(xt).numpy())
+    assert np.array_equal(NUMPY_EXACT.gate(y.copy(), x, y), torch_a.gate(yt.clone(), xt, yt).numpy())
+    assert np.array_equal(NUMPY_EXACT.add(x * 3, y), torch_a.add(xt * 3, yt).numpy())
+    acc = x * 2.0**-7 + y * 2.0**-20  # an accumulator between grid points, with ties
+    assert np.array_equal(NUMPY_EXACT.lin(acc), torch_a.lin(torch.from_numpy(acc)).numpy())
+    assert NUMPY_EXACT.steps(torch.device("cpu")) is NUMPY_EXACT
+    assert torch_a.steps(torch.device("cpu")) is NUMPY_EXACT and torch_a.steps(torch.device("meta")) is torch_a
 
 
 def test_shipped_exact_model_is_the_same_in_one_pass_in_steps_and_with_any_thread_count():

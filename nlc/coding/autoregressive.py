@@ -201,9 +201,9 @@ def _run(
             for c in range(grid.tile_w):
                 idx = np.flatnonzero(row_tiles & (ws > c))
                 index = torch.from_numpy(idx).to(dev)
-                params = st.params(c)
+                params = st.params(c)  # a numpy array from an exact model's steps on a CPU
                 if len(idx) < batch:
-                    params = params[index]
+                    params = params[idx] if isinstance(params, np.ndarray) else params[index]
                 known = None if tiles is None else tiles[idx, r, c]
                 syms, b = on_pixels(r, c, idx, params, known)
                 bits += b

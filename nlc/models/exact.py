@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,6 +57,27 @@ class FloatArithmetic:
         """Gated residual ``x + a * sigmoid(b)``."""
         return x + a * torch.sigmoid(b)
 
+    # -- the array library of a per-pixel step (see :meth:`steps`) --
+    def steps(self, device: torch.device) -> "FloatArithmetic":
+        """The arithmetic of a decoder's per-pixel steps on ``device``: this one (torch tensors)."""
+        return self
+
+    def array(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor in this arithmetic's array type."""
+        return t
+
+    def mm(self, bias: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``bias + x @ w``."""
+        return torch.addmm(bias, x, w)
+
+    def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``x @ weight.T + bias`` (a linear layer's own weights)."""
+        return F.linear(x, weight, bias)
+
+    def cat(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """Concatenation along axis 1."""
+        return torch.cat(xs, 1)
+
 
 class ExactArithmetic(FloatArithmetic):
     """Fixed-point arithmetic on float64 (see the module docstring)."""
@@ -85,8 +107,65 @@ class ExactArithmetic(FloatArithmetic):
         """``x + a * sigmoid(b)`` with the table's sigmoid, the product rounded to the grid, the sum clamped."""
         return fixed.clamp_(fixed.snap(a * self.sigmoid(b)).add_(x))
 
+    def steps(self, device: torch.device) -> FloatArithmetic:
+        """On a CPU, :data:`NUMPY_EXACT`: the same numbers, and numpy's per-call cost is lower than
+        torch's on a step's small arrays. Elsewhere this one."""
+        return NUMPY_EXACT if torch.device(device).type == "cpu" else self
+
+
+class NumpyExactArithmetic(FloatArithmetic):
+    """:class:`ExactArithmetic`'s rules on numpy float64 arrays, for the decoder's per-pixel steps.
+
+    Every operation gives exactly the torch version's numbers: exact sums (in
+    any order, so numpy's BLAS may block them as it likes), rounding half to
+    even onto the grid, and the same table positions and entries
+    (:meth:`~nlc.fixed.Lut.at`).
+    """
+
+    exact = True
+
+    def __init__(self) -> None:
+        self.elu_neg, self.sigmoid = fixed.elu_lut(), fixed.sigmoid_lut()
+
+    def array(self, t: torch.Tensor) -> np.ndarray:
+        """A CPU tensor as a numpy array (a view: writes to the tensor show through)."""
+        return t.numpy()
+
+    def lin(self, x: np.ndarray) -> np.ndarray:
+        """An exact accumulator rounded to the grid."""
+        return fixed.snap_array(x)
+
+    def elu(self, x: np.ndarray) -> np.ndarray:
+        """ELU: ``max(x, 0)`` plus the table of ``exp(min(x, 0)) - 1``."""
+        return self.elu_neg.at(x) + np.maximum(x, 0.0)
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Exact sum of two grid values, clamped."""
+        return fixed.clamp_array(x + y)
+
+    def gate(self, x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``x + a * sigmoid(b)``, the product rounded to the grid, the sum clamped."""
+        return fixed.clamp_array(fixed.snap_array(a * self.sigmoid.at(b)) + x)
+
+    def steps(self, device: torch.device) -> "NumpyExactArithmetic":
+        """This one."""
+        return self
+
+    def mm(self, bias: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``x @ w + bias``, exact."""
+        return x @ w + bias
+
+    def linear(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``x @ weight.T + bias``, exact."""
+        return x @ weight.T + bias
+
+    def cat(self, xs: list[np.ndarray]) -> np.ndarray:
+        """Concatenation along axis 1."""
+        return np.concatenate(xs, 1)
+
 
 FLOAT = FloatArithmetic()
+NUMPY_EXACT = NumpyExactArithmetic()
 
 
 def _out_dim(module: nn.Module) -> int:

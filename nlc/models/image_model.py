@@ -73,7 +73,9 @@ class RasterStepper:
         self.device = weight.device
         self.x = torch.zeros(batch, IN_CHANNELS, height + self.TOP, width + self.LEFT + 1, dtype=weight.dtype,
                              device=self.device)
-        self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width)
+        self.steps = self.arith.steps(self.device)  # the arithmetic of the per-pixel steps
+        self.xs = self.steps.array(self.x)  # ``x`` as the steps see it (for numpy, a view)
+        self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width, self.steps)
 
     def row_source(self, ops):
         """The image rows as the source node of a row-at-a-time network (:class:`~nlc.models.rowgraph.RowOps`)."""

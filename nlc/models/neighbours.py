@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .exact import FLOAT, FloatArithmetic
+
 IN_CHANNELS = 4  # R, G, B and the ones channel that marks where the image is
 LEFT_FEATURES = 14  # W, WW (4 channels each), |W-NW|, |W-WW| (RGB)
 ABOVE_FEATURES = 25  # N, NN, NW, NE (4 each), |N-NW|, |N-NE|, |N-NN| (RGB)
@@ -78,11 +80,15 @@ class SkipStepper:
 
     ``x`` is the coder's ``(B, 4, H + top, W + left + 1)`` buffer with at least
     two zero rows on top and two zero columns left, and one zero column right.
+    ``steps`` is the arithmetic of the per-pixel part (its array type: torch,
+    or numpy for an exact model's steps on a CPU).
     """
 
-    def __init__(self, skip: nn.Linear, x: torch.Tensor, top: int, left: int, width: int) -> None:
-        self.skip, self.x, self.top, self.left, self.width = skip, x, top, left, width
-        self.w_left = skip.weight[:, :LEFT_FEATURES].t().contiguous()
+    def __init__(self, skip: nn.Linear, x: torch.Tensor, top: int, left: int, width: int,
+                 steps: FloatArithmetic = FLOAT) -> None:
+        self.skip, self.x, self.top, self.left, self.width, self.steps = skip, x, top, left, width, steps
+        self.xs = steps.array(x)
+        self.w_left = steps.array(skip.weight[:, :LEFT_FEATURES].t().contiguous())
         self.w_above = skip.weight[:, LEFT_FEATURES:].t().contiguous()
 
     def start_row(self, r: int) -> None:
@@ -94,14 +100,14 @@ class SkipStepper:
         ne = x[:, :, r + t - 1, lf + 1 : lf + 1 + w]
         above = torch.cat([n, nn_, nw, ne, (n - nw)[:, :3].abs(), (n - ne)[:, :3].abs(), (n - nn_)[:, :3].abs()], 1)
         self.r = r
-        self.nw = nw.transpose(1, 2).contiguous()  # (B, W, 4)
-        self.above = torch.addmm(self.skip.bias, above.transpose(1, 2).reshape(-1, ABOVE_FEATURES),
-                                 self.w_above).view(x.shape[0], w, -1)  # (B, W, P)
+        self.nw = self.steps.array(nw.transpose(1, 2).contiguous())  # (B, W, 4)
+        self.above = self.steps.array(torch.addmm(self.skip.bias, above.transpose(1, 2).reshape(-1, ABOVE_FEATURES),
+                                                  self.w_above).view(x.shape[0], w, -1))  # (B, W, P)
 
     def params(self, c: int, base: torch.Tensor) -> torch.Tensor:
         """``base`` plus the skip's parameters ``(B, P)`` at pixel ``(r, c)`` (reads the row up to ``c - 1``)."""
-        row = self.x[:, :, self.r + self.top]
+        row = self.xs[:, :, self.r + self.top]
         cl = c + self.left
         wp, wwp = row[:, :, cl - 1], row[:, :, cl - 2]
-        left = torch.cat([wp, wwp, (wp - self.nw[:, c])[:, :3].abs(), (wp - wwp)[:, :3].abs()], 1)
+        left = self.steps.cat([wp, wwp, abs(wp - self.nw[:, c])[:, :3], abs(wp - wwp)[:, :3]])
         return base + self.above[:, c] + left @ self.w_left
