@@ -73,6 +73,7 @@ IMAGES = [  # file, codec, mode, height, width, coder
     ("pixelcnnpp-exact-rgb.nlc", "pixelcnnpp-exact", "RGB", 13, 17, None),
     ("pixelcnnpp-exact-gray-ans.nlc", "pixelcnnpp-exact", "L", 10, 7, "ans"),
     ("pixelcnnpp-wide-exact-rgb.nlc", "pixelcnnpp-wide-exact", "RGB", 9, 12, None),
+    ("pixelsnail-exact-rgb.nlc", "pixelsnail-exact", "RGB", 10, 12, None),
 ]
 SETS = [  # file, codec, items
     ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),

@@ -218,7 +218,7 @@ def make_exact(model: nn.Module) -> nn.Module:
     """
     joint = getattr(model, "exact_joint", None)
     if joint is None:
-        raise ValueError(f"{type(model).__name__} has no exact arithmetic (only PixelCNN++ has so far)")
+        raise ValueError(f"{type(model).__name__} has no exact arithmetic (PixelCNN++ and PixelSNAIL have)")
     limits = getattr(model, "exact_input_limits", {})
     twin = copy.deepcopy(model).double().eval().requires_grad_(False)
     layers = {name: mod for name, mod in twin.named_modules()

@@ -65,6 +65,7 @@ class RasterStepper:
     """
 
     TOP, LEFT = 2, 3
+    numpy_steps = False  # whether params() can run in numpy arrays (``self.steps``, see FloatArithmetic.steps)
 
     def __init__(self, model: nn.Module, batch: int, height: int, width: int) -> None:
         self.model, self.batch, self.width = model, batch, width
@@ -73,7 +74,8 @@ class RasterStepper:
         self.device = weight.device
         self.x = torch.zeros(batch, IN_CHANNELS, height + self.TOP, width + self.LEFT + 1, dtype=weight.dtype,
                              device=self.device)
-        self.steps = self.arith.steps(self.device)  # the arithmetic of the per-pixel steps
+        # the arithmetic of the per-pixel steps: numpy for an exact model on a CPU, where a subclass allows it
+        self.steps = self.arith.steps(self.device) if self.numpy_steps else self.arith
         self.xs = self.steps.array(self.x)  # ``x`` as the steps see it (for numpy, a view)
         self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width, self.steps)
 

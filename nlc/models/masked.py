@@ -77,12 +77,12 @@ class MaskedStackStepper(RasterStepper):
     def __init__(self, model: nn.Module, batch: int, height: int, width: int, pad: int) -> None:
         super().__init__(model, batch, height, width)
         self.p = pad
-        self.x_cl = torch.zeros(batch, height + pad, width + 2 * pad, 4, device=self.device)
+        self.x_cl = torch.zeros(batch, height + pad, width + 2 * pad, 4, dtype=self.x.dtype, device=self.device)
         self.maps: list[torch.Tensor] = []
 
     def new_map(self, channels: int) -> torch.Tensor:
         """A zero ``(B, 2, W + 2, channels)`` map (rows ``r - 1`` and ``r``) for a mask-B ``3 x 3`` layer."""
-        m = torch.zeros(self.batch, 2, self.width + 2, channels, device=self.device)
+        m = torch.zeros(self.batch, 2, self.width + 2, channels, dtype=self.x.dtype, device=self.device)
         self.maps.append(m)
         return m
 
@@ -90,13 +90,13 @@ class MaskedStackStepper(RasterStepper):
     def fill(self, x4: torch.Tensor) -> None:
         """Load ``(B, 4, H, W)`` input (RGB in ``[-1, 1]`` and the ones channel)."""
         super().fill(x4)
-        self.x_cl[:, self.p :, self.p : self.p + self.width] = x4.permute(0, 2, 3, 1)
+        self.x_cl[:, self.p :, self.p : self.p + self.width] = self.arith.input(x4).permute(0, 2, 3, 1)
 
     @torch.no_grad()
     def put(self, index: torch.Tensor, r: int, c: int, rgb: torch.Tensor) -> None:
         """Set pixel ``(r, c)`` of the tiles ``index`` to ``rgb`` ``(n, 3)`` in ``[-1, 1]``."""
         super().put(index, r, c, rgb)
-        self.x_cl[index, r + self.p, c + self.p, :3] = rgb
+        self.x_cl[index, r + self.p, c + self.p, :3] = self.arith.input(rgb)
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:

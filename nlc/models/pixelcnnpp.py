@@ -155,6 +155,8 @@ class PixelStepper(RasterStepper):
     exact model on a CPU is numpy (the same numbers, at a lower cost per call).
     """
 
+    numpy_steps = True
+
     @torch.no_grad()
     def __init__(self, model: PixelCNNPP, batch: int, height: int, width: int) -> None:
         super().__init__(model, batch, height, width)

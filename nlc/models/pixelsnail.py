@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import mixture
 from .attention import AttentionCache, CausalAttention
+from .exact import FLOAT, FloatArithmetic
 from .image_model import MixtureImageModel, zero_
 from .layers import Nin
 from .masked import MaskedConv2d, MaskedStackStepper, window3
@@ -54,14 +54,18 @@ class GatedMaskedLayer(nn.Module):
         self.gate = zero_(Nin(channels, 2 * channels))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Whole-tensor layer."""
-        a, b = self.gate(self.dropout(F.elu(self.conv(F.elu(h))))).chunk(2, dim=1)
-        return h + a * torch.sigmoid(b)
+    def forward(self, h: torch.Tensor, arith: FloatArithmetic = FLOAT) -> torch.Tensor:
+        """Whole-tensor layer, in the arithmetic ``arith``."""
+        A = arith
+        a, b = A.lin(self.gate(self.dropout(A.elu(A.lin(self.conv(A.elu(h))))))).chunk(2, dim=1)
+        return A.gate(h, a, b)
 
 
 class PixelSNAIL(MixtureImageModel):
     """The PixelSNAIL likelihood model; see the module docstring."""
+
+    exact_joint = (("head.lin", "skip"),)  # summed before rounding in exact arithmetic (:mod:`.exact`)
+    exact_input_limits = {"skip": 2.0}  # the skip reads pixels and their differences
 
     def __init__(self, config: PixelSNAILConfig = PixelSNAILConfig()) -> None:
         super().__init__()
@@ -77,13 +81,16 @@ class PixelSNAIL(MixtureImageModel):
         self.skip = predictor_skip(config.mixtures)
 
     def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
-        """Mixture parameters for every pixel of ``(B, 4, H, W)`` input."""
-        h = self.conv_in(x4)
+        """Mixture parameters for every pixel of ``(B, 4, H, W)`` input, in the model's arithmetic
+        (``self.arith``: float, or exact for the twin from :func:`~nlc.models.exact.make_exact`)."""
+        A = self.arith
+        x4 = A.input(x4)
+        h = A.lin(self.conv_in(x4))
         for layers, attn in zip(self.layers, self.attention):
             for layer in layers:
-                h = layer(h)
-            h = h + attn(F.elu(h))
-        return self.head(F.elu(h)) + apply_skip(self.skip, x4)
+                h = layer(h, A)
+            h = A.add(h, attn(A.elu(h), A))
+        return A.lin(self.head(A.elu(h)) + apply_skip(self.skip, x4))
 
     def stepper(self, batch: int, height: int, width: int) -> "SnailStepper":
         """An incremental evaluator for coding ``batch`` tiles of ``height x width``."""
@@ -103,7 +110,8 @@ class SnailStepper(MaskedStackStepper):
         self.w_in, self.b_in = model.conv_in.matrix()
         self.layers = [[(layer.conv.matrix(), layer.gate.lin.weight.t().contiguous(), layer.gate.lin.bias,
                          self.new_map(c)) for layer in layers] for layers in model.layers]
-        self.caches = [AttentionCache(a, batch, height * width, self.device) for a in model.attention]
+        self.caches = [AttentionCache(a, batch, height * width, self.device, self.arith, self.x.dtype)
+                       for a in model.attention]
 
     def release(self) -> None:
         """Drop the caches."""
@@ -112,11 +120,12 @@ class SnailStepper(MaskedStackStepper):
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
-        r = self.r
-        h = torch.addmm(self.b_in, self.model.conv_in.window(self.x_cl, r, c), self.w_in)
+        r, A = self.r, self.arith
+        h = A.lin(torch.addmm(self.b_in, self.model.conv_in.window(self.x_cl, r, c), self.w_in))
         for layers, cache in zip(self.layers, self.caches):
             for (w, bias), gw, gb, m in layers:
-                a, g = torch.addmm(gb, F.elu(torch.addmm(bias, F.elu(window3(m, h, c)), w)), gw).chunk(2, dim=1)
-                h = h + a * torch.sigmoid(g)
-            h = h + cache.step(F.elu(h), r * self.width + c)
-        return self.skip.params(c, self.model.head(F.elu(h)))
+                a, g = A.lin(torch.addmm(gb, A.elu(A.lin(torch.addmm(bias, A.elu(window3(m, h, c)), w))),
+                                         gw)).chunk(2, dim=1)
+                h = A.gate(h, a, g)
+            h = A.add(h, cache.step(A.elu(h), r * self.width + c))
+        return A.lin(self.skip.params(c, self.model.head(A.elu(h))))
