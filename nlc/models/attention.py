@@ -26,20 +26,27 @@ MAX_EXACT_POSITIONS = 2**14  # keys per query that exact attention sums exactly 
 QUERY_BLOCK = 256  # queries per block in a whole-tensor exact pass (bounds its memory)
 
 
+def clamp_qkv(t: torch.Tensor) -> torch.Tensor:
+    """Queries, keys or values clamped to ``+-QKV_LIMIT``, as :func:`exact_attend` needs them."""
+    return t.clamp(-QKV_LIMIT, QKV_LIMIT)
+
+
 def exact_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, first: int | None = None) -> torch.Tensor:
     """``softmax(q k^T / sqrt(d)) v`` in exact arithmetic, the same on every machine.
 
     ``q`` ``(..., Lq, d)``, ``k`` and ``v`` ``(..., Lk, d)``, grid values (see
-    :mod:`nlc.fixed`). With ``first`` (the position of the first query), query
-    ``t`` sees keys ``j <= first + t`` only (causal); without it, every key.
-    Queries, keys and values are clamped to ``+-QKV_LIMIT``, so every score is an
-    exact sum (below ``2^50`` units of ``2^-32``), and scaling by ``1/sqrt(d)`` (a
-    power of two) and subtracting the row's maximum are exact. The weights are
-    integers ``round(2^16 exp(score - max))`` from a table; the weighted sum of
-    the values and the sum of the weights are exact (below ``2^53`` for up to
-    ``MAX_EXACT_POSITIONS`` keys), and one IEEE division, rounded to the grid,
-    gives the output ``(..., Lq, d)``. So a block of queries gives exactly the
-    rows of the whole, and a decoder's one query exactly its row.
+    :mod:`nlc.fixed`) already clamped to ``+-QKV_LIMIT`` (:func:`clamp_qkv`: once
+    where they are made, not at every decoding step over the whole key/value
+    cache). With ``first`` (the position of the first query), query ``t`` sees
+    keys ``j <= first + t`` only (causal); without it, every key. With that
+    clamp every score is an exact sum (below ``2^50`` units of ``2^-32``), and
+    scaling by ``1/sqrt(d)`` (a power of two) and subtracting the row's maximum
+    are exact. The weights are integers ``round(2^16 exp(score - max))`` from a
+    table; the weighted sum of the values and the sum of the weights are exact
+    (below ``2^53`` for up to ``MAX_EXACT_POSITIONS`` keys), and one IEEE
+    division, rounded to the grid, gives the output ``(..., Lq, d)``. So a block
+    of queries gives exactly the rows of the whole, and a decoder's one query
+    exactly its row.
     """
     d, lq, lk = q.shape[-1], q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(d)
@@ -47,7 +54,6 @@ def exact_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, first: int |
         raise ValueError(f"exact attention needs keys of a power-of-4 size (1/sqrt({d}) is not a power of two)")
     if lk > MAX_EXACT_POSITIONS:
         raise ValueError(f"exact attention sums at most {MAX_EXACT_POSITIONS} positions exactly; this needs {lk}")
-    q, k, v = (t.clamp(-QKV_LIMIT, QKV_LIMIT) for t in (q, k, v))
     s = torch.matmul(q, k.transpose(-1, -2)).mul_(scale)
     if first is not None:
         rows = torch.arange(first, first + lq, device=s.device).view(-1, 1)
@@ -75,6 +81,7 @@ class CausalAttention(nn.Module):
         qkv = arith.lin(self.qkv(x.flatten(2).transpose(1, 2))).view(b, h * w, 3, self.heads, self.keys)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, L, keys) each
         if arith.exact:  # in blocks of queries: the scores of all pairs at once would need L^2 memory per tile
+            q, k, v = clamp_qkv(q), clamp_qkv(k), clamp_qkv(v)
             o = torch.cat([exact_attend(q[:, :, i : i + QUERY_BLOCK], k[:, :, : i + QUERY_BLOCK],
                                         v[:, :, : i + QUERY_BLOCK], first=i)
                            for i in range(0, h * w, QUERY_BLOCK)], 2)
@@ -98,6 +105,8 @@ class AttentionCache:
         """Output ``(B, C)`` at position ``i`` from its input ``x`` ``(B, C)``; positions ``< i`` must be in."""
         a, b, A = self.attn, x.shape[0], self.arith
         q, k, v = A.lin(a.qkv(x)).view(b, 3, a.heads * a.keys).unbind(1)
+        if A.exact:
+            q, k, v = clamp_qkv(q), clamp_qkv(k), clamp_qkv(v)
         self.k[:, i] = k.reshape(-1, a.keys)
         self.v[:, i] = v.reshape(-1, a.keys)
         if A.exact:
