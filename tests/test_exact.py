@@ -136,6 +136,8 @@ def test_numpy_steps_compute_the_torch_exact_arithmetics_numbers():
     assert np.array_equal(NUMPY_EXACT.add(x * 3, y), torch_a.add(xt * 3, yt).numpy())
     acc = x * 2.0**-7 + y * 2.0**-20  # an accumulator between grid points, with ties
     assert np.array_equal(NUMPY_EXACT.lin(acc), torch_a.lin(torch.from_numpy(acc)).numpy())
+    pixels = (np.arange(256, dtype=np.float32) / np.float32(127.5) - 1).astype(np.float32)
+    assert np.array_equal(NUMPY_EXACT.input(pixels), torch_a.input(torch.from_numpy(pixels)).numpy())
     assert NUMPY_EXACT.steps(torch.device("cpu")) is NUMPY_EXACT
     assert torch_a.steps(torch.device("cpu")) is NUMPY_EXACT and torch_a.steps(torch.device("meta")) is torch_a
 

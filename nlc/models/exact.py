@@ -131,6 +131,10 @@ class NumpyExactArithmetic(FloatArithmetic):
         """A CPU tensor as a numpy array (a view: writes to the tensor show through)."""
         return t.numpy()
 
+    def input(self, x: np.ndarray) -> np.ndarray:
+        """Pixels in ``[-1, 1]`` on the grid."""
+        return fixed.snap_array(np.asarray(x, np.float64))
+
     def lin(self, x: np.ndarray) -> np.ndarray:
         """An exact accumulator rounded to the grid."""
         return fixed.snap_array(x)

@@ -13,6 +13,10 @@
 Coding evaluates every layer at one position per step (:class:`SnailStepper`):
 the convolutions read cached channel-last maps, attention a key/value cache.
 The model trains on crops, so its codec codes tiles of the crop size.
+
+Every layer computes through the model's arithmetic (``self.arith``), so
+:func:`~nlc.models.exact.make_exact` gives an exact twin (the codec
+``pixelsnail-exact``), whose attention is :func:`~nlc.models.attention.exact_attend`.
 """
 
 from __future__ import annotations
