@@ -97,12 +97,29 @@ def cpu_kind() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
+def _encoder_kind(torch_version: str, device: str, cpu: str | None) -> str:
+    return f"torch {torch_version} on {device}" + (f" ({cpu})" if cpu else "")
+
+
+def decodes_on(codec: str, torch_version: str, device: str, cpu: str | None) -> str:
+    """Where a file of ``codec`` (encoded with that torch, device and CPU kind, as its header records)
+    decodes: on any machine for a codec with exact arithmetic; for a float codec, where its encoder's
+    floats are reproduced, with the same torch on the same kind of device and CPU."""
+    try:
+        exact = get_spec(codec).arithmetic == "exact"
+    except CodecError:
+        return f"unknown here (codec {codec!r} is not registered)"
+    if exact:
+        return "any machine (exact arithmetic)"
+    return _encoder_kind(torch_version, device, cpu) + " (float arithmetic: the same torch and kind of machine)"
+
+
 def mismatch_message(encoded_with: str, device: str, cpu: str | None, exact: bool) -> str:
     """What a CRC mismatch of decoded pixels says: a corrupted file for an exact codec; for a float
     codec, most likely other floats than the encoder's, with what to do about it."""
     if exact:
         return "decoded pixels do not match the original's CRC-32 (corrupted payload)"
-    there = f"torch {encoded_with} on {device}" + (f" ({cpu})" if cpu else "")
+    there = _encoder_kind(encoded_with, device, cpu)
     here = f"torch {torch.__version__} on {'cpu (' + cpu_kind() + ')' if device == 'cpu' else device}"
     return (f"decoded pixels do not match the original's CRC-32 (encoded with {there}; this is {here}): "
             "a float codec's file decodes where its floats are reproduced, with the same torch on the same kind "

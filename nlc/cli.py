@@ -336,7 +336,7 @@ def verify(inputs, originals, device) -> None:
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print the header as JSON.")
 def info(file, as_json) -> None:
-    """Show the header of a .nlc file."""
+    """Show the header of a .nlc file, and where it decodes (any machine for a codec with exact arithmetic)."""
     from dataclasses import asdict
 
     from .container import is_set, unpack_set
@@ -352,7 +352,8 @@ def info(file, as_json) -> None:
             d = api.read_header(data).as_dict()
     except NlcError as e:
         _fail_for(file, e)
-    d = dict(d, file=file, bytes=len(data))
+    d = dict(d, file=file, bytes=len(data),
+             decodes_on=api.decodes_on(d["codec"], d["torch"], d["device"], (d.get("extra") or {}).get("cpu")))
     if as_json:
         click.echo(json.dumps(d, indent=2))
     else:

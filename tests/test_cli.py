@@ -114,6 +114,7 @@ def test_info_and_models(photo, tmp_path):
     r = run("info", tmp_path / "photo.png.nlc", "--json")
     d = json.loads(r.stdout)
     assert (d["codec"], d["width"], d["height"], d["mode"], d["coder"]) == ("tiny", 17, 20, "RGB", "range")
+    assert d["decodes_on"].startswith(f"torch {d['torch']} on cpu (")  # a float codec: its encoder's CPU kind
     r = run("models")
     assert r.exit_code == 0 and r.stdout.startswith("tiny (default)\t")  # the alias's target is marked
 

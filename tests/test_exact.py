@@ -309,3 +309,11 @@ def test_the_shipped_default_codec_is_exact_so_its_files_decode_on_any_machine()
     spec = get_spec(DEFAULT)
     assert (spec.name, spec.arithmetic) == ("pixelcnnpp-exact", "exact")
     assert spec.sha256 == get_spec("pixelcnnpp").sha256  # the float default's weights, computed exactly
+
+
+def test_info_says_where_a_file_decodes():
+    from nlc.api import decodes_on
+
+    assert decodes_on("pixelsnail-exact", "2.13.0+cpu", "cpu", None) == "any machine (exact arithmetic)"
+    assert decodes_on("pixelcnnpp", "2.13.0+cpu", "cpu", "AVX2").startswith("torch 2.13.0+cpu on cpu (AVX2) (float")
+    assert decodes_on("no-such-codec", "2.13.0+cpu", "cpu", None).startswith("unknown here")
