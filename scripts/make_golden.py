@@ -74,6 +74,7 @@ IMAGES = [  # file, codec, mode, height, width, coder
     ("pixelcnnpp-exact-gray-ans.nlc", "pixelcnnpp-exact", "L", 10, 7, "ans"),
     ("pixelcnnpp-wide-exact-rgb.nlc", "pixelcnnpp-wide-exact", "RGB", 9, 12, None),
     ("pixelsnail-exact-rgb.nlc", "pixelsnail-exact", "RGB", 10, 12, None),
+    ("gated-pixelcnn-exact-rgb.nlc", "gated-pixelcnn-exact", "RGB", 11, 10, None),
 ]
 SETS = [  # file, codec, items
     ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),

@@ -16,6 +16,7 @@ from nlc.coding.autoregressive import decode_tiles, encode_tiles
 from nlc.coding.exact_tables import BUCKET, ExactMixture, code_pixels_exact, stage_symbols
 from nlc.errors import CodecError
 from nlc.models.exact import make_exact
+from nlc.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from nlc.models.pixelsnail import PixelSNAIL, PixelSNAILConfig
 from nlc.registry import CodecSpec, build_model, load_model
 from tests.conftest import tiny_model
@@ -108,7 +109,16 @@ def _tiny_snail(seed: int) -> PixelSNAIL:
     return model
 
 
-@pytest.mark.parametrize("make", [tiny_model, _tiny_snail], ids=["pixelcnnpp", "pixelsnail"])
+def _tiny_gated(seed: int) -> GatedPixelCNN:
+    torch.manual_seed(seed)
+    model = GatedPixelCNN(GatedPixelCNNConfig(channels=8, layers=3, skip_channels=8, mixtures=3)).eval()
+    with torch.no_grad():  # the zero-initialised residuals and head would hide the layers
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return model
+
+
+@pytest.mark.parametrize("make", [tiny_model, _tiny_snail, _tiny_gated], ids=["pixelcnnpp", "pixelsnail", "gated"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_exact_twin_gives_the_same_parameters_in_one_pass_as_in_steps(make, seed):
     model = make_exact(make(seed))

@@ -1,5 +1,5 @@
 """Exact arithmetic through attention (PixelSNAIL's exact twin is checked with the others in test_exact.py)
-and the ``pixelsnail-exact`` codec."""
+and the ``pixelsnail-exact`` codec (with ``gated-pixelcnn-exact``'s round trip)."""
 
 from __future__ import annotations
 
@@ -38,13 +38,14 @@ def test_exact_attention_refuses_what_it_cannot_sum_exactly():
         exact_attend(_grid(1, 1, 16), k, k)
 
 
-@pytest.mark.parametrize("coder", [None, "ans"])
-def test_pixelsnail_exact_files_round_trip(coder):
+@pytest.mark.parametrize("codec, coder", [("pixelsnail-exact", None), ("pixelsnail-exact", "ans"),
+                                          ("gated-pixelcnn-exact", None)])
+def test_pixelsnail_and_gated_exact_files_round_trip(codec, coder):
     arr = np.random.default_rng(8).integers(0, 256, (9, 7, 3)).astype(np.uint8)
     im = Image.fromarray(arr, "RGB")
-    data, stats = nlc.encode_image(im, "pixelsnail-exact", coder=coder, device="cpu")
+    data, stats = nlc.encode_image(im, codec, coder=coder, device="cpu")
     out, _ = nlc.decode_image(data, device="cpu")
-    assert nlc.read_header(data).codec == "pixelsnail-exact"
+    assert nlc.read_header(data).codec == codec
     assert out.tobytes() == im.tobytes()
     assert "cpu" not in nlc.read_header(data).extra  # exact files do not depend on the CPU kind
     payload_bits = 8 * (len(data) - stats["header_bytes"])

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import fixed
+from .layers import tanh_gate
 
 
 class FloatArithmetic:
@@ -56,6 +57,10 @@ class FloatArithmetic:
     def gate(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Gated residual ``x + a * sigmoid(b)``."""
         return x + a * torch.sigmoid(b)
+
+    def tanh_gate(self, c: torch.Tensor) -> torch.Tensor:
+        """Gated activation ``tanh(a) * sigmoid(b)`` of the halves ``(a, b)`` of ``c``'s axis 1."""
+        return tanh_gate(c)
 
     # -- the array library of a per-pixel step (see :meth:`steps`) --
     def steps(self, device: torch.device) -> "FloatArithmetic":
@@ -85,7 +90,7 @@ class ExactArithmetic(FloatArithmetic):
     exact = True
 
     def __init__(self) -> None:
-        self.elu_neg, self.sigmoid = fixed.elu_lut(), fixed.sigmoid_lut()
+        self.elu_neg, self.sigmoid, self.tanh = fixed.elu_lut(), fixed.sigmoid_lut(), fixed.tanh_lut()
 
     def input(self, x: torch.Tensor) -> torch.Tensor:
         """Pixels in ``[-1, 1]`` on the grid."""
@@ -106,6 +111,11 @@ class ExactArithmetic(FloatArithmetic):
     def gate(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``x + a * sigmoid(b)`` with the table's sigmoid, the product rounded to the grid, the sum clamped."""
         return fixed.clamp_(fixed.snap(a * self.sigmoid(b)).add_(x))
+
+    def tanh_gate(self, c: torch.Tensor) -> torch.Tensor:
+        """``tanh(a) * sigmoid(b)`` from the tables, the product rounded to the grid."""
+        a, b = c.chunk(2, dim=1)
+        return fixed.snap(self.tanh(a) * self.sigmoid(b))
 
     def steps(self, device: torch.device) -> FloatArithmetic:
         """On a CPU, :data:`NUMPY_EXACT`: the same numbers, and numpy's per-call cost is lower than
@@ -222,7 +232,7 @@ def make_exact(model: nn.Module) -> nn.Module:
     """
     joint = getattr(model, "exact_joint", None)
     if joint is None:
-        raise ValueError(f"{type(model).__name__} has no exact arithmetic (PixelCNN++ and PixelSNAIL have)")
+        raise ValueError(f"{type(model).__name__} has no exact arithmetic (PixelCNN++, PixelSNAIL and Gated PixelCNN have)")
     limits = getattr(model, "exact_input_limits", {})
     twin = copy.deepcopy(model).double().eval().requires_grad_(False)
     layers = {name: mod for name, mod in twin.named_modules()

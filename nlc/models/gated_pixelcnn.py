@@ -30,7 +30,7 @@ from torch import nn
 
 from . import mixture
 from .image_model import MixtureImageModel, RasterStepper, zero_
-from .layers import DownShiftedConv2d, Nin, RightShiftedConv1d, tanh_gate
+from .layers import DownShiftedConv2d, Nin, RightShiftedConv1d
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
 
@@ -48,6 +48,9 @@ class GatedPixelCNNConfig:
 
 class GatedPixelCNN(MixtureImageModel):
     """The Gated PixelCNN likelihood model; see the module docstring."""
+
+    exact_joint = (("head.lin", "skip"),)  # summed before rounding in exact arithmetic (:mod:`.exact`)
+    exact_input_limits = {"skip": 2.0}  # the skip reads pixels and their differences
 
     def __init__(self, config: GatedPixelCNNConfig = GatedPixelCNNConfig()) -> None:
         super().__init__()
@@ -79,14 +82,16 @@ class GatedPixelCNN(MixtureImageModel):
 
     def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
         """Mixture parameters for every pixel of ``(B, 4, H, W)`` input."""
-        v0, pres = self.vertical(FullOps(), x4)
-        h = self.h_in(x4) + self.link_in(v0)
+        A = self.arith  # float, or exact for the twin from make_exact
+        x4 = A.input(x4)
+        v0, pres = self.vertical(FullOps(A), x4)
+        h = A.add(A.lin(self.h_in(x4)), A.lin(self.link_in(v0)))
         skip = 0.0
         for conv, link, res, sk, pre in zip(self.h_convs, self.links, self.h_res, self.h_skips, pres):
-            g = self.dropout(tanh_gate(conv(h) + link(pre)))
-            skip = skip + sk(g)
-            h = h + res(g)
-        return self.head(F.relu(self.out(F.relu(skip)))) + apply_skip(self.skip, x4)
+            g = self.dropout(A.tanh_gate(A.add(A.lin(conv(h)), A.lin(link(pre)))))
+            skip = A.add(skip, A.lin(sk(g)))
+            h = A.add(h, A.lin(res(g)))
+        return A.lin(self.head(F.relu(A.lin(self.out(F.relu(skip))))) + apply_skip(self.skip, x4))
 
     def stepper(self, batch: int, height: int, width: int) -> "GatedStepper":
         """An incremental evaluator for coding ``batch`` tiles of ``height x width``."""
@@ -103,19 +108,19 @@ class GatedStepper(RasterStepper):
     @torch.no_grad()
     def __init__(self, model: GatedPixelCNN, batch: int, height: int, width: int) -> None:
         super().__init__(model, batch, height, width)
-        ops = RowOps(batch, device=self.device)
+        ops = RowOps(batch, dtype=self.x.dtype, device=self.device, arith=self.arith)
         self.v0, self.pres = model.vertical(ops, self.row_source(ops))
         self.w_in, self.b_in = model.h_in.matrix()
         self.convs = [conv.matrix() for conv in model.h_convs]
-        self.zero = torch.zeros(batch, model.config.channels, device=self.device)
+        self.zero = torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device)
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:
         """Compute the vertical stack's row ``r`` and its links."""
         super().start_row(r)
-        m = self.model
-        self.link_in = m.link_in(self.v0.row(r)).transpose(1, 2).contiguous()  # (B, W, C)
-        self.links = [link(pre.row(r)).transpose(1, 2).contiguous() for link, pre in zip(m.links, self.pres)]
+        m, A = self.model, self.arith
+        self.link_in = A.lin(m.link_in(self.v0.row(r))).transpose(1, 2).contiguous()  # (B, W, C)
+        self.links = [A.lin(link(pre.row(r))).transpose(1, 2).contiguous() for link, pre in zip(m.links, self.pres)]
         self.prev = [self.zero] * len(self.convs)
 
     def release(self) -> None:
@@ -125,14 +130,14 @@ class GatedStepper(RasterStepper):
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
-        m = self.model
+        m, A = self.model, self.arith
         cl = c + self.LEFT
         window = self.x[:, :, self.r + self.TOP, cl - 3 : cl].transpose(1, 2).reshape(self.batch, -1)
-        h = torch.addmm(self.b_in, window, self.w_in) + self.link_in[:, c]
+        h = A.add(A.lin(torch.addmm(self.b_in, window, self.w_in)), self.link_in[:, c])
         skip = 0.0
         for i, (w, b) in enumerate(self.convs):
-            g = tanh_gate(torch.addmm(b, torch.cat([self.prev[i], h], 1), w) + self.links[i][:, c])
+            g = A.tanh_gate(A.add(A.lin(torch.addmm(b, torch.cat([self.prev[i], h], 1), w)), self.links[i][:, c]))
             self.prev[i] = h
-            skip = skip + m.h_skips[i](g)
-            h = h + m.h_res[i](g)
-        return self.skip.params(c, m.head(F.relu(m.out(F.relu(skip)))))
+            skip = A.add(skip, A.lin(m.h_skips[i](g)))
+            h = A.add(h, A.lin(m.h_res[i](g)))
+        return A.lin(self.skip.params(c, m.head(F.relu(A.lin(m.out(F.relu(skip)))))))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .exact import FLOAT, FloatArithmetic
-from .layers import DownShiftedConv2d, Nin, UpsampleConvT2d, tanh_gate
+from .layers import DownShiftedConv2d, Nin, UpsampleConvT2d
 
 _KEEP_ROWS = 1  # consumers read rows r-1 and r of their inputs (at their own scale)
 
@@ -59,7 +59,7 @@ class FullOps:
 
     def tanh_gate(self, c: torch.Tensor) -> torch.Tensor:
         """Gated activation :func:`~nlc.models.layers.tanh_gate`."""
-        return tanh_gate(c)
+        return self.a.tanh_gate(c)
 
     def dropout(self, m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Dropout module (identity in eval mode)."""
@@ -156,7 +156,7 @@ class RowOps:
 
     def tanh_gate(self, c: RowNode) -> RowNode:
         """Gated activation :func:`~nlc.models.layers.tanh_gate`."""
-        return RowNode(lambda r: tanh_gate(c.row(r)), self._zeros(c.channels // 2, c.width))
+        return RowNode(lambda r: self.a.tanh_gate(c.row(r)), self._zeros(c.channels // 2, c.width))
 
     def dropout(self, m: torch.nn.Module, x: RowNode) -> RowNode:
         """Dropout is off when coding."""
