@@ -183,7 +183,8 @@ def sigmoid_lut() -> Lut:
 
 @functools.lru_cache(maxsize=None)
 def tanh_lut() -> Lut:
-    """``tanh(x)`` on ``[-10, 10]`` (steps of ``2^-12``), on the activation grid: the mixture's channel coefficients."""
+    """``tanh(x)`` on ``[-10, 10]`` (steps of ``2^-12``), on the activation grid: the mixture's channel
+    coefficients and Gated PixelCNN's gates."""
     return build_lut(np.tanh, lambda x: ((2 * x).exp() - 1) / ((2 * x).exp() + 1), -10.0, 10.0, 12,
                      out_bits=GRID_BITS)
 

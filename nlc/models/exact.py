@@ -7,7 +7,7 @@ rules of :mod:`nlc.fixed`:
 * every linear layer's output is :func:`~nlc.fixed.snap`-ped to the ``2^-16``
   grid (its weights have 14 significant bits per output channel, so the
   float64 accumulator is exact before rounding);
-* ELU and the gates' sigmoid come from lookup tables;
+* ELU and the gates' sigmoid and tanh come from lookup tables;
 * the pixels enter as exact grid values.
 
 Because every sum is exact, a whole-image pass (one parallel evaluation for

@@ -18,6 +18,8 @@ Two stacks remove the PixelCNN's blind spot:
 
 When coding, the vertical stack costs one row pass per row and the horizontal
 stack one small matrix product per layer per pixel (:class:`GatedStepper`).
+Every layer computes through the model's arithmetic (``self.arith``), so
+:func:`~nlc.models.exact.make_exact` gives an exact twin (``gated-pixelcnn-exact``).
 """
 
 from __future__ import annotations
