@@ -144,6 +144,8 @@ def test_numpy_steps_compute_the_torch_exact_arithmetics_numbers():
     assert np.array_equal(NUMPY_EXACT.elu(x), torch_a.elu(xt).numpy())
     assert np.array_equal(NUMPY_EXACT.gate(y.copy(), x, y), torch_a.gate(yt.clone(), xt, yt).numpy())
     assert np.array_equal(NUMPY_EXACT.add(x * 3, y), torch_a.add(xt * 3, yt).numpy())
+    pairs = np.stack([x, y], 1)  # (n, 2): the halves of axis 1 are x and y
+    assert np.array_equal(NUMPY_EXACT.tanh_gate(pairs), torch_a.tanh_gate(torch.from_numpy(pairs)).numpy())
     acc = x * 2.0**-7 + y * 2.0**-20  # an accumulator between grid points, with ties
     assert np.array_equal(NUMPY_EXACT.lin(acc), torch_a.lin(torch.from_numpy(acc)).numpy())
     pixels = (np.arange(256, dtype=np.float32) / np.float32(127.5) - 1).astype(np.float32)

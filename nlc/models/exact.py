@@ -135,7 +135,7 @@ class NumpyExactArithmetic(FloatArithmetic):
     exact = True
 
     def __init__(self) -> None:
-        self.elu_neg, self.sigmoid = fixed.elu_lut(), fixed.sigmoid_lut()
+        self.elu_neg, self.sigmoid, self.tanh = fixed.elu_lut(), fixed.sigmoid_lut(), fixed.tanh_lut()
 
     def array(self, t: torch.Tensor) -> np.ndarray:
         """A CPU tensor as a numpy array (a view: writes to the tensor show through)."""
@@ -160,6 +160,11 @@ class NumpyExactArithmetic(FloatArithmetic):
     def gate(self, x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``x + a * sigmoid(b)``, the product rounded to the grid, the sum clamped."""
         return fixed.clamp_array(fixed.snap_array(a * self.sigmoid.at(b)) + x)
+
+    def tanh_gate(self, c: np.ndarray) -> np.ndarray:
+        """``tanh(a) * sigmoid(b)`` of the halves of axis 1, from the tables, rounded to the grid."""
+        a, b = np.split(c, 2, axis=1)
+        return fixed.snap_array(self.tanh.at(a) * self.sigmoid.at(b))
 
     def steps(self, device: torch.device) -> "NumpyExactArithmetic":
         """This one."""
@@ -232,7 +237,8 @@ def make_exact(model: nn.Module) -> nn.Module:
     """
     joint = getattr(model, "exact_joint", None)
     if joint is None:
-        raise ValueError(f"{type(model).__name__} has no exact arithmetic (PixelCNN++, PixelSNAIL and Gated PixelCNN have)")
+        raise ValueError(f"{type(model).__name__} has no exact arithmetic "
+                         "(PixelCNN++, PixelSNAIL and Gated PixelCNN have)")
     limits = getattr(model, "exact_input_limits", {})
     twin = copy.deepcopy(model).double().eval().requires_grad_(False)
     layers = {name: mod for name, mod in twin.named_modules()
