@@ -62,6 +62,10 @@ class FloatArithmetic:
         """Gated activation ``tanh(a) * sigmoid(b)`` of the halves ``(a, b)`` of ``c``'s axis 1."""
         return tanh_gate(c)
 
+    def relu(self, x: torch.Tensor) -> torch.Tensor:
+        """ReLU (exact in any arithmetic: no rounding)."""
+        return F.relu(x)
+
     # -- the array library of a per-pixel step (see :meth:`steps`) --
     def steps(self, device: torch.device) -> "FloatArithmetic":
         """The arithmetic of a decoder's per-pixel steps on ``device``: this one (torch tensors)."""
@@ -165,6 +169,10 @@ class NumpyExactArithmetic(FloatArithmetic):
         """``tanh(a) * sigmoid(b)`` of the halves of axis 1, from the tables, rounded to the grid."""
         a, b = np.split(c, 2, axis=1)
         return fixed.snap_array(self.tanh.at(a) * self.sigmoid.at(b))
+
+    def relu(self, x: np.ndarray) -> np.ndarray:
+        """ReLU."""
+        return np.maximum(x, 0.0)
 
     def steps(self, device: torch.device) -> "NumpyExactArithmetic":
         """This one."""

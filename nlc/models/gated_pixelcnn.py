@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -107,22 +108,29 @@ class GatedStepper(RasterStepper):
     layer keeps its input at the previous column.
     """
 
+    numpy_steps = True  # an exact model's per-pixel steps run in numpy on a CPU (``self.steps``)
+
     @torch.no_grad()
     def __init__(self, model: GatedPixelCNN, batch: int, height: int, width: int) -> None:
         super().__init__(model, batch, height, width)
         ops = RowOps(batch, dtype=self.x.dtype, device=self.device, arith=self.arith)
         self.v0, self.pres = model.vertical(ops, self.row_source(ops))
-        self.w_in, self.b_in = model.h_in.matrix()
-        self.convs = [conv.matrix() for conv in model.h_convs]
-        self.zero = torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device)
+        S = self.steps
+        self.w_in, self.b_in = (S.array(t) for t in model.h_in.matrix())
+        self.convs = [tuple(S.array(t) for t in conv.matrix()) for conv in model.h_convs]
+        self.nins = {name: [(S.array(n.lin.weight), S.array(n.lin.bias)) for n in getattr(model, name)]
+                     for name in ("h_skips", "h_res")}
+        self.out, self.head = ((S.array(n.lin.weight), S.array(n.lin.bias)) for n in (model.out, model.head))
+        self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:
         """Compute the vertical stack's row ``r`` and its links."""
         super().start_row(r)
-        m, A = self.model, self.arith
-        self.link_in = A.lin(m.link_in(self.v0.row(r))).transpose(1, 2).contiguous()  # (B, W, C)
-        self.links = [A.lin(link(pre.row(r))).transpose(1, 2).contiguous() for link, pre in zip(m.links, self.pres)]
+        m, A, S = self.model, self.arith, self.steps
+        self.link_in = S.array(A.lin(m.link_in(self.v0.row(r))).transpose(1, 2).contiguous())  # (B, W, C)
+        self.links = [S.array(A.lin(link(pre.row(r))).transpose(1, 2).contiguous())
+                      for link, pre in zip(m.links, self.pres)]
         self.prev = [self.zero] * len(self.convs)
 
     def release(self) -> None:
@@ -130,16 +138,16 @@ class GatedStepper(RasterStepper):
         self.v0 = self.pres = self.links = self.skip = None
 
     @torch.no_grad()
-    def params(self, c: int) -> torch.Tensor:
-        """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
-        m, A = self.model, self.arith
+    def params(self, c: int) -> torch.Tensor | np.ndarray:
+        """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)`` (a numpy array where ``self.steps`` is numpy's)."""
+        S = self.steps
         cl = c + self.LEFT
-        window = self.x[:, :, self.r + self.TOP, cl - 3 : cl].transpose(1, 2).reshape(self.batch, -1)
-        h = A.add(A.lin(torch.addmm(self.b_in, window, self.w_in)), self.link_in[:, c])
+        window = self.xs[:, :, self.r + self.TOP, cl - 3 : cl].swapaxes(1, 2).reshape(self.batch, -1)
+        h = S.add(S.lin(S.mm(self.b_in, window, self.w_in)), self.link_in[:, c])
         skip = 0.0
         for i, (w, b) in enumerate(self.convs):
-            g = A.tanh_gate(A.add(A.lin(torch.addmm(b, torch.cat([self.prev[i], h], 1), w)), self.links[i][:, c]))
+            g = S.tanh_gate(S.add(S.lin(S.mm(b, S.cat([self.prev[i], h]), w)), self.links[i][:, c]))
             self.prev[i] = h
-            skip = A.add(skip, A.lin(m.h_skips[i](g)))
-            h = A.add(h, A.lin(m.h_res[i](g)))
-        return A.lin(self.skip.params(c, m.head(F.relu(A.lin(m.out(F.relu(skip)))))))
+            skip = S.add(skip, S.lin(S.linear(g, *self.nins["h_skips"][i])))
+            h = S.add(h, S.lin(S.linear(g, *self.nins["h_res"][i])))
+        return S.lin(self.skip.params(c, S.linear(S.relu(S.lin(S.linear(S.relu(skip), *self.out))), *self.head)))
