@@ -117,10 +117,9 @@ class GatedStepper(RasterStepper):
         self.v0, self.pres = model.vertical(ops, self.row_source(ops))
         S = self.steps
         self.w_in, self.b_in = (S.array(t) for t in model.h_in.matrix())
-        self.convs = [tuple(S.array(t) for t in conv.matrix()) for conv in model.h_convs]
-        self.nins = {name: [(S.array(n.lin.weight), S.array(n.lin.bias)) for n in getattr(model, name)]
-                     for name in ("h_skips", "h_res")}
-        self.out, self.head = ((S.array(n.lin.weight), S.array(n.lin.bias)) for n in (model.out, model.head))
+        self.layers = [(tuple(S.array(t) for t in conv.matrix()), self.linear_weights(sk), self.linear_weights(res))
+                       for conv, sk, res in zip(model.h_convs, model.h_skips, model.h_res)]
+        self.out, self.head = self.linear_weights(model.out), self.linear_weights(model.head)
         self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
 
     @torch.no_grad()
@@ -131,7 +130,7 @@ class GatedStepper(RasterStepper):
         self.link_in = S.array(A.lin(m.link_in(self.v0.row(r))).transpose(1, 2).contiguous())  # (B, W, C)
         self.links = [S.array(A.lin(link(pre.row(r))).transpose(1, 2).contiguous())
                       for link, pre in zip(m.links, self.pres)]
-        self.prev = [self.zero] * len(self.convs)
+        self.prev = [self.zero] * len(self.layers)
 
     def release(self) -> None:
         """Drop the row caches (their closures refer back to this stepper, a reference cycle)."""
@@ -145,9 +144,9 @@ class GatedStepper(RasterStepper):
         window = self.xs[:, :, self.r + self.TOP, cl - 3 : cl].swapaxes(1, 2).reshape(self.batch, -1)
         h = S.add(S.lin(S.mm(self.b_in, window, self.w_in)), self.link_in[:, c])
         skip = 0.0
-        for i, (w, b) in enumerate(self.convs):
+        for i, ((w, b), sk, res) in enumerate(self.layers):
             g = S.tanh_gate(S.add(S.lin(S.mm(b, S.cat([self.prev[i], h]), w)), self.links[i][:, c]))
             self.prev[i] = h
-            skip = S.add(skip, S.lin(S.linear(g, *self.nins["h_skips"][i])))
-            h = S.add(h, S.lin(S.linear(g, *self.nins["h_res"][i])))
+            skip = S.add(skip, S.lin(S.linear(g, *sk)))
+            h = S.add(h, S.lin(S.linear(g, *res)))
         return S.lin(self.skip.params(c, S.linear(S.relu(S.lin(S.linear(S.relu(skip), *self.out))), *self.head)))

@@ -79,6 +79,10 @@ class RasterStepper:
         self.xs = self.steps.array(self.x)  # ``x`` as the steps see it (for numpy, a view)
         self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width, self.steps)
 
+    def linear_weights(self, nin: nn.Module) -> tuple:
+        """A :class:`~nlc.models.layers.Nin`'s weight and bias as the per-pixel steps' arrays."""
+        return self.steps.array(nin.lin.weight), self.steps.array(nin.lin.bias)
+
     def row_source(self, ops):
         """The image rows as the source node of a row-at-a-time network (:class:`~nlc.models.rowgraph.RowOps`)."""
         t, lf, w = self.TOP, self.LEFT, self.width

@@ -166,7 +166,7 @@ class PixelStepper(RasterStepper):
         self.w_in, self.b_in = (S.array(t) for t in model.h_in.matrix())
         self.blocks = [tuple(tuple(S.array(t) for t in conv.matrix()) for conv in (b.conv1, b.conv2))
                        for b in model.h_blocks]
-        self.head = (S.array(model.head.lin.weight), S.array(model.head.lin.bias))
+        self.head = self.linear_weights(model.head)
         self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
 
     @torch.no_grad()
