@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import container, images
+from . import container, images, metadata
 from .coding import flow
 from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, is_exact, progress_total
 from .coding.coders import CODERS, PRECISION, CoderError
@@ -169,13 +169,17 @@ def encode_image(
     tile: int | None = None,
     device: str = "auto",
     progress: bool = False,
+    keep_metadata: bool = True,
 ) -> tuple[bytes, dict]:
     """Compress a Pillow image to ``.nlc`` bytes.
 
+    The image's metadata (ICC profile, EXIF, XMP, PNG colour and text chunks,
+    resolution: :mod:`nlc.metadata`) is kept unless ``keep_metadata`` is false.
     Returns the file's bytes and statistics: ``codec`` (the codec's name, an
     alias resolved), ``model_bits`` (the model's
     ``-log2 p`` of the model-coded sub-pixels), ``subpixels`` (their number),
-    ``plane_bytes`` (classically coded planes) and ``header_bytes``.
+    ``plane_bytes`` (classically coded planes), ``metadata_bytes`` and
+    ``header_bytes``.
     """
     images.check_image(image)
     c = _resolve(codec, resolve_device(device))
@@ -211,6 +215,7 @@ def encode_image(
         width=image.width, height=image.height, mode=image.mode,
         model_channels=0 if pixels is None else pixels.shape[2], bit_depth=1 if image.mode == "1" else 8,
         tile=tile, group=GROUP, pixels_crc32=images.pixels_crc32(image), palette=palette, extra=extra,
+        metadata=metadata.pack(metadata.collect(image)) if keep_metadata else b"",
     )
     data = container.pack(header, model_payload, plane_payload)
     stats = {
@@ -218,7 +223,8 @@ def encode_image(
         "model_bits": model_bits,
         "subpixels": 0 if pixels is None else int(pixels.size),
         "plane_bytes": len(plane_payload),
-        "header_bytes": len(data) - len(model_payload) - len(plane_payload),
+        "metadata_bytes": len(header.metadata),
+        "header_bytes": len(data) - len(model_payload) - len(plane_payload) - len(header.metadata),
     }
     return data, stats
 
@@ -248,10 +254,14 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
                  codec: Codec | None = None) -> tuple[Image.Image, object]:
     """Decompress ``.nlc`` bytes; returns the image and its PNG transparency entry (or ``None``).
 
+    The metadata the file kept is on the image's ``info``, under Pillow's names
+    (:func:`nlc.metadata.attach`); :func:`png_bytes` and :func:`decompress` write it.
+
     ``codec`` overrides the registry lookup (its name and weights hash must
     still match the file's header).
     """
     header, model_payload, plane_payload = container.unpack(data)
+    record = metadata.unpack(header.metadata)
     dev = resolve_device(device, header.device)
     if header.coder not in CODERS or header.precision != PRECISION:
         raise FormatError(f"unsupported coder {header.coder!r} with precision {header.precision}")
@@ -285,7 +295,7 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
     if images.pixels_crc32(im) != header.pixels_crc32:
         exact = bool(header.model_channels) and is_exact(c.model)
         raise FormatError(mismatch_message(header.torch, header.device, header.extra.get("cpu"), exact))
-    return im, header.extra.get("transparency")
+    return metadata.attach(im, record), header.extra.get("transparency")
 
 
 def _atomic_write(dst: Path, write) -> None:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import click
 
-from . import api, images
+from . import api, images, metadata
 from .container import SET_MAGIC
 from .errors import InputError, NlcError, file_errors
 
@@ -119,8 +119,10 @@ def main() -> None:
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--set", "as_set", is_flag=True,
               help="All inputs (same-sized images, folders of them, or one idx/.npy array) into one file.")
+@click.option("--strip", is_flag=True,
+              help="Keep the pixels only: drop the ICC profile, EXIF, XMP, text chunks and resolution.")
 @DEVICE
-def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
+def compress(inputs, output, model, coder, tile, force, as_set, strip, device) -> None:
     """Compress images to IMAGE.nlc.
 
     A folder stands for the images in it (not its sub-folders), each coded to
@@ -133,6 +135,10 @@ def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
     all the images are coded as one batch, far faster than one file each for
     small images. A set codec (``--model vae-fmnist`` and the other *-fmnist
     codecs) always writes a set.
+
+    An image's metadata (ICC colour profile, EXIF, XMP, PNG colour and text
+    chunks, resolution) is kept and written back by ``nlc decompress``;
+    ``--strip`` drops it. Sets keep pixels only.
     """
     from . import sets
 
@@ -145,7 +151,8 @@ def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
             return
         codec = api.Codec.load(model, api.resolve_device(device))
         if piped:
-            _compress_pipe(inputs[0], output, codec, force, coder=coder, tile=tile, device=device)
+            _compress_pipe(inputs[0], output, codec, force, coder=coder, tile=tile, device=device,
+                           keep_metadata=not strip)
             return
     except NlcError as e:
         _fail(str(e))
@@ -154,7 +161,7 @@ def compress(inputs, output, model, coder, tile, force, as_set, device) -> None:
     for src, dst in zip(files, _outputs(files, output, False)):
         try:
             path, stats = api.compress(src, dst, codec=codec, force=force, progress=_progress(),
-                                       coder=coder, tile=tile, device=device)
+                                       coder=coder, tile=tile, device=device, keep_metadata=not strip)
         except NlcError as e:
             failures.add(src, e)
             continue
@@ -349,7 +356,8 @@ def info(file, as_json) -> None:
             src = d.pop("source")
             d.update(source=src["kind"], names=len(src.get("names", [])) or src.get("name", ""))
         else:
-            d = api.read_header(data).as_dict()
+            header = api.read_header(data)
+            d = dict(header.as_dict(), metadata=metadata.summary(metadata.unpack(header.metadata)))
     except NlcError as e:
         _fail_for(file, e)
     d = dict(d, file=file, bytes=len(data),

@@ -1,10 +1,10 @@
-"""The ``.nlc`` file format (version 1). All integers are little-endian.
+"""The ``.nlc`` file format (versions 1 and 2). All integers are little-endian.
 
 ::
 
     offset  size  field
     0       4     magic b"\\x89NLC"
-    4       1     format version (1)
+    4       1     format version (1; 2 when the file keeps metadata)
     5       2     header length N (u16): the bytes of the fields below
     7       N     header fields, in this order:
                     codec id          str8   stable codec name, e.g. "pixelcnnpp"
@@ -26,9 +26,14 @@
                     pixels crc32      u32    CRC-32 of the original pixel bytes (and palette)
                     model payload     u32    length in bytes
                     plane payload     u32    length in bytes (alpha, palette indices or 1-bit data)
+                    metadata payload  u32    version 2 only: length in bytes (ICC profile, EXIF, XMP,
+                                             text chunks, resolution: :mod:`nlc.metadata`)
     7+N     4     CRC-32 of bytes 0 .. 7+N
-    11+N    ...   model payload, then plane payload
-    end-4   4     CRC-32 of both payloads
+    11+N    ...   model payload, then plane payload, then (version 2) metadata payload
+    end-4   4     CRC-32 of the payloads
+
+A file without metadata is written as version 1, byte for byte what nlc wrote
+before it kept metadata.
 
 ``str8``/``str16`` are a u8/u16 length followed by that many bytes. Decoding
 checks the magic, the version, both CRCs of the file and finally the CRC of
@@ -46,6 +51,7 @@ from .errors import FormatError
 
 MAGIC = b"\x89NLC"
 VERSION = 1
+VERSION_METADATA = 2  # a version-1 file with a metadata payload after the others
 MAX_PIXELS = 1 << 28  # 268 megapixels: anything larger is refused before allocating
 MAX_SIDE = 1 << 20
 
@@ -71,11 +77,13 @@ class Header:
     palette: bytes = b""
     extra: dict = field(default_factory=dict)
     group: int = 384
+    metadata: bytes = b""  # the packed metadata payload (:func:`nlc.metadata.pack`), empty for none
 
     def as_dict(self) -> dict:
-        """JSON-friendly view (palette as its length)."""
+        """JSON-friendly view (palette and metadata as their lengths)."""
         d = asdict(self)
         d["palette"] = len(self.palette)
+        d["metadata"] = len(self.metadata)
         return d
 
 
@@ -131,10 +139,12 @@ def pack(header: Header, model_payload: bytes, plane_payload: bytes = b"") -> by
             _bytes16(header.palette),
             _bytes16(json.dumps(header.extra, separators=(",", ":")).encode() if header.extra else b""),
             struct.pack("<III", header.pixels_crc32, len(model_payload), len(plane_payload)),
+            struct.pack("<I", len(header.metadata)) if header.metadata else b"",
         ]
     )
-    head = MAGIC + struct.pack("<BH", VERSION, len(fields)) + fields
-    payload = model_payload + plane_payload
+    version = VERSION_METADATA if header.metadata else VERSION
+    head = MAGIC + struct.pack("<BH", version, len(fields)) + fields
+    payload = model_payload + plane_payload + header.metadata
     return head + struct.pack("<I", zlib.crc32(head)) + payload + struct.pack("<I", zlib.crc32(payload))
 
 
@@ -142,15 +152,15 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     """Parse and check a ``.nlc`` file; returns the header and the two payloads.
 
     Raises :class:`~nlc.errors.FormatError` for anything that is not a complete,
-    undamaged version-1 file.
+    undamaged version-1 or version-2 file (the metadata payload is in the header).
     """
     r = _Reader(data, "file")
     if len(data) < 4 or data[:4] != MAGIC:
         raise FormatError("not an nlc file (wrong magic bytes)")
     r.take(4)
     version = r.u("B")
-    if version != VERSION:
-        raise FormatError(f"unknown format version {version} (this nlc reads version {VERSION})")
+    if version not in (VERSION, VERSION_METADATA):
+        raise FormatError(f"unknown format version {version} (this nlc reads versions {VERSION} and {VERSION_METADATA})")
     n = r.u("H")
     end = r.pos + n
     r.take(n)
@@ -169,6 +179,9 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     palette = h.bytes16()
     extra_raw = h.bytes16()
     pixels_crc, n_model, n_plane = h.u("I"), h.u("I"), h.u("I")
+    n_meta = h.u("I") if version == VERSION_METADATA else 0
+    if version == VERSION_METADATA and (h.pos != len(h.data) or not n_meta):
+        raise FormatError("corrupted header (length)")
     if width < 1 or height < 1 or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise FormatError(f"header claims absurd dimensions {width}x{height}")
     if tile < 1 or group < 1:
@@ -178,16 +191,17 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     except ValueError:
         raise FormatError("corrupted header (extra fields)") from None
     body = data[r.pos :]
-    if len(body) < n_model + n_plane + 4:
+    if len(body) < n_model + n_plane + n_meta + 4:
         raise FormatError("truncated file (payload shorter than the header says)")
-    if len(body) > n_model + n_plane + 4:
+    if len(body) > n_model + n_plane + n_meta + 4:
         raise FormatError("corrupted file (trailing bytes after the payload)")
     payload = body[:-4]
     if struct.unpack("<I", body[-4:])[0] != zlib.crc32(payload):
         raise FormatError("corrupted payload (CRC mismatch)")
     header = Header(codec, sha, coder, precision, constriction, torch_v, device, width, height, mode,
-                    model_channels, bit_depth, tile, pixels_crc, palette, extra, group)
-    return header, payload[:n_model], payload[n_model:]
+                    model_channels, bit_depth, tile, pixels_crc, palette, extra, group,
+                    payload[n_model + n_plane :])
+    return header, payload[:n_model], payload[n_model : n_model + n_plane]
 
 
 # --------------------------------------------------------------------------------------------

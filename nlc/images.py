@@ -123,8 +123,11 @@ def transparency_of(im: Image.Image) -> object:
 
 
 def save_png(im: Image.Image, path: str | Path, transparency: object = None) -> None:
-    """Write ``im`` as PNG (``transparency`` as stored by :func:`transparency_of`)."""
-    kw = {}
+    """Write ``im`` as PNG (``transparency`` as stored by :func:`transparency_of`), with the metadata
+    a decoder put on ``im.info`` (:func:`nlc.metadata.attach`)."""
+    from .metadata import png_options
+
+    kw = png_options(im.info)
     if transparency is not None:
         if im.mode == "P" and isinstance(transparency, list):
             kw["transparency"] = bytes(transparency)

@@ -68,8 +68,8 @@ class StagedPrior(nn.Module):
     def features(self, cond: torch.Tensor | None, batch: int, height: int, width: int) -> torch.Tensor:
         """Trunk features of the conditioning part (a constant input at the top level)."""
         if cond is None:
-            dev = self.trunk_in.weight.device
-            inp = torch.ones(batch, 1, height, width, device=dev)
+            weight = self.trunk_in.weight
+            inp = torch.ones(batch, 1, height, width, device=weight.device, dtype=weight.dtype)
         else:
             inp = net_input(cond.contiguous())
         h = self.trunk_in(inp)
