@@ -38,7 +38,7 @@ def main() -> None:
     result = {"model": a.model, "image": a.image, "size": f"{image.width}x{image.height}", "runs": {}}
     for name, codec in codecs.items():
         start = time.perf_counter()
-        data, stats = encode_image(image, codec, device="cpu")
+        data, stats = encode_image(image, codec, device="cpu", fallback=False)
         result["runs"][name] = {"encode_seconds": round(time.perf_counter() - start, 2),
                                 "parameters": sum(p.numel() for p in codec.model.parameters()),
                                 "file_bpsp": len(data) * 8 / stats["subpixels"],

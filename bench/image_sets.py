@@ -71,7 +71,7 @@ def main() -> None:
     for i in picks:
         im = Image.fromarray(items[i], "RGB")
         s0 = time.perf_counter()
-        data, st = encode_image(im, codec)
+        data, st = encode_image(im, codec, fallback=False)
         s1 = time.perf_counter()
         out, _ = decode_image(data, codec=codec)
         s2 = time.perf_counter()

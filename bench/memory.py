@@ -33,7 +33,7 @@ def main() -> None:
     w, h = map(int, a.size.split("x"))
     im = Image.open(a.image).convert("RGB").resize((w, h), Image.LANCZOS)
     t0 = time.time()
-    data, stats = encode_image(im, a.model)
+    data, stats = encode_image(im, a.model, fallback=False)
     enc_s = time.time() - t0
     result = {"image": a.image, "size": a.size, "bytes": len(data), "bpsp": len(data) * 8 / (w * h * 3),
               "enc_s": round(enc_s, 1),

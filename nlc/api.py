@@ -29,7 +29,7 @@ from . import container, images, metadata
 from .coding import flow
 from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, is_exact, progress_total
 from .coding.coders import CODERS, PRECISION, CoderError
-from .coding.planes import decode_bits, decode_plane, encode_bits, encode_plane
+from .coding.planes import decode_bits, decode_plane, decode_webp, encode_bits, encode_plane, encode_webp
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
 from .registry import DEFAULT, CodecSpec, build_model, get_spec, load_model, spec_for_file
 
@@ -101,10 +101,13 @@ def _encoder_kind(torch_version: str, device: str, cpu: str | None) -> str:
     return f"torch {torch_version} on {device}" + (f" ({cpu})" if cpu else "")
 
 
-def decodes_on(codec: str, torch_version: str, device: str, cpu: str | None) -> str:
+def decodes_on(codec: str, torch_version: str, device: str, cpu: str | None, pixels: str = "model") -> str:
     """Where a file of ``codec`` (encoded with that torch, device and CPU kind, as its header records)
-    decodes: on any machine for a codec with exact arithmetic; for a float codec, where its encoder's
-    floats are reproduced, with the same torch on the same kind of device and CPU."""
+    decodes: on any machine for a codec with exact arithmetic or pixels in lossless WebP (``pixels``,
+    the header's pixel coder); for a float codec, where its encoder's floats are reproduced, with the
+    same torch on the same kind of device and CPU."""
+    if pixels == "webp":
+        return "any machine (pixels in lossless WebP, the model's coding was larger)"
     try:
         exact = get_spec(codec).arithmetic == "exact"
     except CodecError:
@@ -170,16 +173,23 @@ def encode_image(
     device: str = "auto",
     progress: bool = False,
     keep_metadata: bool = True,
+    fallback: bool = True,
 ) -> tuple[bytes, dict]:
     """Compress a Pillow image to ``.nlc`` bytes.
 
+    With ``fallback`` (the default), the pixels are also coded as lossless
+    WebP, and the file keeps whichever is smaller: a screenshot or a drawing
+    can cost a photo model many times what WebP needs. ``fallback=False``
+    always keeps the model's coding (benchmarks of the model use that).
     The image's metadata (ICC profile, EXIF, XMP, PNG colour and text chunks,
     resolution: :mod:`nlc.metadata`) is kept unless ``keep_metadata`` is false.
     Returns the file's bytes and statistics: ``codec`` (the codec's name, an
     alias resolved), ``model_bits`` (the model's
     ``-log2 p`` of the model-coded sub-pixels), ``subpixels`` (their number),
-    ``plane_bytes`` (classically coded planes), ``metadata_bytes`` and
-    ``header_bytes``.
+    ``plane_bytes`` (classically coded planes), ``metadata_bytes``,
+    ``header_bytes`` and ``pixels_coder`` (``"model"``, ``"webp"`` when the
+    fallback won, or ``None`` without model-coded pixels) with
+    ``model_payload_bytes`` (what the model's coding took, kept or not).
     """
     images.check_image(image)
     c = _resolve(codec, resolve_device(device))
@@ -200,6 +210,13 @@ def encode_image(
             model_payload, model_bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar)
     if pixels is not None and dev == "cpu" and not is_exact(c.model):  # float files decode on this CPU kind only
         extra["cpu"] = cpu_kind()
+    pixels_coder = None if pixels is None else "model"
+    model_payload_bytes = len(model_payload)
+    if pixels is not None and fallback:
+        webp = encode_webp(pixels)
+        if len(webp) < len(model_payload):
+            model_payload, pixels_coder = webp, "webp"
+            extra = {"pixels": "webp"}  # the model's facts (threads, cpu) do not apply
     plane_payload = b""
     if plane is not None:
         plane_payload = encode_bits(plane) if image.mode == "1" else encode_plane(plane)
@@ -224,6 +241,8 @@ def encode_image(
         "subpixels": 0 if pixels is None else int(pixels.size),
         "plane_bytes": len(plane_payload),
         "metadata_bytes": len(header.metadata),
+        "pixels_coder": pixels_coder,
+        "model_payload_bytes": model_payload_bytes,
         "header_bytes": len(data) - len(model_payload) - len(plane_payload) - len(header.metadata),
     }
     return data, stats
@@ -268,8 +287,13 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
     if header.mode not in images.MODEL_MODES or images.MODEL_MODES[header.mode] != header.model_channels:
         raise FormatError(f"corrupted header (mode {header.mode!r} with {header.model_channels} model channels)")
     pixels = plane = None
+    pixels_coder = header.extra.get("pixels", "model")
+    if pixels_coder not in ("model", "webp"):
+        raise FormatError(f"unknown pixel coder {pixels_coder!r} (this nlc knows model and webp)")
     try:
-        if header.model_channels:
+        if header.model_channels and pixels_coder == "webp":
+            pixels = decode_webp(model_payload, header.height, header.width, header.model_channels)
+        elif header.model_channels:
             c = codec or Codec.from_spec(spec_for_file(header.codec, header.weights_sha256), dev)
             if c.spec.name != header.codec:
                 raise CodecError(f"file was coded with codec {header.codec!r}, not {c.spec.name!r}")
@@ -293,7 +317,7 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
         raise FormatError(f"corrupted payload ({e})") from None
     im = images.assemble(header.mode, pixels, plane, header.palette, header.extra.get("palette_mode", "RGB"))
     if images.pixels_crc32(im) != header.pixels_crc32:
-        exact = bool(header.model_channels) and is_exact(c.model)
+        exact = bool(header.model_channels) and (pixels_coder == "webp" or is_exact(c.model))
         raise FormatError(mismatch_message(header.torch, header.device, header.extra.get("cpu"), exact))
     return metadata.attach(im, record), header.extra.get("transparency")
 
@@ -340,13 +364,15 @@ def write_file(dst: str | Path, data: bytes, *, force: bool = False) -> Path:
 
 def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Codec = DEFAULT,
              force: bool = False, progress: bool = False, **kw) -> tuple[Path, dict]:
-    """Compress an image file to ``dst`` (default ``src + ".nlc"``); returns the path and stats."""
+    """Compress an image file to ``dst`` (default ``src + ".nlc"``); returns the path and stats
+    (:func:`encode_image`'s, with ``bytes``, ``input_bytes`` and ``input_format``, Pillow's name)."""
     src = Path(src)
     dst = Path(dst) if dst else default_output(src, False)
     check_output(dst, force)
     im = images.read_image(src)
     data, stats = encode_image(im, codec, progress=progress, **kw)
-    return write_file(dst, data, force=force), dict(stats, bytes=len(data))
+    stats = dict(stats, bytes=len(data), input_bytes=src.stat().st_size, input_format=im.format)
+    return write_file(dst, data, force=force), stats
 
 
 def png_bytes(im: Image.Image, transparency: object = None) -> bytes:

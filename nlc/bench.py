@@ -155,7 +155,7 @@ def run_bench(model: str = DEFAULT, data: str = "", *, limit: int | None = None,
     for f in files:
         im = images.read_image(f)
         t0 = time.perf_counter()
-        blob, stats = encode_image(im, codec, device=device, progress=progress)
+        blob, stats = encode_image(im, codec, device=device, progress=progress, fallback=False)
         t1 = time.perf_counter()
         out, _ = decode_image(blob, device=device, progress=progress, codec=codec)
         t2 = time.perf_counter()

@@ -121,8 +121,10 @@ def main() -> None:
               help="All inputs (same-sized images, folders of them, or one idx/.npy array) into one file.")
 @click.option("--strip", is_flag=True,
               help="Keep the pixels only: drop the ICC profile, EXIF, XMP, text chunks and resolution.")
+@click.option("--no-fallback", is_flag=True,
+              help="Always keep the model's coding, even where lossless WebP would be smaller.")
 @DEVICE
-def compress(inputs, output, model, coder, tile, force, as_set, strip, device) -> None:
+def compress(inputs, output, model, coder, tile, force, as_set, strip, no_fallback, device) -> None:
     """Compress images to IMAGE.nlc.
 
     A folder stands for the images in it (not its sub-folders), each coded to
@@ -139,6 +141,10 @@ def compress(inputs, output, model, coder, tile, force, as_set, strip, device) -
     An image's metadata (ICC colour profile, EXIF, XMP, PNG colour and text
     chunks, resolution) is kept and written back by ``nlc decompress``;
     ``--strip`` drops it. Sets keep pixels only.
+
+    Pixels are also coded as lossless WebP, and the file keeps whichever is
+    smaller (a screenshot or a drawing can cost a photo model many times
+    more); ``--no-fallback`` always keeps the model's coding.
     """
     from . import sets
 
@@ -152,7 +158,7 @@ def compress(inputs, output, model, coder, tile, force, as_set, strip, device) -
         codec = api.Codec.load(model, api.resolve_device(device))
         if piped:
             _compress_pipe(inputs[0], output, codec, force, coder=coder, tile=tile, device=device,
-                           keep_metadata=not strip)
+                           keep_metadata=not strip, fallback=not no_fallback)
             return
     except NlcError as e:
         _fail(str(e))
@@ -161,18 +167,37 @@ def compress(inputs, output, model, coder, tile, force, as_set, strip, device) -
     for src, dst in zip(files, _outputs(files, output, False)):
         try:
             path, stats = api.compress(src, dst, codec=codec, force=force, progress=_progress(),
-                                       coder=coder, tile=tile, device=device, keep_metadata=not strip)
+                                       coder=coder, tile=tile, device=device, keep_metadata=not strip,
+                                       fallback=not no_fallback)
         except NlcError as e:
             failures.add(src, e)
             continue
         n = stats["subpixels"]
-        rate = f", {stats['bytes'] * 8 / n:.3f} bits/subpixel" if n else ""
-        click.echo(f"{src} -> {path}: {stats['bytes']} bytes{rate}")
+        click.echo(f"{src} -> {path}: {_outcome(stats)}")
         total_bytes, total_subpixels, done = total_bytes + stats["bytes"], total_subpixels + n, done + 1
     if done > 1:
         rate = f", {total_bytes * 8 / total_subpixels:.3f} bits/subpixel" if total_subpixels else ""
         click.echo(f"{done} files: {total_bytes} bytes{rate}")
     failures.finish(done)
+
+
+LOSSY = {"JPEG": "a JPEG", "MPO": "a JPEG", "WEBP": "a WebP", "HEIF": "a HEIF", "AVIF": "an AVIF"}
+
+
+def _outcome(stats: dict) -> str:
+    """What one compressed image reports: bytes and rate, and why when the file is not the model's coding
+    or is larger than its input."""
+    n, size = stats["subpixels"], stats["bytes"]
+    line = f"{size} bytes" + (f", {size * 8 / n:.3f} bits/subpixel" if n else "")
+    if stats.get("pixels_coder") == "webp":
+        line += f" (pixels as lossless WebP: the model's coding took {stats['model_payload_bytes']} bytes)"
+    if size > stats.get("input_bytes", size):
+        kind = LOSSY.get(stats.get("input_format") or "")
+        line += f"; larger than the {stats['input_bytes']}-byte input"
+        if kind:
+            line += (f" ({kind} may be lossy: nlc keeps its decoded pixels exactly and decompresses to PNG, "
+                     "so keep the original file)")
+    return line
 
 
 def _piped(inputs: tuple[str, ...], output: str | None) -> bool:
@@ -214,12 +239,12 @@ def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, 
     name = _stream_name(src)
     if output not in (None, "-"):
         api.check_output(Path(output), force)  # before the work, not after it
-    im = images.image_from_bytes(_read_input(src), name)
+    raw = _read_input(src)
+    im = images.image_from_bytes(raw, name)
     data, stats = api.encode_image(im, codec, progress=_progress(), **kw)
     where = _emit(data, output, force)
-    n = stats["subpixels"]
-    rate = f", {len(data) * 8 / n:.3f} bits/subpixel" if n else ""
-    click.echo(f"{name} -> {where}: {len(data)} bytes{rate}", err=where == "<stdout>")
+    stats = dict(stats, bytes=len(data), input_bytes=len(raw), input_format=im.format)
+    click.echo(f"{name} -> {where}: {_outcome(stats)}", err=where == "<stdout>")
 
 
 def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> None:
@@ -360,8 +385,10 @@ def info(file, as_json) -> None:
             d = dict(header.as_dict(), metadata=metadata.summary(metadata.unpack(header.metadata)))
     except NlcError as e:
         _fail_for(file, e)
+    extra = d.get("extra") or {}
     d = dict(d, file=file, bytes=len(data),
-             decodes_on=api.decodes_on(d["codec"], d["torch"], d["device"], (d.get("extra") or {}).get("cpu")))
+             decodes_on=api.decodes_on(d["codec"], d["torch"], d["device"], extra.get("cpu"),
+                                       extra.get("pixels", "model")))
     if as_json:
         click.echo(json.dumps(d, indent=2))
     else:

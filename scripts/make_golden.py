@@ -107,7 +107,7 @@ def main() -> None:
         if name in manifest:
             continue
         im = image_of(mode, h, w, len(manifest))
-        data, _ = nlc.encode_image(im, codec, coder=coder, device="cpu")
+        data, _ = nlc.encode_image(im, codec, coder=coder, device="cpu", fallback=False)
         (out / name).write_bytes(data)
         manifest[name] = dict(made, kind="image", codec=codec, mode=mode, pixels_sha256=image_digest(im),
                               **portable(codec))

@@ -110,7 +110,7 @@ def test_one_bad_input_among_several_stops_only_itself(tmp_path, tiny_home):
 
 
 def test_info_and_models(photo, tmp_path):
-    run("compress", photo)
+    run("compress", "--no-fallback", photo)
     r = run("info", tmp_path / "photo.png.nlc", "--json")
     d = json.loads(r.stdout)
     assert (d["codec"], d["width"], d["height"], d["mode"], d["coder"]) == ("tiny", 17, 20, "RGB", "range")
@@ -146,7 +146,7 @@ def test_bad_inputs_leave_nothing_behind(tmp_path, tiny_home):
 
 
 def test_bad_nlc_files(photo, tmp_path, tiny_home):
-    assert run("compress", photo).exit_code == 0
+    assert run("compress", "--no-fallback", photo).exit_code == 0
     good = (tmp_path / "photo.png.nlc").read_bytes()
     cases = {
         "truncated.nlc": (good[: len(good) // 2], "truncated"),

@@ -12,7 +12,7 @@ from tests.conftest import gradient_image
 
 @pytest.fixture(scope="module")
 def real_file(tiny_codec):
-    return encode_image(gradient_image(12, 10, "RGBA"), tiny_codec)[0]
+    return encode_image(gradient_image(12, 10, "RGBA"), tiny_codec, fallback=False)[0]
 
 
 def header(**kw):
@@ -68,7 +68,7 @@ def test_trailing_garbage():
 
 
 def test_decoded_pixels_checked_against_crc(tiny_codec):
-    data = encode_image(gradient_image(6, 5), tiny_codec)[0]
+    data = encode_image(gradient_image(6, 5), tiny_codec, fallback=False)[0]
     h, model, plane = container.unpack(data)
     h.pixels_crc32 ^= 1
     with pytest.raises(FormatError, match="CRC-32"):

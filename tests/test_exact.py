@@ -270,7 +270,7 @@ def test_exact_codec_files_round_trip(mode, coder):
     rng = np.random.default_rng(5)
     arr = rng.integers(0, 256, (19, 23, 4 if mode == "RGBA" else 3)).astype(np.uint8)
     im = Image.fromarray(arr, "RGBA" if mode == "RGBA" else "RGB").convert(mode)
-    data, stats = nlc.encode_image(im, "pixelcnnpp-exact", coder=coder, device="cpu")
+    data, stats = nlc.encode_image(im, "pixelcnnpp-exact", coder=coder, device="cpu", fallback=False)
     out, _ = nlc.decode_image(data, device="cpu")
     assert nlc.read_header(data).codec == "pixelcnnpp-exact"
     assert out.mode == mode and out.tobytes() == im.tobytes()
@@ -288,8 +288,8 @@ def test_a_float_file_records_its_cpu_kind_and_a_crc_mismatch_says_what_to_do(mo
     from nlc.errors import FormatError
 
     im = Image.fromarray(np.random.default_rng(7).integers(0, 256, (6, 5, 3)).astype(np.uint8), "RGB")
-    data, _ = nlc.encode_image(im, "pixelcnnpp", device="cpu")
-    exact_data, _ = nlc.encode_image(im, "pixelcnnpp-exact", device="cpu")
+    data, _ = nlc.encode_image(im, "pixelcnnpp", device="cpu", fallback=False)
+    exact_data, _ = nlc.encode_image(im, "pixelcnnpp-exact", device="cpu", fallback=False)
     assert nlc.read_header(data).extra["cpu"] == torch.backends.cpu.get_cpu_capability()
     assert "cpu" not in nlc.read_header(exact_data).extra  # exact files do not depend on it
     monkeypatch.setattr(images, "pixels_crc32", lambda im: 0)  # as if the floats had differed

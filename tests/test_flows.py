@@ -142,7 +142,7 @@ def test_odd_sizes_pad_one_row_per_level():
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(im=flow_images(), tile=st.sampled_from([4, 8, 13, 64]))
 def test_round_trip_any_image(flow_codec, im, tile):
-    data, stats = encode_image(im, flow_codec, tile=tile)
+    data, stats = encode_image(im, flow_codec, tile=tile, fallback=False)
     out, _ = decode_image(data, codec=flow_codec)
     assert same_pixels(out, im)
 
@@ -185,7 +185,7 @@ def test_file_size_tracks_model_bits(flow_codec):
     """Never more than -log2 p (+0.2%), even for an untrained flow whose latents often fall far outside
     the windows; there the tables' floor makes the farthest outliers a little cheaper than -log2 p."""
     im = gradient_image(32, 48)
-    data, stats = encode_image(im, flow_codec)
+    data, stats = encode_image(im, flow_codec, fallback=False)
     payload_bits = (len(data) - stats["header_bytes"]) * 8
     assert 0.97 * stats["model_bits"] <= payload_bits <= stats["model_bits"] * 1.002 + 64
 
@@ -207,7 +207,7 @@ def test_decoder_uses_the_encoders_thread_count(flow_codec):
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        data, _ = encode_image(im, flow_codec, tile=64)
+        data, _ = encode_image(im, flow_codec, tile=64, fallback=False)
         torch.set_num_threads(1)
         out, _ = decode_image(data, codec=flow_codec)
     finally:
@@ -217,7 +217,7 @@ def test_decoder_uses_the_encoders_thread_count(flow_codec):
 
 def test_corrupted_flow_payload_is_a_format_error(flow_codec):
     im = gradient_image(24, 24)
-    data, _ = encode_image(im, flow_codec)
+    data, _ = encode_image(im, flow_codec, fallback=False)
     bad = bytearray(data)
     bad[-12] ^= 0xFF  # inside the payload: the payload CRC catches it
     with pytest.raises(FormatError):
@@ -226,7 +226,7 @@ def test_corrupted_flow_payload_is_a_format_error(flow_codec):
 
 def test_flow_refuses_the_ans_coder(flow_codec):
     with pytest.raises(InputError, match="range coder only"):
-        encode_image(gradient_image(8, 8), flow_codec, coder="ans")
+        encode_image(gradient_image(8, 8), flow_codec, coder="ans", fallback=False)
 
 
 def test_shipped_idf_codec_through_the_cli(tmp_path):

@@ -35,7 +35,7 @@ def images(draw):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(im=images(), coder=st.sampled_from(["range", "ans"]), tile=st.sampled_from([8, 13, 16, 32]))
 def test_round_trip_any_image(tiny_codec, im, coder, tile):
-    data, stats = encode_image(im, tiny_codec, coder=coder, tile=tile)
+    data, stats = encode_image(im, tiny_codec, coder=coder, tile=tile, fallback=False)
     out, _ = decode_image(data, codec=tiny_codec)
     assert same_pixels(out, im)
 
@@ -43,7 +43,7 @@ def test_round_trip_any_image(tiny_codec, im, coder, tile):
 @pytest.mark.parametrize("coder", ["range", "ans"])
 def test_file_size_tracks_model_information(tiny_codec, coder):
     im = gradient_image(48, 40)
-    data, stats = encode_image(im, tiny_codec, coder=coder)
+    data, stats = encode_image(im, tiny_codec, coder=coder, fallback=False)
     payload_bits = (len(data) - stats["header_bytes"]) * 8
     assert abs(payload_bits - stats["model_bits"]) <= stats["model_bits"] * 0.001 + 64
 
@@ -51,7 +51,7 @@ def test_file_size_tracks_model_information(tiny_codec, coder):
 def test_palette_transparency_survives(tiny_codec):
     im = gradient_image(9, 7, "P")
     im.info["transparency"] = 3
-    data, _ = encode_image(im, tiny_codec)
+    data, _ = encode_image(im, tiny_codec, fallback=False)
     out, transparency = decode_image(data, codec=tiny_codec)
     assert same_pixels(out, im) and transparency == 3
 
@@ -60,7 +60,7 @@ def test_rgba_palette_survives(tiny_codec):
     im = Image.new("P", (5, 4))
     im.putpalette(bytes(range(64)), rawmode="RGBA")
     im.putdata([i % 16 for i in range(20)])
-    data, _ = encode_image(im, tiny_codec)
+    data, _ = encode_image(im, tiny_codec, fallback=False)
     out, _ = decode_image(data, codec=tiny_codec)
     assert same_pixels(out, im)
 
@@ -81,7 +81,7 @@ def test_shipped_default_codec_round_trip():
 
     codec = Codec.load("default")
     im = gradient_image(12, 20)
-    data, stats = encode_image(im, codec)
+    data, stats = encode_image(im, codec, fallback=False)
     out, _ = decode_image(data)
     assert same_pixels(out, im)
     assert stats["model_bits"] > 0
@@ -98,11 +98,11 @@ def test_files_coded_before_new_weights_still_decode(tiny_home, tmp_path):
     from tests.conftest import tiny_model
 
     im = gradient_image(20, 24, seed=3)
-    before, _ = encode_image(im)
+    before, _ = encode_image(im, fallback=False)  # the model's coding: it needs the old weights
     old_sha = get_spec("tiny").sha256
     shared = (tiny_home / "codecs" / "tiny.toml").read_text().replace('name = "tiny"', 'name = "tiny-exact"')
     (tiny_home / "codecs" / "tiny-exact.toml").write_text(shared.replace('tile = 16\n', 'tile = 16\narithmetic = "exact"\n'))
-    before_exact, _ = encode_image(im, "tiny-exact")
+    before_exact, _ = encode_image(im, "tiny-exact", fallback=False)
     run = tmp_path / "run"
     save_file(tiny_model(seed=1).state_dict(), str(run.with_suffix(".safetensors")))
     run.with_suffix(".json").write_text(json.dumps({"steps": 1}))
@@ -112,9 +112,9 @@ def test_files_coded_before_new_weights_still_decode(tiny_home, tmp_path):
     assert sha256_file(tiny_home / "trained" / "archive" / f"{keep}.safetensors") == old_sha
     assert sorted(codec_names()) == ["tiny", "tiny-exact"]  # the archive is not a codec of its own
     assert get_spec("tiny-exact").sha256 == new_sha  # a codec that shares the weights file follows them
-    after, _ = encode_image(im)
+    after, _ = encode_image(im, fallback=False)
     assert after != before
-    for data in (before, after, before_exact, encode_image(im, "tiny-exact")[0]):
+    for data in (before, after, before_exact, encode_image(im, "tiny-exact", fallback=False)[0]):
         assert same_pixels(decode_image(data)[0], im)
     assert ship_weights(run, "tiny") == new_sha  # the same weights again: nothing more to archive
     save_file(tiny_model(seed=2).state_dict(), str(tiny_home / "trained" / "tiny.safetensors"))  # damaged in place
@@ -165,4 +165,4 @@ def test_a_codec_from_a_runs_weights(tiny_codec, tmp_path):
     plain = Codec.from_run(spec, tmp_path / "plain.safetensors")
     assert plain.spec == spec
     im = gradient_image(12, 10, seed=4)
-    assert encode_image(im, plain)[0] == encode_image(im, tiny_codec)[0]
+    assert encode_image(im, plain, fallback=False)[0] == encode_image(im, tiny_codec, fallback=False)[0]

@@ -116,7 +116,7 @@ def test_shipped_zoo_codecs_round_trip(name):
 
     codec = Codec.load(name)
     im = gradient_image(12, 20)
-    data, stats = encode_image(im, codec)
+    data, stats = encode_image(im, codec, fallback=False)
     out, _ = decode_image(data, codec=codec)
     assert same_pixels(out, im)
     assert abs((len(data) - stats["header_bytes"]) * 8 - stats["model_bits"]) < 0.01 * stats["model_bits"] + 64

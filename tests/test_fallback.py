@@ -1,0 +1,81 @@
+"""The lossless-WebP fallback: pixels a photo model codes badly (a screenshot) are kept as lossless WebP
+when that is smaller, decode exactly without the model, and the CLI says so; otherwise the model's
+coding is kept, byte for byte what ``fallback=False`` writes."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from nlc import api, container
+from nlc.api import decode_image, encode_image
+from nlc.cli import main
+from nlc.errors import FormatError
+from tests.conftest import same_pixels
+
+
+def screenshot(mode: str = "RGB") -> Image.Image:
+    im = Image.new("RGB", (72, 40), (255, 255, 255))
+    d = ImageDraw.Draw(im)
+    for i in range(3):
+        d.text((2, 2 + 12 * i), f"line {i}: nlc", fill=(10, 10, 10))
+    d.rectangle((50, 4, 68, 30), fill=(30, 120, 200))
+    if mode == "RGBA":
+        im.putalpha(Image.fromarray(np.tile(np.arange(72, dtype=np.uint8) * 3, (40, 1))))
+    return im.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA"])
+def test_screenshot_goes_to_webp_and_back_exactly(tiny_codec, mode):
+    im = screenshot(mode)
+    data, stats = encode_image(im, tiny_codec)
+    model_only, model_stats = encode_image(im, tiny_codec, fallback=False)
+    assert stats["pixels_coder"] == "webp" and model_stats["pixels_coder"] == "model"
+    assert len(data) < len(model_only) and stats["model_payload_bytes"] == model_stats["model_payload_bytes"]
+    header = container.unpack(data)[0]
+    assert header.extra == {"pixels": "webp"}
+    out, _ = decode_image(data, codec=tiny_codec)
+    assert same_pixels(out, im)
+
+
+def test_model_coding_kept_where_it_is_smaller(tiny_codec, monkeypatch):
+    im = screenshot()
+    model_only, _ = encode_image(im, tiny_codec, fallback=False)
+    monkeypatch.setattr(api, "encode_webp", lambda pixels: b"\0" * (len(model_only) + 1))
+    data, stats = encode_image(im, tiny_codec)
+    assert stats["pixels_coder"] == "model" and data == model_only
+
+
+def test_webp_pixels_decode_without_the_model_and_bad_coders_are_refused(tiny_codec):
+    data, _ = encode_image(screenshot(), tiny_codec)
+    h, model, plane = container.unpack(data)
+    h.codec, h.weights_sha256 = "gone", "00" * 32  # no such codec: WebP pixels need none
+    out, _ = decode_image(container.pack(h, model, plane))
+    assert same_pixels(out, screenshot())
+    h.extra = {"pixels": "jpeg"}
+    with pytest.raises(FormatError, match="unknown pixel coder 'jpeg'"):
+        decode_image(container.pack(h, model, plane))
+    h.extra = {"pixels": "webp"}
+    with pytest.raises(FormatError, match="corrupted WebP pixels"):
+        decode_image(container.pack(h, model[:40], plane))
+
+
+def test_cli_reports_the_fallback_and_a_larger_lossy_input(tmp_path, tiny_home):
+    shot = tmp_path / "shot.png"
+    screenshot().save(shot)
+    run = CliRunner().invoke
+    r = run(main, ["compress", str(shot)])
+    assert r.exit_code == 0 and "pixels as lossless WebP: the model's coding took" in r.stdout, r.output
+    info = json.loads(run(main, ["info", "--json", str(tmp_path / "shot.png.nlc")]).stdout)
+    assert info["decodes_on"].startswith("any machine (pixels in lossless WebP")
+    r = run(main, ["compress", "--no-fallback", str(shot), "-o", str(tmp_path / "model.nlc")])
+    assert r.exit_code == 0 and "WebP" not in r.stdout
+    jpeg = tmp_path / "photo.jpg"
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buf, "JPEG", quality=20)
+    jpeg.write_bytes(buf.getvalue())
+    r = run(main, ["compress", str(jpeg)])
+    assert r.exit_code == 0 and f"larger than the {len(buf.getvalue())}-byte input (a JPEG may be lossy" in r.stdout
