@@ -390,12 +390,17 @@ def read_nlc(src: str | Path) -> bytes:
 
 def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = False,
                progress: bool = False, device: str = "auto") -> Path:
-    """Decompress a ``.nlc`` file to a PNG (default: ``src`` without ``.nlc``); returns the path."""
+    """Decompress a ``.nlc`` file to a PNG, or to lossless WebP for a ``.webp`` ``dst`` (default: ``src``
+    without ``.nlc``, as PNG); returns the path. A ``dst`` named for a lossy format is refused before
+    any decoding."""
     src = Path(src)
     dst = Path(dst) if dst else default_output(src, True)
     check_output(dst, force)
-    im, transparency = decode_image(read_nlc(src), device=device, progress=progress)
-    _atomic_write(dst, lambda tmp: images.save_png(im, tmp, transparency))
+    data = read_nlc(src)
+    header = read_header(data)
+    fmt = images.output_format(dst, header.mode, header.extra.get("transparency"))
+    im, transparency = decode_image(data, device=device, progress=progress)
+    _atomic_write(dst, lambda tmp: images.save_image(im, tmp, transparency, fmt))
     return dst
 
 

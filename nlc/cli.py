@@ -8,6 +8,7 @@ the exit status is then 2.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -255,8 +256,12 @@ def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> 
     data = _read_input(src)
     if data[:4] == SET_MAGIC:
         raise InputError(f"{name}: a set file restores files into a folder: nlc decompress SET.nlc -o DIR")
+    header = api.read_header(data)
+    fmt = "PNG" if output in (None, "-") else images.output_format(output, header.mode, header.extra.get("transparency"))
     im, transparency = api.decode_image(data, device=device, progress=_progress())
-    where = _emit(api.png_bytes(im, transparency), output, force)
+    buf = io.BytesIO()
+    images.save_image(im, buf, transparency, fmt)
+    where = _emit(buf.getvalue(), output, force)
     click.echo(f"{name} -> {where}", err=where == "<stdout>")
 
 
@@ -296,7 +301,9 @@ def _is_set_file(src: str) -> bool:
 def decompress(inputs, output, force, device) -> None:
     """Decompress .nlc files to PNG; a set file restores all its images (or its array file) into a folder.
 
-    A folder stands for the .nlc files in it. ``-`` reads one image file
+    ``-o NAME.webp`` writes lossless WebP instead (RGB and RGBA images); a
+    name for a lossy format (.jpg, .avif, .heic, .gif) is refused. A folder
+    stands for the .nlc files in it. ``-`` reads one image file
     from standard input and writes the PNG to standard output (or ``-o
     FILE``); ``-o -`` writes to standard output.
     """

@@ -122,6 +122,38 @@ def transparency_of(im: Image.Image) -> object:
     return t
 
 
+LOSSY_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".avif": "AVIF",
+                  ".heic": "HEIF", ".heif": "HEIF", ".gif": "GIF (256 colours)"}
+
+
+def output_format(path: str | Path, mode: str, transparency: object = None) -> str:
+    """The format a decoded image of ``mode`` is written in at ``path``: ``"WEBP"`` (lossless) for a
+    ``.webp`` name, else ``"PNG"``. Raises :class:`InputError` for a name whose format would lose
+    something (JPEG, AVIF, HEIF, GIF) and for WebP of a mode it cannot hold exactly."""
+    suffix = Path(path).suffix.lower()
+    if suffix in LOSSY_SUFFIXES:
+        raise InputError(f"{path}: nlc writes lossless files, and {LOSSY_SUFFIXES[suffix]} would change the pixels; "
+                         "name the output .png (or .webp)")
+    if suffix != ".webp":
+        return "PNG"
+    if mode not in ("RGB", "RGBA") or transparency is not None:
+        what = f"mode {mode}" + (" with a transparent colour" if transparency is not None else "")
+        raise InputError(f"{path}: lossless WebP holds RGB and RGBA pixels only (this image is {what}); "
+                         "name the output .png")
+    return "WEBP"
+
+
+def save_image(im: Image.Image, path: str | Path | io.BytesIO, transparency: object = None,
+               fmt: str = "PNG") -> None:
+    """Write a decoded image as PNG (:func:`save_png`) or lossless WebP (``fmt = "WEBP"``: the ICC
+    profile, EXIF and XMP go along; PNG text and colour chunks have no place there)."""
+    if fmt == "PNG":
+        save_png(im, path, transparency)
+        return
+    kw = {k: im.info[k] for k in ("icc_profile", "exif", "xmp") if im.info.get(k)}
+    im.save(path, format="WEBP", lossless=True, quality=100, method=4, exact=True, **kw)
+
+
 def save_png(im: Image.Image, path: str | Path, transparency: object = None) -> None:
     """Write ``im`` as PNG (``transparency`` as stored by :func:`transparency_of`), with the metadata
     a decoder put on ``im.info`` (:func:`nlc.metadata.attach`)."""

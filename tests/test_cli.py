@@ -279,3 +279,21 @@ def test_pipes(tmp_path, tiny_home):
     fails(["compress", "--set", "-"], b"", "a set is read from files or folders and written to a file, not through a pipe")
     fails(["compress", "-", "-o", str(tmp_path / "in.nlc")], p.read_bytes(),
           f"{tmp_path / 'in.nlc'}: already exists (use --force to overwrite)")
+
+
+def test_decompress_to_lossless_webp_and_refuse_lossy_names(tmp_path, tiny_home):
+    rgba, gray = tmp_path / "rgba.png", tmp_path / "gray.png"
+    gradient_image(9, 7, "RGBA").save(rgba)
+    gradient_image(9, 7, "L").save(gray)
+    for src in (rgba, gray):
+        assert run("compress", src).exit_code == 0
+    out = tmp_path / "back.webp"
+    assert run("decompress", tmp_path / "rgba.png.nlc", "-o", out).exit_code == 0
+    back = Image.open(out)
+    assert back.format == "WEBP" and back.mode == "RGBA" and same_pixels(back, Image.open(rgba))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert_clean_error(run("decompress", tmp_path / "rgba.png.nlc", "-o", tmp_path / "back.jpg"),
+                       "back.jpg", "JPEG would change the pixels", ".png")
+    assert_clean_error(run("decompress", tmp_path / "gray.png.nlc", "-o", tmp_path / "g.webp"),
+                       "g.webp", "RGB and RGBA pixels only (this image is mode L)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
