@@ -147,11 +147,13 @@ def save_image(im: Image.Image, path: str | Path | io.BytesIO, transparency: obj
                fmt: str = "PNG") -> None:
     """Write a decoded image as PNG (:func:`save_png`) or lossless WebP (``fmt = "WEBP"``: the ICC
     profile, EXIF and XMP go along; PNG text and colour chunks have no place there)."""
+    from .coding.planes import WEBP_LOSSLESS
+
     if fmt == "PNG":
         save_png(im, path, transparency)
         return
     kw = {k: im.info[k] for k in ("icc_profile", "exif", "xmp") if im.info.get(k)}
-    im.save(path, format="WEBP", lossless=True, quality=100, method=4, exact=True, **kw)
+    im.save(path, format="WEBP", **WEBP_LOSSLESS, **kw)
 
 
 def save_png(im: Image.Image, path: str | Path, transparency: object = None) -> None:

@@ -104,3 +104,16 @@ def test_cli_keeps_strips_and_shows_metadata(tmp_path, tiny_home):
     assert metadata.collect(reopen((tmp_path / "back.png").read_bytes())) == metadata.collect(reopen(src.read_bytes()))
     assert run(main, ["compress", "--strip", str(src), "-o", str(tmp_path / "bare.nlc")]).exit_code == 0
     assert json.loads(run(main, ["info", "--json", str(tmp_path / "bare.nlc")]).stdout)["metadata"] == {}
+
+
+def test_webp_output_keeps_icc_exif_and_xmp(tmp_path, tiny_home):
+    src = tmp_path / "photo.png"
+    src.write_bytes(png_with_everything())
+    run = CliRunner().invoke
+    assert run(main, ["compress", str(src)]).exit_code == 0
+    out = tmp_path / "back.webp"
+    assert run(main, ["decompress", str(tmp_path / "photo.png.nlc"), "-o", str(out)]).exit_code == 0
+    back, kept = reopen(out.read_bytes()), metadata.collect(reopen(src.read_bytes()))
+    assert back.format == "WEBP" and same_pixels(back, reopen(src.read_bytes()))
+    assert {k: metadata.collect(back)[k] for k in ("icc_profile", "exif", "xmp")} == \
+        {k: kept[k] for k in ("icc_profile", "exif", "xmp")}
