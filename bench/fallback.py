@@ -6,8 +6,8 @@ Usage: python bench/fallback.py --data ../shared/data/kodak --results bench/resu
 
 ``--results`` is a committed ``nlc bench`` result of the codec (its per-image file sizes, coded
 with ``fallback=False``); WebP is what :func:`nlc.api.encode_image` tries (``WEBP_LOSSLESS``).
-It also codes a drawn 256x192 screenshot (12 lines of text and a rectangle) with the codec, with
-and without the fallback: the kind of image the fallback is for.
+It also codes drawn screenshots (lines of text and a rectangle, 256x192 and 1920x1080) with the
+codec, with and without the fallback: the kind of image the fallback is for.
 """
 
 from __future__ import annotations
@@ -26,24 +26,30 @@ from nlc.coding.planes import WEBP_LOSSLESS, encode_webp
 from nlc.images import model_pixels, read_image
 
 
-def screenshot() -> Image.Image:
-    """A 256x192 drawing of text and a filled rectangle, like a screenshot."""
-    im = Image.new("RGB", (256, 192), (255, 255, 255))
+def screenshot(width: int = 256, height: int = 192) -> Image.Image:
+    """A drawing of lines of text and a filled rectangle, like a screenshot."""
+    im = Image.new("RGB", (width, height), (255, 255, 255))
     d = ImageDraw.Draw(im)
-    for i in range(12):
-        d.text((5, i * 15), f"The quick brown fox jumps over the lazy dog {i}", fill=(20, 20, 20))
-    d.rectangle((150, 20, 240, 90), fill=(30, 120, 200))
+    for i in range(height // 15 - 1):
+        d.text((5, i * 15), f"The quick brown fox jumps over the lazy dog {i} " * (width // 256), fill=(20, 20, 20))
+    d.rectangle((width * 3 // 5, 20, width * 15 // 16, height // 2), fill=(30, 120, 200))
     return im
 
 
-def screenshot_sizes(codec: str) -> dict:
-    """The screenshot's file with and without the fallback."""
-    im = screenshot()
+def screenshot_sizes(codec: str, width: int, height: int) -> dict:
+    """A screenshot's file and encoding time with the fallback, and its file without it."""
+    im = screenshot(width, height)
+    t0 = time.perf_counter()
     with_fallback, stats = encode_image(im, codec)
+    seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
     model_only, _ = encode_image(im, codec, fallback=False)
-    return {"size": list(im.size), "file_bytes": len(with_fallback), "pixels_coder": stats["pixels_coder"],
-            "model_file_bytes": len(model_only), "model_bpsp": len(model_only) * 8 / (im.width * im.height * 3),
-            "file_bpsp": len(with_fallback) * 8 / (im.width * im.height * 3)}
+    model_seconds = time.perf_counter() - t0
+    subpixels = im.width * im.height * 3
+    return {"size": list(im.size), "file_bytes": len(with_fallback), "file_bpsp": len(with_fallback) * 8 / subpixels,
+            "pixels_coder": stats["pixels_coder"], "model_estimate_bpsp": stats.get("model_estimate"),
+            "encode_s": round(seconds, 2), "model_file_bytes": len(model_only),
+            "model_bpsp": len(model_only) * 8 / subpixels, "model_encode_s": round(model_seconds, 2)}
 
 
 def main() -> None:
@@ -67,7 +73,7 @@ def main() -> None:
         "codec": bench["model"], "data": a.data, "results": a.results, "webp": WEBP_LOSSLESS, "images": rows,
         "fallback_wins": sum(r["fallback_wins"] for r in rows),
         "webp_s_mean": float(np.mean([r["webp_s"] for r in rows])),
-        "screenshot": screenshot_sizes(bench["model"]),
+        "screenshots": [screenshot_sizes(bench["model"], 256, 192), screenshot_sizes(bench["model"], 1920, 1080)],
         "command": f"python bench/fallback.py --data {a.data} --results {a.results}"
                    + (f" --json {a.json}" if a.json else ""),
     }

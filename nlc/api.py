@@ -27,7 +27,7 @@ from PIL import Image
 
 from . import container, images, metadata
 from .coding import flow
-from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, is_exact, progress_total
+from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, estimate_rate, is_exact, progress_total
 from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import decode_bits, decode_plane, decode_webp, encode_bits, encode_plane, encode_webp
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
@@ -189,7 +189,13 @@ def encode_image(
     ``plane_bytes`` (classically coded planes), ``metadata_bytes``,
     ``header_bytes`` and ``pixels_coder`` (``"model"``, ``"webp"`` when the
     fallback won, or ``None`` without model-coded pixels) with
-    ``model_payload_bytes`` (what the model's coding took, kept or not).
+    ``model_payload_bytes`` (what the model's coding took, kept or not). For
+    pixels that lossless WebP codes below :data:`SKIP_CHECK_RATE` bits per
+    sub-pixel, the model's rate is first estimated on a few tiles; where it is
+    over :data:`SKIP_MARGIN` times WebP's, the model's coding is skipped
+    (``model_bits`` and ``model_payload_bytes`` are then ``None``, and
+    ``model_estimate`` holds the estimate): a big screenshot takes a second,
+    not minutes.
     """
     images.check_image(image)
     c = _resolve(codec, resolve_device(device))
@@ -197,26 +203,10 @@ def encode_image(
     coder_name, tile = c.coding(coder, tile)
     pixels = images.model_pixels(image)
     plane = images.plane_of(image)
-    model_bits, model_payload = 0.0, b""
-    extra = {}
-    if pixels is not None and c.is_flow:
-        if coder_name != "range":
-            raise InputError(f"codec {c.spec.name!r} codes with the range coder only")
-        extra["threads"] = torch.get_num_threads()
-        with _progress(flow.progress_steps(c.model, *pixels.shape[:2], tile), "encode", progress) as bar:
-            model_payload, model_bits = flow.encode_flow(c.model, _rgb(pixels), tile, bar)
-    elif pixels is not None:
-        with _progress(progress_total(pixels.shape[0], pixels.shape[1], tile), "encode", progress) as bar:
-            model_payload, model_bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar)
-    if pixels is not None and dev == "cpu" and not is_exact(c.model):  # float files decode on this CPU kind only
-        extra["cpu"] = cpu_kind()
-    pixels_coder = None if pixels is None else "model"
-    model_payload_bytes = len(model_payload)
-    if pixels is not None and fallback:
-        webp = encode_webp(pixels)
-        if len(webp) < len(model_payload):
-            model_payload, pixels_coder = webp, "webp"
-            extra = {"pixels": "webp"}  # the model's facts (threads, cpu) do not apply
+    model_bits, model_payload, extra, pixel_stats = 0.0, b"", {}, {"pixels_coder": None}
+    if pixels is not None:
+        model_payload, model_bits, extra, pixel_stats = _pixel_payload(c, pixels, tile, coder_name, progress,
+                                                                       fallback)
     plane_payload = b""
     if plane is not None:
         plane_payload = encode_bits(plane) if image.mode == "1" else encode_plane(plane)
@@ -241,11 +231,45 @@ def encode_image(
         "subpixels": 0 if pixels is None else int(pixels.size),
         "plane_bytes": len(plane_payload),
         "metadata_bytes": len(header.metadata),
-        "pixels_coder": pixels_coder,
-        "model_payload_bytes": model_payload_bytes,
+        **pixel_stats,
         "header_bytes": len(data) - len(model_payload) - len(plane_payload) - len(header.metadata),
     }
     return data, stats
+
+
+SKIP_CHECK_RATE = 2.0  # below this many bits per sub-pixel from WebP, estimate the model's rate first
+SKIP_MARGIN = 1.25  # and skip the model where its estimate is over this many times WebP's rate
+
+
+def _pixel_payload(c: Codec, pixels: np.ndarray, tile: int, coder_name: str, progress: bool,
+                   fallback: bool) -> tuple[bytes, float | None, dict, dict]:
+    """The model payload of an image's model-coded pixels: ``(payload, model bits, header extra, stats)``.
+
+    With ``fallback``, lossless WebP of the same pixels replaces the model's coding where it is smaller,
+    and the model is not run at all where a quick estimate puts it far above WebP.
+    """
+    webp = encode_webp(pixels) if fallback else None
+    if webp is not None and not c.is_flow and len(webp) * 8 < SKIP_CHECK_RATE * pixels.size:
+        estimate = estimate_rate(c.model, c.mixtures, pixels, tile)
+        if estimate > SKIP_MARGIN * len(webp) * 8 / pixels.size:
+            return webp, None, {"pixels": "webp"}, {"pixels_coder": "webp", "model_payload_bytes": None,
+                                                    "model_estimate": estimate}
+    extra: dict = {}
+    if c.is_flow:
+        if coder_name != "range":
+            raise InputError(f"codec {c.spec.name!r} codes with the range coder only")
+        extra["threads"] = torch.get_num_threads()
+        with _progress(flow.progress_steps(c.model, *pixels.shape[:2], tile), "encode", progress) as bar:
+            payload, bits = flow.encode_flow(c.model, _rgb(pixels), tile, bar)
+    else:
+        with _progress(progress_total(pixels.shape[0], pixels.shape[1], tile), "encode", progress) as bar:
+            payload, bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar)
+    if c.device == "cpu" and not is_exact(c.model):  # float files decode on this CPU kind only
+        extra["cpu"] = cpu_kind()
+    stats = {"pixels_coder": "model", "model_payload_bytes": len(payload)}
+    if webp is not None and len(webp) < len(payload):
+        return webp, bits, {"pixels": "webp"}, dict(stats, pixels_coder="webp")  # the model's facts do not apply
+    return payload, bits, extra, stats
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:

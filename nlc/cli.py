@@ -190,7 +190,10 @@ def _outcome(stats: dict) -> str:
     or is larger than its input."""
     n, size = stats["subpixels"], stats["bytes"]
     line = f"{size} bytes" + (f", {size * 8 / n:.3f} bits/subpixel" if n else "")
-    if stats.get("pixels_coder") == "webp":
+    if stats.get("pixels_coder") == "webp" and stats.get("model_payload_bytes") is None:
+        line += (f" (pixels as lossless WebP: the model, estimated at {stats['model_estimate']:.3f} bits/subpixel "
+                 "on a few tiles, was not run)")
+    elif stats.get("pixels_coder") == "webp":
         line += f" (pixels as lossless WebP: the model's coding took {stats['model_payload_bytes']} bytes)"
     if size > stats.get("input_bytes", size):
         kind = LOSSY.get(stats.get("input_format") or "")

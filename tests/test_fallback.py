@@ -34,11 +34,43 @@ def test_screenshot_goes_to_webp_and_back_exactly(tiny_codec, mode):
     data, stats = encode_image(im, tiny_codec)
     model_only, model_stats = encode_image(im, tiny_codec, fallback=False)
     assert stats["pixels_coder"] == "webp" and model_stats["pixels_coder"] == "model"
-    assert len(data) < len(model_only) and stats["model_payload_bytes"] == model_stats["model_payload_bytes"]
+    # WebP's rate is low, and the untrained model's estimate far above it: the model was not run
+    assert stats["model_payload_bytes"] is None and stats["model_bits"] is None
+    assert stats["model_estimate"] > api.SKIP_MARGIN * len(data) * 8 / model_stats["subpixels"]
+    assert len(data) < len(model_only)
     header = container.unpack(data)[0]
     assert header.extra == {"pixels": "webp"}
     out, _ = decode_image(data, codec=tiny_codec)
     assert same_pixels(out, im)
+
+
+def test_webp_kept_after_the_model_ran_where_no_estimate_is_made(tiny_codec, monkeypatch):
+    monkeypatch.setattr(api, "SKIP_CHECK_RATE", 0.0)  # never estimate: code with the model, then compare
+    im = screenshot()
+    data, stats = encode_image(im, tiny_codec)
+    model_only, model_stats = encode_image(im, tiny_codec, fallback=False)
+    assert stats["pixels_coder"] == "webp" and stats["model_payload_bytes"] == model_stats["model_payload_bytes"]
+    assert stats["model_bits"] == model_stats["model_bits"] and len(data) < len(model_only)
+
+
+def test_rate_estimate_is_the_model_rate_when_it_sees_every_tile(tiny_codec):
+    import math
+
+    import torch
+
+    from nlc.coding.autoregressive import TileGrid, estimate_rate
+    from tests.conftest import gradient_image
+
+    pixels = np.asarray(gradient_image(30, 27))  # 2 x 2 tiles of 16 (partial ones): the 8-tile sample is all
+    grid = TileGrid.for_image(30, 27, 16)
+    tiles = torch.from_numpy(grid.split(pixels)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    hs, ws = grid.extents()
+    with torch.no_grad():  # partial tiles cropped to their pixels (the codec pads them: the U-net's strides differ)
+        nats = sum(-float(tiny_codec.model.log_likelihood(tiles[i : i + 1, :, :h, :w]).sum())
+                   for i, (h, w) in enumerate(zip(hs, ws)))
+    estimate = estimate_rate(tiny_codec.model, tiny_codec.mixtures, pixels, 16)
+    assert estimate == pytest.approx(nats / math.log(2) / pixels.size, rel=1e-3)
+    assert estimate_rate(tiny_codec.model, tiny_codec.mixtures, pixels, 16, sample=1) != pytest.approx(estimate)
 
 
 def test_model_coding_kept_where_it_is_smaller(tiny_codec, monkeypatch):
@@ -68,7 +100,7 @@ def test_cli_reports_the_fallback_and_a_larger_lossy_input(tmp_path, tiny_home):
     screenshot().save(shot)
     run = CliRunner().invoke
     r = run(main, ["compress", str(shot)])
-    assert r.exit_code == 0 and "pixels as lossless WebP: the model's coding took" in r.stdout, r.output
+    assert r.exit_code == 0 and "pixels as lossless WebP: the model, estimated at" in r.stdout, r.output
     info = json.loads(run(main, ["info", "--json", str(tmp_path / "shot.png.nlc")]).stdout)
     assert info["decodes_on"].startswith("any machine (pixels in lossless WebP")
     r = run(main, ["compress", "--no-fallback", str(shot), "-o", str(tmp_path / "model.nlc")])
