@@ -29,7 +29,8 @@ from . import container, images, metadata
 from .coding import flow
 from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, estimate_rate, is_exact, progress_total
 from .coding.coders import CODERS, PRECISION, CoderError
-from .coding.planes import decode_bits, decode_plane, decode_webp, encode_bits, encode_plane, encode_webp
+from .coding.planes import (decode_bits, decode_plane, decode_webp, encode_bits, encode_plane, encode_webp,
+                            webp_can_hold)
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
 from .registry import DEFAULT, CodecSpec, build_model, get_spec, load_model, spec_for_file
 
@@ -248,7 +249,7 @@ def _pixel_payload(c: Codec, pixels: np.ndarray, tile: int, coder_name: str, pro
     With ``fallback``, lossless WebP of the same pixels replaces the model's coding where it is smaller,
     and the model is not run at all where a quick estimate puts it far above WebP.
     """
-    webp = encode_webp(pixels) if fallback else None
+    webp = encode_webp(pixels) if fallback and webp_can_hold(*pixels.shape[:2]) else None
     if webp is not None and not c.is_flow and len(webp) * 8 < SKIP_CHECK_RATE * pixels.size:
         estimate = estimate_rate(c.model, c.mixtures, pixels, tile)
         if estimate > SKIP_MARGIN * len(webp) * 8 / pixels.size:
@@ -422,7 +423,7 @@ def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = 
     check_output(dst, force)
     data = read_nlc(src)
     header = read_header(data)
-    fmt = images.output_format(dst, header.mode, header.extra.get("transparency"))
+    fmt = images.output_format(dst, header.mode, header.extra.get("transparency"), (header.width, header.height))
     im, transparency = decode_image(data, device=device, progress=progress)
     _atomic_write(dst, lambda tmp: images.save_image(im, tmp, transparency, fmt))
     return dst

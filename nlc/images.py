@@ -126,16 +126,21 @@ LOSSY_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPE
                   ".heic": "HEIF", ".heif": "HEIF", ".gif": "GIF (256 colours)"}
 
 
-def output_format(path: str | Path, mode: str, transparency: object = None) -> str:
-    """The format a decoded image of ``mode`` is written in at ``path``: ``"WEBP"`` (lossless) for a
-    ``.webp`` name, else ``"PNG"``. Raises :class:`InputError` for a name whose format would lose
-    something (JPEG, AVIF, HEIF, GIF) and for WebP of a mode it cannot hold exactly."""
+def output_format(path: str | Path, mode: str, transparency: object = None,
+                  size: tuple[int, int] | None = None) -> str:
+    """The format a decoded image of ``mode`` (and ``size``, width and height) is written in at ``path``:
+    ``"WEBP"`` (lossless) for a ``.webp`` name, else ``"PNG"``. Raises :class:`InputError` for a name
+    whose format would lose something (JPEG, AVIF, HEIF, GIF) and for WebP of a mode or size it
+    cannot hold exactly."""
     suffix = Path(path).suffix.lower()
     if suffix in LOSSY_SUFFIXES:
         raise InputError(f"{path}: nlc writes lossless files, and {LOSSY_SUFFIXES[suffix]} would change the pixels; "
                          "name the output .png (or .webp)")
     if suffix != ".webp":
         return "PNG"
+    if size is not None and max(size) > 16383:
+        raise InputError(f"{path}: lossless WebP holds at most 16383 pixels a side (this image is "
+                         f"{size[0]}x{size[1]}); name the output .png")
     if mode not in ("RGB", "RGBA") or transparency is not None:
         what = f"mode {mode}" + (" with a transparent colour" if transparency is not None else "")
         raise InputError(f"{path}: lossless WebP holds RGB and RGBA pixels only (this image is {what}); "

@@ -111,3 +111,19 @@ def test_cli_reports_the_fallback_and_a_larger_lossy_input(tmp_path, tiny_home):
     jpeg.write_bytes(buf.getvalue())
     r = run(main, ["compress", str(jpeg)])
     assert r.exit_code == 0 and f"larger than the {len(buf.getvalue())}-byte input (a JPEG may be lossy" in r.stdout
+
+
+def test_images_wider_than_webp_allows_keep_the_model(tiny_codec):
+    im = Image.new("RGB", (16384, 2), (255, 255, 255))  # WebP holds at most 16383 pixels a side
+    data, stats = encode_image(im, tiny_codec, tile=8)
+    assert stats["pixels_coder"] == "model"
+    assert same_pixels(decode_image(data, codec=tiny_codec)[0], im)
+
+
+def test_webp_output_refused_beyond_its_size_limit():
+    from nlc.errors import InputError
+    from nlc.images import output_format
+
+    assert output_format("x.webp", "RGB", None, (16383, 16383)) == "WEBP"
+    with pytest.raises(InputError, match="at most 16383 pixels a side .this image is 16384x2"):
+        output_format("x.webp", "RGB", None, (16384, 2))
