@@ -370,7 +370,8 @@ def verify(inputs, originals, device) -> None:
             continue
         what = f"{r['items']} images of {r['size']} {r['mode']}" if r["kind"] == "set" else f"{r['size']} {r['mode']}"
         same = f", same pixels as {r['original']}" if "original" in r else ""
-        click.echo(f"{src}: ok, {what}, codec {r['codec']}, {r['bytes']} bytes, decoded in {r['seconds']:.1f} s{same}")
+        codec = f"codec {r['codec']}" + (" (pixels as lossless WebP)" if r.get("pixels") == "webp" else "")
+        click.echo(f"{src}: ok, {what}, {codec}, {r['bytes']} bytes, decoded in {r['seconds']:.1f} s{same}")
         done += 1
     failures.finish(done)
 

@@ -47,7 +47,8 @@ def verify(src: str | Path, *, original: str | Path | bool | None = None, device
     (:func:`original_of`), and has nothing to compare for a set file. The
     result has ``kind`` (``"image"`` or ``"set"``), ``codec``, ``bytes``,
     ``seconds`` (decoding), ``size`` (``"WxH"``), ``mode`` and ``items`` (1
-    for an image), and ``original`` when one was compared.
+    for an image), for an image ``pixels`` (``"model"``, or ``"webp"`` where the file
+    kept lossless WebP), and ``original`` when one was compared.
     """
     data = api.read_nlc(src)
     t0 = time.perf_counter()
@@ -62,7 +63,7 @@ def verify(src: str | Path, *, original: str | Path | bool | None = None, device
         original = original_of(src)
     im, _ = api.decode_image(data, device=device, progress=progress)
     header = api.read_header(data)
-    result = {"kind": "image", "codec": header.codec,
+    result = {"kind": "image", "codec": header.codec, "pixels": header.extra.get("pixels", "model"),
               "bytes": len(data), "seconds": time.perf_counter() - t0, "size": f"{im.width}x{im.height}",
               "mode": im.mode, "items": 1}
     if original not in (None, False):

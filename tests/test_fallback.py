@@ -103,6 +103,8 @@ def test_cli_reports_the_fallback_and_a_larger_lossy_input(tmp_path, tiny_home):
     assert r.exit_code == 0 and "pixels as lossless WebP: the model, estimated at" in r.stdout, r.output
     info = json.loads(run(main, ["info", "--json", str(tmp_path / "shot.png.nlc")]).stdout)
     assert info["decodes_on"].startswith("any machine (pixels in lossless WebP")
+    r = run(main, ["verify", str(tmp_path / "shot.png.nlc"), "--originals"])
+    assert r.exit_code == 0 and "codec tiny (pixels as lossless WebP)" in r.stdout and "same pixels" in r.stdout
     r = run(main, ["compress", "--no-fallback", str(shot), "-o", str(tmp_path / "model.nlc")])
     assert r.exit_code == 0 and "WebP" not in r.stdout
     jpeg = tmp_path / "photo.jpg"
