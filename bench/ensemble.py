@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from nlc.api import Codec
-from nlc.coding.autoregressive import TileGrid
+from nlc.coding.autoregressive import tile_log_probs
 from nlc.images import read_image
-from nlc.models.mixture import log_likelihood
 from nlc.train import list_images
 
 
@@ -35,21 +34,6 @@ def centre_crop(px: np.ndarray, long: int, short: int) -> np.ndarray:
     ch, cw = (short, long) if w >= h else (long, short)
     ch, cw = min(ch, h), min(cw, w)
     return px[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
-
-
-@torch.no_grad()
-def pixel_log_probs(model, px: np.ndarray, tile: int, batch: int = 32) -> torch.Tensor:
-    """Natural-log probabilities ``(pixels,)`` of every pixel of ``px`` coded in ``tile`` tiles."""
-    grid = TileGrid.for_image(px.shape[0], px.shape[1], tile)
-    tiles = torch.from_numpy(grid.split(px)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    hs, ws = grid.extents()
-    valid = torch.zeros(tiles.shape[0], 1, grid.tile_h, grid.tile_w)
-    for j, (th, tw) in enumerate(zip(hs, ws)):
-        valid[j, :, :th, :tw] = 1
-    x4 = torch.cat([tiles * valid, valid], 1)
-    ll = torch.cat([log_likelihood(tiles[i : i + batch], model.forward_x4(x4[i : i + batch]), model.config.mixtures)
-                    for i in range(0, len(tiles), batch)])
-    return ll[valid[:, 0] > 0]
 
 
 def fit_weights(lls: torch.Tensor, steps: int = 300) -> tuple[torch.Tensor, float]:
@@ -75,12 +59,12 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     names = a.models.split(",")
-    models = [Codec.load(n).model for n in names]
+    codecs = [Codec.load(n) for n in names]
     long, short = map(int, a.crop.split("x"))
     t0, per_model, subpixels = time.time(), [], 0
     for f in list_images(a.data):
         px = centre_crop(np.asarray(read_image(f).convert("RGB")), long, short)
-        per_model.append(torch.stack([pixel_log_probs(m, px, a.tile) for m in models]))
+        per_model.append(torch.stack([tile_log_probs(c.model, c.mixtures, px, a.tile) for c in codecs]))
         subpixels += px.size
         print(f.name, flush=True)
     lls = torch.cat(per_model, 1)

@@ -19,33 +19,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from nlc.api import Codec
-from nlc.coding.autoregressive import TileGrid
+from nlc.coding.autoregressive import tile_log_probs
 from nlc.images import read_image
-from nlc.models.mixture import log_likelihood
 from nlc.train import list_images
 
 
-@torch.no_grad()
-def tiled_bits(model, pixels: np.ndarray, tile: int | None, batch: int = 32) -> float:
+def tiled_bits(model, pixels: np.ndarray, tile: int | None) -> float:
     """Model bits of an ``(H, W, 3)`` image coded in ``tile`` tiles (``None``: the whole image)."""
-    h, w, _ = pixels.shape
-    grid = TileGrid.for_image(h, w, tile or max(h, w))
-    tiles = grid.split(pixels)
-    hs, ws = grid.extents()
-    total = 0.0
-    for i in range(0, grid.batch, batch):
-        t = torch.from_numpy(tiles[i : i + batch]).permute(0, 3, 1, 2).float() / 127.5 - 1
-        valid = torch.zeros(t.shape[0], 1, grid.tile_h, grid.tile_w)
-        for j, (th, tw) in enumerate(zip(hs[i : i + batch], ws[i : i + batch])):
-            valid[j, :, :th, :tw] = 1
-        x4 = torch.cat([t * valid, valid], 1)
-        params = model.forward_x4(x4)
-        ll = log_likelihood(t, params, model.config.mixtures)
-        total -= (ll * valid[:, 0]).sum().item()
-    return total / math.log(2)
+    tile = tile or max(pixels.shape[:2])
+    return -float(tile_log_probs(model, model.config.mixtures, pixels, tile).sum()) / math.log(2)
 
 
 def main() -> None:

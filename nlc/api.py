@@ -250,9 +250,10 @@ def _pixel_payload(c: Codec, pixels: np.ndarray, tile: int, coder_name: str, pro
     and the model is not run at all where a quick estimate puts it far above WebP.
     """
     webp = encode_webp(pixels) if fallback and webp_can_hold(*pixels.shape[:2]) else None
-    if webp is not None and not c.is_flow and len(webp) * 8 < SKIP_CHECK_RATE * pixels.size:
+    webp_rate = None if webp is None else len(webp) * 8 / pixels.size
+    if webp_rate is not None and not c.is_flow and webp_rate < SKIP_CHECK_RATE:
         estimate = estimate_rate(c.model, c.mixtures, pixels, tile)
-        if estimate > SKIP_MARGIN * len(webp) * 8 / pixels.size:
+        if estimate > SKIP_MARGIN * webp_rate:
             return webp, None, {"pixels": "webp"}, {"pixels_coder": "webp", "model_payload_bytes": None,
                                                     "model_estimate": estimate}
     extra: dict = {}
@@ -413,6 +414,13 @@ def read_nlc(src: str | Path) -> bytes:
         return Path(src).read_bytes()
 
 
+def output_format(dst: str | Path, data: bytes) -> str:
+    """The format the image in ``.nlc`` bytes ``data`` is written in at ``dst`` (:func:`nlc.images.output_format`:
+    PNG, or lossless WebP for a ``.webp`` name), checked against the file's header before any decoding."""
+    header = read_header(data)
+    return images.output_format(dst, header.mode, header.extra.get("transparency"), (header.width, header.height))
+
+
 def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = False,
                progress: bool = False, device: str = "auto") -> Path:
     """Decompress a ``.nlc`` file to a PNG, or to lossless WebP for a ``.webp`` ``dst`` (default: ``src``
@@ -422,8 +430,7 @@ def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = 
     dst = Path(dst) if dst else default_output(src, True)
     check_output(dst, force)
     data = read_nlc(src)
-    header = read_header(data)
-    fmt = images.output_format(dst, header.mode, header.extra.get("transparency"), (header.width, header.height))
+    fmt = output_format(dst, data)
     im, transparency = decode_image(data, device=device, progress=progress)
     _atomic_write(dst, lambda tmp: images.save_image(im, tmp, transparency, fmt))
     return dst

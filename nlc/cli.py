@@ -259,9 +259,7 @@ def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> 
     data = _read_input(src)
     if data[:4] == SET_MAGIC:
         raise InputError(f"{name}: a set file restores files into a folder: nlc decompress SET.nlc -o DIR")
-    header = api.read_header(data)
-    fmt = "PNG" if output in (None, "-") else images.output_format(
-        output, header.mode, header.extra.get("transparency"), (header.width, header.height))
+    fmt = "PNG" if output in (None, "-") else api.output_format(output, data)
     im, transparency = api.decode_image(data, device=device, progress=_progress())
     buf = io.BytesIO()
     images.save_image(im, buf, transparency, fmt)

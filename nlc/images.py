@@ -138,8 +138,10 @@ def output_format(path: str | Path, mode: str, transparency: object = None,
                          "name the output .png (or .webp)")
     if suffix != ".webp":
         return "PNG"
-    if size is not None and max(size) > 16383:
-        raise InputError(f"{path}: lossless WebP holds at most 16383 pixels a side (this image is "
+    from .coding.planes import WEBP_MAX_SIDE, webp_can_hold
+
+    if size is not None and not webp_can_hold(*size):
+        raise InputError(f"{path}: lossless WebP holds at most {WEBP_MAX_SIDE} pixels a side (this image is "
                          f"{size[0]}x{size[1]}); name the output .png")
     if mode not in ("RGB", "RGBA") or transparency is not None:
         what = f"mode {mode}" + (" with a transparent colour" if transparency is not None else "")

@@ -25,7 +25,8 @@ from PIL import Image, PngImagePlugin
 
 from .errors import FormatError
 
-RAW_KEYS = ("icc_profile", "exif", "xmp")  # bytes, as they are
+RAW_KEYS = ("icc_profile", "exif", "xmp")  # bytes, as they are, under Pillow's names
+BYTES_KEYS = RAW_KEYS + ("comment",)  # the entries stored as bytes; the others are JSON
 XMP_KEYWORD = "XML:com.adobe.xmp"  # the PNG iTXt keyword that holds XMP
 
 
@@ -100,7 +101,7 @@ def unpack(blob: bytes) -> dict:
             if len(value) != m:
                 raise ValueError("truncated entry")
             pos += 4 + m
-            record[key] = value if key in RAW_KEYS or key == "comment" else json.loads(value)
+            record[key] = value if key in BYTES_KEYS else json.loads(value)
     except (zlib.error, ValueError, UnicodeDecodeError, struct.error, IndexError):
         raise FormatError("corrupted metadata") from None
     return record

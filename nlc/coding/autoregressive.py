@@ -32,6 +32,7 @@ import torch
 
 from .coders import Coder, CoderError, make_coder
 from ..fixed import GRID
+from ..models.mixture import log_likelihood
 from .exact_tables import code_pixels_exact, stage_symbols
 from .logistic_mixture import code_pixels
 
@@ -179,23 +180,33 @@ SAMPLE_TILES = 8  # tiles an estimate of the model's rate looks at
 
 
 @torch.no_grad()
+def tile_log_probs(model: SteppedModel, mixtures: int, pixels: np.ndarray, tile: int,
+                   pick: np.ndarray | None = None, batch: int = 32) -> torch.Tensor:
+    """Log-probabilities in nats ``(n,)`` of the pixels of ``(H, W, C)`` uint8 ``pixels`` (``C`` = 1 or 3)
+    in the tiles ``pick`` (default: all), cut as the codec cuts them, from the model's parallel pass
+    (nothing is coded)."""
+    grid = TileGrid.for_image(pixels.shape[0], pixels.shape[1], tile)
+    pick = np.arange(grid.batch) if pick is None else pick
+    tiles, (hs, ws) = grid.split(pixels)[pick], (e[pick] for e in grid.extents())
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, len(pick), batch):
+        x4 = _input(grid, hs[i : i + batch], ws[i : i + batch], pixels.shape[2], tiles[i : i + batch], dev)
+        with exact_kernels(model):
+            params = model.forward_x4(x4)
+        ll = log_likelihood(x4[:, :3].to(params.dtype), params, mixtures, pixels.shape[2])
+        out.append(ll[x4[:, 3] > 0])
+    return torch.cat(out)
+
+
 def estimate_rate(model: SteppedModel, mixtures: int, pixels: np.ndarray, tile: int,
                   sample: int = SAMPLE_TILES) -> float:
     """The model's ``-log2 p`` in bits per sub-pixel of ``(H, W, C)`` uint8 ``pixels``, estimated from
     ``sample`` of its tiles spread evenly over the image, in one parallel pass (nothing is coded)."""
-    from ..models.mixture import log_likelihood
-
-    grid = TileGrid.for_image(pixels.shape[0], pixels.shape[1], tile)
-    channels = pixels.shape[2]
-    pick = np.unique(np.linspace(0, grid.batch - 1, min(sample, grid.batch)).round().astype(np.int64))
-    hs, ws = grid.extents()
-    dev = next(model.parameters()).device
-    x4 = _input(grid, hs[pick], ws[pick], channels, grid.split(pixels)[pick], dev)
-    with exact_kernels(model):
-        params = model.forward_x4(x4)
-    valid = x4[:, 3]
-    ll = log_likelihood(x4[:, :3].to(params.dtype), params, mixtures, channels)
-    return float(-(ll * valid).sum()) / math.log(2) / (float(valid.sum()) * channels)
+    tiles = TileGrid.for_image(pixels.shape[0], pixels.shape[1], tile).batch
+    pick = np.unique(np.linspace(0, tiles - 1, min(sample, tiles)).round().astype(np.int64))
+    ll = tile_log_probs(model, mixtures, pixels, tile, pick)
+    return float(-ll.sum()) / math.log(2) / (len(ll) * pixels.shape[2])
 
 
 def _run(
