@@ -32,6 +32,7 @@ from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import (decode_bits, decode_plane, decode_webp, encode_bits, encode_plane, encode_webp,
                             webp_can_hold)
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
+from .threads import torch_threads
 from .registry import DEFAULT, CodecSpec, build_model, get_spec, load_model, spec_for_file
 
 SUFFIX = ".nlc"
@@ -281,8 +282,6 @@ def _rgb(pixels: np.ndarray) -> np.ndarray:
 
 def _decode_flow(c: Codec, header: container.Header, payload: bytes, progress: bool) -> np.ndarray:
     """Decode a flow codec's pixels with the encoder's thread count (conv sums split by thread)."""
-    from .sets import torch_threads
-
     threads = int(header.extra.get("threads", torch.get_num_threads()))
     steps = flow.progress_steps(c.model, header.height, header.width, header.tile)
     with torch_threads(threads), _progress(steps, "decode", progress) as bar:

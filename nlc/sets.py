@@ -23,10 +23,9 @@ import base64
 import importlib.metadata
 import time
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,6 +38,7 @@ from .coding.coders import CODERS, PRECISION, CoderError
 from .datasets import ArrayFile, array_bytes, image_array_shape, is_array_file, read_array
 from .errors import CodecError, FormatError, InputError, file_errors
 from .registry import CodecSpec, get_spec, load_model, spec_for_file
+from .threads import torch_threads
 
 if TYPE_CHECKING:
     from .api import Codec
@@ -80,18 +80,6 @@ class SetCodec:
     def shape(self) -> tuple[int, int]:
         """Item height and width the model codes."""
         return (28, 28)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` intra-op threads. Conv and matrix kernels split their sums by thread, so the
-    decoder must use the encoder's thread count to compute bit-identical floats."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def is_set_codec(name: str) -> bool:

@@ -280,7 +280,7 @@ def test_neg_elbo_is_in_bits():
 
 def test_decoder_uses_the_encoders_thread_count():
     """Kernels split sums by thread: a file encoded with 2 threads decodes under 1 thread set by the caller."""
-    from nlc.sets import torch_threads
+    from nlc.threads import torch_threads
 
     items = shapes_data(40)
     with torch_threads(2):

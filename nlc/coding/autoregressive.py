@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .coders import Coder, CoderError, make_coder
+from ..threads import step_threads
 from ..fixed import GRID
 from ..models.mixture import log_likelihood
 from .exact_tables import code_pixels_exact, stage_symbols
@@ -225,7 +226,7 @@ def _run(
     """
     batch = len(hs)
     bits = 0.0
-    with exact_kernels(model):
+    with exact_kernels(model), step_threads():
         st = model.stepper(batch, grid.tile_h, grid.tile_w)
         dev = st.x.device
         st.fill(_input(grid, hs, ws, channels, tiles, dev))
