@@ -266,7 +266,8 @@ def _pixel_payload(c: Codec, pixels: np.ndarray, tile: int, coder_name: str, pro
             payload, bits = flow.encode_flow(c.model, _rgb(pixels), tile, bar)
     else:
         with _progress(progress_total(pixels.shape[0], pixels.shape[1], tile), "encode", progress) as bar:
-            payload, bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar)
+            payload, bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar,
+                                         c.spec.adaptive or None)
     if c.device == "cpu" and not is_exact(c.model):  # float files decode on this CPU kind only
         extra["cpu"] = cpu_kind()
     stats = {"pixels_coder": "model", "model_payload_bytes": len(payload)}
@@ -333,7 +334,8 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
                 total = progress_total(header.height, header.width, header.tile, header.group)
                 with _progress(total, "decode", progress) as bar:
                     pixels = decode_tiles(c.model, c.mixtures, header.height, header.width, header.model_channels,
-                                          header.tile, header.coder, model_payload, header.group, bar)
+                                          header.tile, header.coder, model_payload, header.group, bar,
+                                          c.spec.adaptive or None)
         if header.mode in ("1",):
             plane = decode_bits(plane_payload, header.height, header.width)
         elif header.mode in ("RGBA", "LA", "P"):

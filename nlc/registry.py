@@ -76,6 +76,7 @@ class CodecSpec:
     coder: str = "range"
     tile: int = 64
     arithmetic: str = "float"  # "exact": fixed-point twin of the weights, files decode on any machine
+    adaptive: str = ""  # an adaptive stage (nlc.coding.adaptive) between the model and the coder; exact only
     hyperparameters: dict = field(default_factory=dict)
 
     @property
@@ -112,6 +113,8 @@ def write_spec_toml(spec: CodecSpec, path: Path) -> Path:
               "weights": spec.weights, "sha256": spec.sha256, "coder": spec.coder, "tile": spec.tile}
     if spec.arithmetic != "float":
         fields["arithmetic"] = spec.arithmetic
+    if spec.adaptive:
+        fields["adaptive"] = spec.adaptive
     lines = [f"{k} = {_toml_value(v)}" for k, v in fields.items()]
     lines += ["", "[hyperparameters]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.hyperparameters.items()]
     path.write_text("\n".join(lines) + "\n")

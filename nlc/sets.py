@@ -283,7 +283,8 @@ def _encode_tiles(items: np.ndarray, c: Codec, source: dict | None, progress: bo
     n, h, w, channels = pixels.shape
     t0 = time.perf_counter()
     with _progress(progress_total(h, w, tile, GROUP, n), "encode", progress) as bar:
-        payload, bits = encode_items(c.model, c.mixtures, pixels, tile, coder, GROUP, bar)
+        payload, bits = encode_items(c.model, c.mixtures, pixels, tile, coder, GROUP, bar,
+                                     c.spec.adaptive or None)
     header = container.SetHeader(
         codec=c.spec.name, weights_sha256=c.spec.sha256, constriction=importlib.metadata.version("constriction"),
         torch=torch.__version__, device=c.device, count=n, height=h, width=w, bits=8, scale=1,
@@ -319,7 +320,7 @@ def _decode_tiles(header: container.SetHeader, payload: bytes, codec: SetCodec |
         with torch_threads(header.threads), \
                 _progress(progress_total(h, w, header.tile, header.group, n), "decode", progress) as bar:
             pixels = decode_items(c.model, c.mixtures, n, h, w, ch, header.tile, header.coder, payload,
-                                  header.group, bar)
+                                  header.group, bar, c.spec.adaptive or None)
     except (CoderError, ValueError) as e:
         raise FormatError(f"corrupted payload ({e})") from None
     items = pixels if ch == 3 else pixels[..., 0]

@@ -34,6 +34,7 @@ from .coders import Coder, CoderError, make_coder
 from ..threads import step_threads
 from ..fixed import GRID
 from ..models.mixture import log_likelihood
+from .adaptive import OnlineBias, make_stage
 from .exact_tables import code_pixels_exact, stage_symbols
 from .logistic_mixture import code_pixels
 
@@ -268,6 +269,7 @@ def encode_tiles(
     coder: str,
     group: int = GROUP,
     progress: Callable[[int], None] | None = None,
+    adaptive: str | None = None,
 ) -> tuple[bytes, float]:
     """Code an ``(H, W, C)`` uint8 image (``C`` = 1 or 3).
 
@@ -275,8 +277,10 @@ def encode_tiles(
     the payload is, per group, a u32 little-endian byte count and the coder's
     words. Returns the payload and the information content in bits under the
     model's float tables (the model's ``-log2 p`` of the image as coded).
+    ``adaptive`` names an adaptive stage (:mod:`nlc.coding.adaptive`) for an
+    exact model; each tile group starts it afresh.
     """
-    return encode_items(model, mixtures, pixels[None], tile, coder, group, progress)
+    return encode_items(model, mixtures, pixels[None], tile, coder, group, progress, adaptive)
 
 
 def encode_items(
@@ -287,6 +291,7 @@ def encode_items(
     coder: str,
     group: int = GROUP,
     progress: Callable[[int], None] | None = None,
+    adaptive: str | None = None,
 ) -> tuple[bytes, float]:
     """Code ``(N, H, W, C)`` same-sized uint8 images as one batch of tiles (an image set).
 
@@ -298,9 +303,17 @@ def encode_items(
     channels = items.shape[3]
     all_tiles = grid.split_items(items)
     all_hs, all_ws = grid.extents(len(items))
+    _check_adaptive(model, adaptive)
     payload, bits = [], 0.0
     for g in _groups(len(all_hs), group):
         enc = make_coder(coder)
+        if adaptive:
+            stage = make_stage(adaptive, len(all_hs[g]), grid.tile_h, grid.tile_w, channels)
+            bits += _encode_adaptive(model, mixtures, grid, all_hs[g], all_ws[g], channels, all_tiles[g], enc,
+                                     stage, progress)
+            words = enc.to_bytes()
+            payload += [struct.pack("<I", len(words)), words]
+            continue
         if is_exact(model):
             bits += _encode_parallel(model, mixtures, grid, all_hs[g], all_ws[g], channels, all_tiles[g], enc,
                                      progress)
@@ -340,19 +353,67 @@ TILE_CHUNK = 4  # tiles per parallel pass of the exact encoder (smaller passes r
 PIXEL_CHUNK = 256  # about this many pixels' tables at once (their tables stay in cache)
 
 
+def _check_adaptive(model: SteppedModel, adaptive: str | None) -> None:
+    if adaptive and not is_exact(model):
+        raise ValueError(f"adaptive stage {adaptive!r} needs a model with exact arithmetic")
+
+
+@torch.no_grad()
+def _parallel_params(model: SteppedModel, grid: TileGrid, hs: np.ndarray, ws: np.ndarray, channels: int,
+                     tiles: np.ndarray) -> torch.Tensor:
+    """An exact model's parameters of every pixel of a group of tiles from one parallel pass, as int32
+    counts of ``2^-16`` (exact: they are multiples of ``2^-16`` below ``2^10``, and half the memory)."""
+    dev = next(model.parameters()).device
+    x4 = _input(grid, hs, ws, channels, tiles, dev)
+    with exact_kernels(model):
+        return torch.cat([(model.forward_x4(x4[i : i + TILE_CHUNK]) / GRID).to(torch.int32)
+                          for i in range(0, len(hs), TILE_CHUNK)])
+
+
+def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
+                     channels: int, tiles: np.ndarray, enc: Coder, stage: OnlineBias,
+                     progress: Callable[[int], None] | None) -> float:
+    """Code one group of tiles with an exact model and an adaptive stage: parameters from one parallel
+    pass, then step by step in the decoder's order, so the stage learns what the decoder will have
+    learned (on an ANS stack the steps are pushed in reverse afterwards). Returns the bits."""
+    params = _parallel_params(model, grid, hs, ws, channels, tiles).numpy()
+    bits = 0.0
+    stages = 2 * channels
+    steps: list[tuple[np.ndarray, np.ndarray]] = []
+    for r in range(grid.tile_h):
+        stage.start_row(r)
+        row_tiles = hs > r
+        for c in range(grid.tile_w):
+            idx = np.flatnonzero(row_tiles & (ws > c))
+            known = tiles[idx, r, c]
+            tables: list[np.ndarray] = []
+
+            def collect(k: int, table: np.ndarray) -> np.ndarray:
+                tables.append(table)
+                return stage_symbols(known, k)
+
+            stage.at(r, c, idx)
+            _, b = code_pixels_exact(params[idx, :, r, c] * GRID, mixtures, channels, collect, adapt=stage)
+            bits += float(b.sum())
+            symbols = np.concatenate([stage_symbols(known, k) for k in range(stages)])
+            if enc.lifo:
+                steps.append((symbols, np.concatenate(tables)))
+            else:
+                enc.encode(symbols, np.concatenate(tables))
+        if progress:
+            progress(1)
+    for symbols, tables in reversed(steps):
+        enc.encode(symbols, tables)
+    return bits
+
+
 @torch.no_grad()
 def _encode_parallel(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
                      channels: int, tiles: np.ndarray, enc: Coder,
                      progress: Callable[[int], None] | None) -> float:
     """Code one group of tiles with an exact model: parameters from one parallel pass, symbols in the
     decoder's order (step by step, each step stage by stage). Returns the information in bits."""
-    dev = next(model.parameters()).device
-    x4 = _input(grid, hs, ws, channels, tiles, dev)
-    # Parameters are multiples of 2^-16 below 2^10: exact as int32 counts of 2^-16, half the memory.
-    with exact_kernels(model):
-        params = torch.cat([(model.forward_x4(x4[i : i + TILE_CHUNK]) / GRID).to(torch.int32)
-                            for i in range(0, len(hs), TILE_CHUNK)])
-    del x4
+    params = _parallel_params(model, grid, hs, ws, channels, tiles)
     bits = 0.0
     stages = 2 * channels
     cols, tiles_of = (a.reshape(-1) for a in np.meshgrid(np.arange(grid.tile_w), np.arange(len(hs)), indexing="ij"))
@@ -395,9 +456,11 @@ def decode_tiles(
     payload: bytes,
     group: int = GROUP,
     progress: Callable[[int], None] | None = None,
+    adaptive: str | None = None,
 ) -> np.ndarray:
     """Decode an ``(height, width, channels)`` uint8 image from :func:`encode_tiles`' payload."""
-    return decode_items(model, mixtures, 1, height, width, channels, tile, coder, payload, group, progress)[0]
+    return decode_items(model, mixtures, 1, height, width, channels, tile, coder, payload, group, progress,
+                        adaptive)[0]
 
 
 def decode_items(
@@ -412,8 +475,10 @@ def decode_items(
     payload: bytes,
     group: int = GROUP,
     progress: Callable[[int], None] | None = None,
+    adaptive: str | None = None,
 ) -> np.ndarray:
     """Decode ``(count, height, width, channels)`` uint8 images from :func:`encode_items`' payload."""
+    _check_adaptive(model, adaptive)
     grid = TileGrid.for_image(height, width, tile)
     all_hs, all_ws = grid.extents(count)
     out = np.zeros((len(all_hs), grid.tile_h, grid.tile_w, channels), np.uint8)
@@ -428,9 +493,18 @@ def decode_items(
         dec = make_coder(coder, payload[pos + 4 : pos + 4 + n])
         pos += 4 + n
         part = out[g]
+        stage = make_stage(adaptive, len(all_hs[g]), grid.tile_h, grid.tile_w, channels) if adaptive else None
 
-        def on_pixels(r, c, idx, params, known):
-            syms, _ = to_tables(params, mixtures, channels, lambda ch, table: dec.decode(table), with_bits=False)
+        def on_pixels(r, c, idx, params, known, stage=stage, dec=dec, part=part):
+            if stage is None:
+                syms, _ = to_tables(params, mixtures, channels, lambda ch, table: dec.decode(table), with_bits=False)
+                part[idx, r, c] = syms
+                return syms, 0.0
+            if c == 0:
+                stage.start_row(r)
+            stage.at(r, c, idx)
+            syms, _ = code_pixels_exact(params, mixtures, channels, lambda ch, table: dec.decode(table),
+                                        with_bits=False, adapt=stage)
             part[idx, r, c] = syms
             return syms, 0.0
 

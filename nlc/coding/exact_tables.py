@@ -28,12 +28,17 @@ torch's.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from .. import fixed
 from ..models.mixture import LOG_SCALE_MIN
 from .logistic_mixture import SymbolFn
+
+if TYPE_CHECKING:
+    from .adaptive import OnlineBias
 
 LOG_SCALE_MAX = 8.0
 MEAN_BITS = 10  # a mean is rounded to 2^-10 of a pixel level
@@ -51,7 +56,8 @@ class ExactMixture:
         tail = p[:, m:].reshape(p.shape[0], 3, 3 * m)
         self.weights = fixed.weight_lut().at(logits - logits.max(1, keepdims=True))  # (n, M) integers
         self.means = tail[:, :, :m]  # (n, 3, M) on the 2^-16 grid
-        self.inv_scales = fixed.inverse_scale_lut().at(np.clip(tail[:, :, m : 2 * m], LOG_SCALE_MIN, LOG_SCALE_MAX))
+        self.log_scales = np.clip(tail[:, :, m : 2 * m], LOG_SCALE_MIN, LOG_SCALE_MAX)  # (n, 3, M), 2^-16 grid
+        self.inv_scales = fixed.inverse_scale_lut().at(self.log_scales)
         self.coeffs = fixed.tanh_lut().at(tail[:, :, 2 * m :])
 
     def channel_mean(self, ch: int, xs: list[np.ndarray]) -> np.ndarray:
@@ -126,7 +132,7 @@ def _pick(t: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 
 def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels: int, symbol_fn: SymbolFn,
-                      with_bits: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                      with_bits: bool = True, adapt: "OnlineBias | None" = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Code one pixel per row of ``params`` ``(n, 10*M)`` (from a model with exact arithmetic).
 
     Each channel's value is coded in two stages, each through
@@ -139,6 +145,10 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels
     would, with 30 CDF evaluations per component instead of 255. Returns the
     values ``(n, channels)`` and, with ``with_bits``, each pixel's
     information content in bits under these tables.
+
+    ``adapt`` (an :class:`~nlc.coding.adaptive.OnlineBias` positioned at this
+    step) shifts each channel's means before its tables are built and learns
+    from each coded channel.
     """
     mx = ExactMixture(params, mixtures)
     n = mx.weights.shape[0]
@@ -151,7 +161,10 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels
     xs: list[np.ndarray] = []
     rows = np.arange(n)
     for ch in range(channels):
-        prog = mx.progression(ch, mx.levels(ch, xs))
+        levels = mx.levels(ch, xs)
+        if adapt is not None:
+            levels = adapt.shift(ch, w, mx.log_scales[:, ch], mx.inv_scales[:, ch], levels)
+        prog = mx.progression(ch, levels)
         outer, bounds = stage_table(w, mx.cdfs_at(prog, _BUCKET_EDGES), zeros, ones, BUCKET)
         bucket = np.asarray(symbol_fn(2 * ch, outer)).astype(np.int64)
         edges = bucket[:, None] * float(BUCKET) + _INNER
@@ -159,6 +172,8 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels
         place = np.asarray(symbol_fn(2 * ch + 1, table)).astype(np.int64)
         value = bucket * BUCKET + place
         syms[:, ch] = value
+        if adapt is not None:
+            adapt.observe(ch, value)
         if bits is not None:
             bits -= np.log2(outer[rows, bucket] / outer.sum(1))
             bits -= np.log2(table[rows, place] / table.sum(1))
@@ -166,6 +181,21 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels
             w = updated_weights(w, _pick(local, place + 1) - _pick(local, place))
             xs.append(levels_table[value][:, None])
     return syms, bits
+
+
+def value_probability(weights: np.ndarray, levels: np.ndarray, inv_scales: np.ndarray,
+                      values: np.ndarray) -> np.ndarray:
+    """The mixture's probability of ``values`` ``(n,)`` as the integer numerator of the tables above
+    (their total is ``weights.sum(1) * (2^30 + 256 * floor)``): components ``(n, M)`` given by their
+    integer ``weights``, means in ``levels`` (on the ``2^-10`` grid) and ``inv_scales``."""
+    lut = fixed.cdf_lut()
+    steps = 2.0**lut.in_bits
+    d = inv_scales * steps
+    a = (0.5 - levels) * d + (0.5 - lut.lo * steps)  # the table position at edge 0 (exact, as in progression)
+    v = values.astype(np.float64)[:, None]
+    upper = np.where(v >= 255, _ONE, lut.at_positions(a + v * d))
+    lower = np.where(v <= 0, 0.0, lut.at_positions(a + (v - 1) * d))
+    return (weights * (upper - lower)).sum(1) + weights.sum(1) * _FLOOR
 
 
 def stage_symbols(values: np.ndarray, stage: int) -> np.ndarray:
