@@ -47,13 +47,14 @@ Settings (the neighbour set, classes, forgetting, clipping) were chosen on
 
 from __future__ import annotations
 
-import numpy as np
-
 import decimal
 import functools
+from typing import Callable
+
+import numpy as np
 
 from .. import fixed
-from .exact_tables import value_probability
+from .adaptive_kernels import observe_kernel, shift_kernel
 
 NEIGHBOURS = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0))  # W N NW NE WW NN
 T_BITS = 6  # normalised errors in units of 2^-6
@@ -107,14 +108,6 @@ def _log2_table() -> np.ndarray:
     return (lut.array * 2.0**LOG_BITS).astype(np.int64)
 
 
-def log2_fixed(p: np.ndarray) -> np.ndarray:
-    """``log2 p`` of positive integers (as float64, below ``2^53``) in ``2^-16`` units, with the mantissa
-    truncated to 13 bits: integer arithmetic, the same on every machine."""
-    m, e = np.frexp(p)  # exact: p = m 2^e, 0.5 <= m < 1
-    idx = (m * 2.0**_LOG_IN_BITS).astype(np.int64) - (1 << (_LOG_IN_BITS - 1))
-    return e.astype(np.int64) * (1 << LOG_BITS) + _log2_table()[idx]
-
-
 class OnlineBias:
     """The adaptive stage of one group of tiles (see the module docstring).
 
@@ -125,10 +118,15 @@ class OnlineBias:
 
     name = "bias-v1"
 
-    def __init__(self, batch: int, tile_h: int, tile_w: int, channels: int) -> None:
+    def __init__(self, batch: int, tile_h: int, tile_w: int, channels: int, *, neighbours: bool = True,
+                 cross: bool = True, classes: int = CLASSES, gate: bool = True) -> None:
+        """A fresh stage for ``batch`` tiles of ``tile_h x tile_w`` with ``channels`` channels. The keyword
+        switches leave parts out for ablations (``bench/adaptive.py``); the codec uses them all: the
+        neighbours' errors, the other channels' errors (``cross``), ``classes`` scale classes, the gate."""
         self.channels = channels
+        self.use_neighbours, self.cross, self.classes, self.gate = neighbours, cross and channels > 1, classes, gate
         self.errors = np.zeros((batch, channels, tile_h + PAD, tile_w + 2 * PAD), np.int64)
-        dims = [1 + len(NEIGHBOURS) + 2 * (channels - 1) + ch for ch in range(channels)]
+        dims = [self._width(ch) for ch in range(channels)]
         self.gram = [np.zeros((CLASSES, d, d), np.int64) for d in dims]
         self.moment = [np.zeros((CLASSES, d), np.int64) for d in dims]
         for g in self.gram:
@@ -136,6 +134,10 @@ class OnlineBias:
         self.coeffs = [np.zeros((CLASSES, d), np.int64) for d in dims]
         self.gain = np.zeros((channels, CLASSES), np.int64)  # the gate: bits the shift saved, 2^-16 units
         self._step: tuple[int, int, np.ndarray] | None = None
+
+    def _width(self, ch: int) -> int:
+        """Features of channel ``ch``: the constant, the neighbours, the other channels, earlier channels."""
+        return 1 + len(NEIGHBOURS) + 2 * (self.channels - 1) + ch
 
     def start_row(self, r: int) -> None:
         """Solve every class's least-squares system for the row ahead (from the statistics so far)."""
@@ -157,50 +159,30 @@ class OnlineBias:
         ``log_scales`` the components' log-scales on the ``2^-16`` grid, ``inv_scales`` their inverse
         scales in levels (:class:`~nlc.coding.exact_tables.ExactMixture`)."""
         r, c, tiles = self._step
-        den = weights.sum(1)
-        lsm = np.floor((weights * np.round(log_scales * 65536.0)).sum(1) / den)  # weighted mean, 2^-16 units
-        cls = np.clip(np.floor((lsm + LOG_127_5) / 65536.0), 0, CLASSES - 1).astype(np.int64)
-        inv = fixed.inverse_scale_lut().at(lsm / 65536.0)  # 1 / (scale in levels), 14 significant bits
-        mean = np.floor((weights * np.round(levels * 1024.0)).sum(1) / den)  # 2^-10 levels
-        k = 1 + len(NEIGHBOURS)
-        f = np.empty((len(tiles), k + 2 * (self.channels - 1) + ch), np.int64)
-        f[:, 0] = 1 << T_BITS
-        f[:, 1:k] = self.errors[tiles[:, None], ch, r + PAD + _DR, c + PAD + _DC]
-        for other in range(self.channels):
-            if other != ch:
-                f[:, k : k + 2] = self.errors[tiles[:, None], other, r + PAD + _DR[:, :2], c + PAD + _DC[:, :2]]
-                k += 2
-        for t in self._current:
-            f[:, k] = t
-            k += 1
-        delta = (f * self.coeffs[ch][cls]).sum(1) >> COEFF_BITS  # exact int64
-        np.clip(delta, -DELTA_CLIP, DELTA_CLIP, out=delta)
-        shift = np.floor(delta * float(1 << (MEAN_BITS - T_BITS + 1)) / inv + 0.5)  # 2^-10 levels
-        np.clip(shift, -SHIFT_CLIP, SHIFT_CLIP, out=shift)
-        moved = levels + (shift * 2.0**-MEAN_BITS)[:, None]
+        n = len(tiles)
+        current = np.stack(self._current, 1) if self._current else np.zeros((n, 0), np.int64)
+        lut = fixed.inverse_scale_lut()
+        steps = 2.0**lut.in_bits
+        out, moved, f, cls, mean, inv = shift_kernel(
+            weights, log_scales, levels, lut.array, steps, 0.5 - lut.lo * steps, self.errors, tiles.astype(np.int64), r, c, ch,
+            current, self.coeffs[ch], self.gain[ch], _DR[0], _DC[0], PAD, self.classes, LOG_127_5, 1 << T_BITS,
+            COEFF_BITS, DELTA_CLIP, float(1 << (MEAN_BITS - T_BITS + 1)), SHIFT_CLIP, 2.0**-MEAN_BITS,
+            self.use_neighbours, self.cross, self.gate)
         self._pending = (f, cls, mean, inv, weights, levels, moved, inv_scales)
-        return np.where((self.gain[ch, cls] > 0)[:, None], moved, levels)
+        return out
 
     def observe(self, ch: int, values: np.ndarray) -> None:
         """Learn from channel ``ch``'s coded ``values`` ``(n,)`` of the current step."""
         r, c, tiles = self._step
         f, cls, mean, inv, weights, levels, moved, inv_scales = self._pending
-        e = values.astype(np.float64) * 1024.0 - mean  # 2^-10 levels, exact
-        t = np.clip(np.floor(e * inv * 2.0 ** (T_BITS - MEAN_BITS - 1)), -T_CLIP, T_CLIP).astype(np.int64)
-        self.errors[tiles, ch, r + PAD, c + PAD] = t
+        cdf = fixed.cdf_lut()
+        steps = 2.0**cdf.in_bits
+        t = observe_kernel(
+            values.astype(np.int64), f, cls, mean, inv, weights, levels, moved, inv_scales, self.errors,
+            tiles.astype(np.int64), r, c, ch, PAD, self.gram[ch], self.moment[ch], self.gain[ch],
+            2.0 ** (T_BITS - MEAN_BITS - 1), T_CLIP, FORGET_BITS, RIDGE, cdf.array, steps, 0.5 - cdf.lo * steps,
+            float(2**fixed.CDF_BITS), float(2 ** (fixed.CDF_BITS - 24)), _log2_table(), _LOG_IN_BITS, LOG_BITS)
         self._current.append(t)
-        g, m = self.gram[ch], self.moment[ch]
-        g -= g >> FORGET_BITS
-        m -= m >> FORGET_BITS
-        d = g.shape[1]
-        g[:, np.arange(d), np.arange(d)] += RIDGE
-        onehot = (cls[:, None] == np.arange(CLASSES)[None, :]).astype(np.int64)  # (n, classes)
-        saved = (log2_fixed(value_probability(weights, moved, inv_scales, values))
-                 - log2_fixed(value_probability(weights, levels, inv_scales, values)))
-        self.gain[ch] -= self.gain[ch] >> FORGET_BITS
-        self.gain[ch] += saved @ onehot
-        g += np.einsum("nk,ni,nj->kij", onehot, f, f)  # exact integer sums
-        m += np.einsum("nk,ni->ki", onehot, f * t[:, None])
 
     def state(self) -> tuple[np.ndarray, ...]:
         """The whole learned state (for tests: the encoder's and decoder's must be equal)."""
@@ -210,10 +192,17 @@ class OnlineBias:
 STAGES = {OnlineBias.name: OnlineBias}
 
 
-def make_stage(name: str | None, batch: int, tile_h: int, tile_w: int, channels: int) -> OnlineBias | None:
-    """The adaptive stage called ``name`` for a group of tiles, or ``None`` for no adaptation."""
+StageFactory = Callable[[int, int, int, int], OnlineBias]
+
+
+def make_stage(name: str | StageFactory | None, batch: int, tile_h: int, tile_w: int,
+               channels: int) -> OnlineBias | None:
+    """The adaptive stage called ``name`` (or made by the factory ``name``: ablations) for a group of
+    tiles, or ``None`` for no adaptation."""
     if name is None:
         return None
+    if callable(name):
+        return name(batch, tile_h, tile_w, channels)
     try:
         return STAGES[name](batch, tile_h, tile_w, channels)
     except KeyError:

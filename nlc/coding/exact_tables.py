@@ -183,21 +183,6 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels
     return syms, bits
 
 
-def value_probability(weights: np.ndarray, levels: np.ndarray, inv_scales: np.ndarray,
-                      values: np.ndarray) -> np.ndarray:
-    """The mixture's probability of ``values`` ``(n,)`` as the integer numerator of the tables above
-    (their total is ``weights.sum(1) * (2^30 + 256 * floor)``): components ``(n, M)`` given by their
-    integer ``weights``, means in ``levels`` (on the ``2^-10`` grid) and ``inv_scales``."""
-    lut = fixed.cdf_lut()
-    steps = 2.0**lut.in_bits
-    d = inv_scales * steps
-    a = (0.5 - levels) * d + (0.5 - lut.lo * steps)  # the table position at edge 0 (exact, as in progression)
-    v = values.astype(np.float64)[:, None]
-    upper = np.where(v >= 255, _ONE, lut.at_positions(a + v * d))
-    lower = np.where(v <= 0, 0.0, lut.at_positions(a + (v - 1) * d))
-    return (weights * (upper - lower)).sum(1) + weights.sum(1) * _FLOOR
-
-
 def stage_symbols(values: np.ndarray, stage: int) -> np.ndarray:
     """What :func:`code_pixels_exact`'s stage ``stage`` codes for known ``values`` ``(n, channels)``."""
     v = values[:, stage // 2].astype(np.int64)
