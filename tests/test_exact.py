@@ -13,7 +13,12 @@ from PIL import Image
 import nlc
 from nlc import fixed
 from nlc.coding.autoregressive import decode_tiles, encode_tiles
-from nlc.coding.exact_tables import BUCKET, ExactMixture, code_pixels_exact, stage_symbols
+from nlc.coding.exact_tables import (
+    BUCKET,
+    ExactMixture,
+    code_pixels_exact,
+    stage_symbols,
+)
 from nlc.errors import CodecError
 from nlc.models.exact import make_exact
 from nlc.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
@@ -319,7 +324,7 @@ def test_the_shipped_default_codec_is_exact_so_its_files_decode_on_any_machine()
     from nlc.registry import DEFAULT, get_spec
 
     spec = get_spec(DEFAULT)
-    assert (spec.name, spec.arithmetic) == ("pixelcnnpp-exact", "exact")
+    assert (spec.name, spec.arithmetic, spec.adaptive) == ("pixelcnnpp-adaptive", "exact", "bias-v1")
     assert spec.sha256 == get_spec("pixelcnnpp").sha256  # the float default's weights, computed exactly
 
 
