@@ -1,7 +1,7 @@
 """Markdown tables for README from the committed bench results (no figure is typed by hand).
 
 Usage: python bench/report.py [bench/results/kodak-pixelcnnpp.json ...]
-       python bench/report.py --readme     (rewrites README's generated tables in place)
+       python bench/report.py --readme     (rewrites the generated tables of README.md and docs/results.md in place)
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _parameters(name: str) -> int:
         return sum(f.get_tensor(k).numel() for k in f.keys())
 
 
-ORDER = ["pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelsnail", "idf"]  # the zoo first, then the flow
+ORDER = ["pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelcnnpp-exact", "pixelcnnpp-adaptive", "pixelsnail", "idf"]  # the zoo first, then the flow
 
 
 def _order(path: Path) -> tuple[int, str]:
@@ -134,21 +134,73 @@ def _replace(text: str, tag: str, body: str) -> str:
     return text[:i] + f"\n{body}\n" + text[j:]
 
 
-def update_readme(readme: Path) -> None:
-    """Rewrite README's generated tables: between ``<!-- kodak:start/end -->`` and ``<!-- sets:start/end -->``."""
+HEADLINE = ["pixelcnnpp-adaptive", "pixelcnnpp-exact", "pixelcnnpp"]  # the default first
+
+
+def headline_table(names: list[str] = HEADLINE) -> str:
+    """README's table: the default codec and its non-adaptive and float twins on Kodak, then the classical
+    codecs of the default's run."""
+    from nlc.registry import DEFAULT, get_spec
+
+    default = get_spec(DEFAULT).name
+    rows = ["| codec | bits/subpixel (file) | model bits/subpixel | gap | encode s/image | decode s/image | peak MB "
+            "| lossless |", "|---|---|---|---|---|---|---|---|"]
+    results = [json.loads((RESULTS / f"kodak-{n}.json").read_text()) for n in names]
+    for r in results:
+        s = r["summary"]
+        label = f"nlc `{r['model']}`" + (" (default)" if r["model"] == default else "")
+        rows.append(f"| {label} | **{s['bpsp']:.3f}** | {s['bpsp_model']:.3f} | {s['gap_pct']:.3f}% "
+                    f"| {s['enc_s']:.1f} | {s['dec_s']:.1f} | {s['peak_mb']:.0f} "
+                    f"| {'all ' + str(s['images']) if s['all_lossless'] else 'NO'} |")
+    names_ = {"png": "PNG (level 9)", "webp": "WebP lossless (method 6)", "jpegxl": "JPEG-XL lossless (effort 9)"}
+    for k, v in results[0].get("baselines", {}).items():
+        rows.append(f"| {names_.get(k, k)} | {v['bpsp']:.3f} | | | | | | |")
+    r = results[0]
+    rows.append(f"\n{r['summary']['images']} images of `{r['data']}`, device {r['device']}, torch {r['versions']['torch']}; "
+                + ", ".join(f"[{n}](bench/results/kodak-{n}.json)" for n in names)
+                + "; made by `nlc bench --model NAME --data ../shared/data/kodak --json bench/results/kodak-NAME.json`.")
+    return "\n".join(rows)
+
+
+def ablation_table(path: Path) -> str:
+    """The adaptive stage's ablation (``bench/adaptive.py``): each part added in turn, with times."""
+    r = json.loads(path.read_text())
+    rows = ["| stage | payload bits/subpixel | model bits/subpixel | smaller than none | coding loop s/image "
+            "| decode s/image | bytes / JPEG-XL e9's |", "|---|---|---|---|---|---|---|"]
+    for name, v in r["summary"].items():
+        dec = f"{v['dec_s']:.1f}" if "dec_s" in v else ""
+        rows.append(f"| {name} | **{v['bpsp']:.4f}** | {v['bpsp_model']:.4f} | {v['gain_pct']:.2f}% | {v['enc_s']:.1f} "
+                    f"| {dec} | {v['ratio_jpegxl']:.3f} |")
+    rows.append(f"\n{r['images']} images of `{r['data']}`, centre crops {r['crop']}; JPEG-XL effort 9 "
+                f"{r['jpegxl_bpsp']:.4f} and lossless WebP {r['webp_bpsp']:.4f} bits/subpixel on the same crops. "
+                f"The network's parallel pass ({r['pass_s']:.1f} s/image) is not in the coding loop's time. "
+                f"Command: `{r['command']}`.")
+    return "\n".join(rows)
+
+
+def update_readme(root: Path) -> None:
+    """Rewrite the generated tables: README's ``headline``, and docs/results.md's ``kodak`` and ``sets``
+    (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
+    readme = root / "README.md"
+    readme.write_text(_replace(readme.read_text(), "headline", headline_table()))
+    results = root / "docs" / "results.md"
     sets = sorted(RESULTS.glob("fashion-mnist-*.json"))
     names = [json.loads(p.read_text())["model"] for p in sets]
-    text = _replace(readme.read_text(), "sets", f"{set_table(sets)}\n\n{model_table(names)}")
+    text = _replace(results.read_text(), "sets", f"{set_table(sets)}\n\n{model_table(names)}")
     kodak = sorted(RESULTS.glob("kodak-*.json"))
     if "<!-- kodak:start -->" in text and kodak:
         text = _replace(text, "kodak", kodak_table(kodak))
-    readme.write_text(text)
+    results.write_text(text)
+    adaptive = root / "docs" / "adaptive.md"
+    ablation = RESULTS / "adaptive-ablation-photos-val.json"
+    if ablation.exists() and "<!-- ablation:start -->" in adaptive.read_text():
+        adaptive.write_text(_replace(adaptive.read_text(), "ablation", ablation_table(ablation)))
 
 
 def main() -> None:
     """Print a table for each result file given (default: every kodak-*.json, then the fashion-mnist-*.json set)."""
     if sys.argv[1:] == ["--readme"]:
-        update_readme(RESULTS.parent.parent / "README.md")
+        update_readme(RESULTS.parent.parent)
         return
     paths = [Path(p) for p in sys.argv[1:]] or sorted(RESULTS.glob("kodak-*.json"))
     for p in paths:

@@ -1,4 +1,4 @@
-"""The README's Python examples run as written (with the shipped codecs, on a small photo)."""
+"""The Python examples of README.md and docs/*.md run as written (with the shipped codecs, on a small photo)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 
 from tests.conftest import ROOT, gradient_image, same_pixels
 
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCKS = [(page.relative_to(ROOT).as_posix(), i + 1, block) for page in PAGES
+          for i, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S))]
 
 
 def test_the_readme_has_examples():
@@ -22,7 +24,8 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     gradient_image(24, 32).save("photo.png")  # the file the examples name
     namespace: dict = {}
-    exec(compile(BLOCKS[index], f"README.md python block {index + 1}", "exec"), namespace)
-    if "nlc.compress(" in BLOCKS[index]:  # the image API example: its outputs are the photo again
+    page, number, block = BLOCKS[index]
+    exec(compile(block, f"{page} python block {number}", "exec"), namespace)
+    if "nlc.compress(" in block:  # the image API example: its outputs are the photo again
         assert same_pixels(Image.open("back.png"), Image.open("photo.png"))
         assert same_pixels(namespace["image"], Image.open("photo.png"))
