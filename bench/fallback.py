@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from PIL import Image, ImageDraw
 
 from nlc.api import encode_image

@@ -27,13 +27,34 @@ from PIL import Image
 
 from . import container, images, metadata
 from .coding import flow
-from .coding.autoregressive import GROUP, decode_tiles, encode_tiles, estimate_rate, is_exact, progress_total
+from .coding.autoregressive import (
+    GROUP,
+    decode_tiles,
+    encode_tiles,
+    estimate_rate,
+    is_exact,
+    progress_total,
+)
 from .coding.coders import CODERS, PRECISION, CoderError
-from .coding.planes import (decode_bits, decode_plane, decode_webp, encode_bits, encode_plane, encode_webp,
-                            webp_can_hold)
+from .coding.planes import (
+    decode_bits,
+    decode_plane,
+    decode_webp,
+    encode_bits,
+    encode_plane,
+    encode_webp,
+    webp_can_hold,
+)
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
+from .registry import (
+    DEFAULT,
+    CodecSpec,
+    build_model,
+    get_spec,
+    load_model,
+    spec_for_file,
+)
 from .threads import torch_threads
-from .registry import DEFAULT, CodecSpec, build_model, get_spec, load_model, spec_for_file
 
 SUFFIX = ".nlc"
 _CONSTRICTION = importlib.metadata.version("constriction")
@@ -79,7 +100,7 @@ class Codec:
     @property
     def is_flow(self) -> bool:
         """Whether the model is an integer flow (coded by :mod:`nlc.coding.flow`)."""
-        return self.spec.architecture == "idf"
+        return self.spec.family == "flow"
 
     @property
     def mixtures(self) -> int:

@@ -87,10 +87,9 @@ def committed_report(model: str) -> list[str]:
     codecs measured in the same run.
     """
     from .registry import get_spec
-    from .sets import LATENT_ARCHITECTURES
 
     spec = get_spec(model)
-    is_set = spec.architecture in LATENT_ARCHITECTURES
+    is_set = spec.family == "bitsback"
     data = "fashion-mnist" if is_set else "kodak"
     r = committed_result(spec.name, data)
     if r is None:

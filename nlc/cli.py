@@ -413,13 +413,12 @@ def models() -> None:
     (from bench/results)."""
     from .bench import kodak_result, set_result
     from .registry import DEFAULT, codec_names, get_spec
-    from .sets import LATENT_ARCHITECTURES
 
     try:
         default = get_spec(DEFAULT).name
         for name in codec_names():
             spec = get_spec(name)
-            if spec.architecture in LATENT_ARCHITECTURES:
+            if spec.family == "bitsback":
                 r = set_result(name)
                 rate = f"{r:.3f} bits/dim on the fashion-mnist test set" if r is not None else "not benchmarked"
             else:
@@ -509,13 +508,12 @@ def _show_committed(model: str) -> None:
 def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freeze, val_crop, out, device) -> None:
     """Train a codec's model (never on Kodak); writes safetensors + metadata and a checkpoint."""
     from .registry import get_spec, write_codec_toml
-    from .sets import LATENT_ARCHITECTURES
 
     command = "nlc train " + " ".join(sys.argv[2:])
     try:
         spec = get_spec(model)
         out = out or f"runs/{spec.name}"
-        if spec.architecture in LATENT_ARCHITECTURES:
+        if spec.family == "bitsback":
             if init or freeze:
                 _fail("--init and --freeze are for photo codecs")
             from .train_latent import LatentTrainConfig, train_latent
@@ -529,7 +527,8 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
             return
         if val is None:
             _fail(f"codec {spec.name!r} needs --val DIR (validation photos)")
-        from .train import TrainConfig, train as run
+        from .train import TrainConfig
+        from .train import train as run
 
         cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
                           lr=lr or 2e-3, resume=resume, minutes=minutes, init=init, freeze=freeze, val_crop=val_crop,

@@ -34,6 +34,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -78,6 +79,11 @@ class CodecSpec:
     arithmetic: str = "float"  # "exact": fixed-point twin of the weights, files decode on any machine
     adaptive: str = ""  # an adaptive stage (nlc.coding.adaptive) between the model and the coder; exact only
     hyperparameters: dict = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        """The codec family of its architecture (``autoregressive``, ``flow`` or ``bitsback``)."""
+        return architecture(self.architecture).family
 
     @property
     def weights_path(self) -> Path:
@@ -130,10 +136,16 @@ def codec_names() -> list[str]:
     return names
 
 
+CODEC_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*")  # no path separators, no "..", no leading dot
+
+
 def get_spec(name: str = DEFAULT) -> CodecSpec:
-    """The codec called ``name`` (aliases resolved)."""
+    """The codec called ``name`` (aliases resolved). A name is a registry key, never a path: one that is not
+    a plain codec name (a file's header may say anything) is refused before any file is read."""
     seen = set()
     while True:
+        if not isinstance(name, str) or len(name) > 64 or not CODEC_NAME.fullmatch(name):
+            raise CodecError(f"unknown codec {str(name)[:80]!r} (known: {', '.join(codec_names())})")
         path = data_root() / "codecs" / f"{name}.toml"
         if not path.is_file() or name in seen:
             known = ", ".join(codec_names())
@@ -147,33 +159,65 @@ def get_spec(name: str = DEFAULT) -> CodecSpec:
         return CodecSpec(**raw)
 
 
-def build_model(architecture: str, hyperparameters: dict) -> torch.nn.Module:
+FAMILIES = ("autoregressive", "flow", "bitsback")  # how a family's models are coded (nlc.coding)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered model architecture: how to build it and which codec family codes it."""
+
+    name: str
+    builder: Callable[[dict], torch.nn.Module]
+    family: str
+
+
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str, builder: Callable[[dict], torch.nn.Module], family: str) -> None:
+    """Make ``name`` usable in codec TOMLs: ``builder(hyperparameters)`` returns an untrained model, coded by
+    ``family`` (``autoregressive``: a stepped mixture model, see :mod:`nlc.coding.autoregressive`; ``flow``:
+    an integer flow; ``bitsback``: a latent-variable model for sets). The shipped models register here too."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown codec family {family!r} (known: {', '.join(FAMILIES)})")
+    ARCHITECTURES[name] = Architecture(name, builder, family)
+
+
+def _lazy(module: str, model: str, config: str) -> Callable[[dict], torch.nn.Module]:
+    """A builder that imports ``module`` only when a model is built (decoding one codec loads one model)."""
+    def build(hp: dict) -> torch.nn.Module:
+        import importlib
+
+        m = importlib.import_module(module, __package__)
+        return getattr(m, model)(getattr(m, config)(**hp))
+
+    return build
+
+
+for _name, _module, _model, _config, _family in [
+    ("pixelcnnpp", ".models.pixelcnnpp", "PixelCNNPP", "PixelCNNPPConfig", "autoregressive"),
+    ("pixelcnn", ".models.pixelcnn", "PixelCNN", "PixelCNNConfig", "autoregressive"),
+    ("gated-pixelcnn", ".models.gated_pixelcnn", "GatedPixelCNN", "GatedPixelCNNConfig", "autoregressive"),
+    ("pixelsnail", ".models.pixelsnail", "PixelSNAIL", "PixelSNAILConfig", "autoregressive"),
+    ("idf", ".models.flows", "IDF", "IDFConfig", "flow"),
+    ("vae", ".models.vae", "VAE", "VAEConfig", "bitsback"),
+    ("bitswap", ".models.bitswap", "BitSwapVAE", "BitSwapConfig", "bitsback"),
+    ("vrnn", ".models.vrnn", "VRNN", "VRNNConfig", "bitsback"),
+]:
+    register_architecture(_name, _lazy(_module, _model, _config), _family)
+
+
+def architecture(name: str) -> Architecture:
+    """The registered architecture ``name``."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise CodecError(f"unknown architecture {name!r} (known: {', '.join(ARCHITECTURES)})") from None
+
+
+def build_model(architecture_name: str, hyperparameters: dict) -> torch.nn.Module:
     """An untrained model of a registered architecture."""
-    if architecture == "pixelcnnpp":
-        from .models.pixelcnnpp import PixelCNNPP, PixelCNNPPConfig
-
-        return PixelCNNPP(PixelCNNPPConfig(**hyperparameters))
-    if architecture == "pixelcnn":
-        from .models.pixelcnn import PixelCNN, PixelCNNConfig
-
-        return PixelCNN(PixelCNNConfig(**hyperparameters))
-    if architecture == "gated-pixelcnn":
-        from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
-
-        return GatedPixelCNN(GatedPixelCNNConfig(**hyperparameters))
-    if architecture == "pixelsnail":
-        from .models.pixelsnail import PixelSNAIL, PixelSNAILConfig
-
-        return PixelSNAIL(PixelSNAILConfig(**hyperparameters))
-    if architecture == "idf":
-        from .models.flows import IDF, IDFConfig
-
-        return IDF(IDFConfig(**hyperparameters))
-    if architecture in ("vae", "bitswap", "vrnn"):
-        from .train_latent import build_latent_model
-
-        return build_latent_model(architecture, hyperparameters)
-    raise CodecError(f"unknown architecture {architecture!r}")
+    return architecture(architecture_name).builder(dict(hyperparameters))
 
 
 ARITHMETICS = ("float", "exact")

@@ -31,11 +31,30 @@ import numpy as np
 import torch
 
 from . import container
-from .coding.autoregressive import GROUP, decode_items, encode_items, is_exact, progress_total
-from .coding.bitsback import (START_STEPS, LatentGrid, decode_chain, encode_chain, make_item_codec,
-                              model_grid, start_grid)
+from .coding.autoregressive import (
+    GROUP,
+    decode_items,
+    encode_items,
+    is_exact,
+    progress_total,
+)
+from .coding.bitsback import (
+    START_STEPS,
+    LatentGrid,
+    decode_chain,
+    encode_chain,
+    make_item_codec,
+    model_grid,
+    start_grid,
+)
 from .coding.coders import CODERS, PRECISION, CoderError
-from .datasets import ArrayFile, array_bytes, image_array_shape, is_array_file, read_array
+from .datasets import (
+    ArrayFile,
+    array_bytes,
+    image_array_shape,
+    is_array_file,
+    read_array,
+)
 from .errors import CodecError, FormatError, InputError, file_errors
 from .registry import CodecSpec, get_spec, load_model, spec_for_file
 from .threads import torch_threads
@@ -45,8 +64,6 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".pgm": "PPM",
                   ".pbm": "PPM", ".gif": "GIF"}
-LATENT_ARCHITECTURES = {"vae", "bitswap", "vrnn"}
-FLOW_ARCHITECTURES = {"idf"}
 LATENT_MODES = ("L", "1")
 PHOTO_MODES = ("L", "RGB")
 
@@ -67,7 +84,7 @@ class SetCodec:
     @classmethod
     def from_spec(cls, spec: CodecSpec) -> "SetCodec":
         """Load the latent-variable codec of ``spec`` (a registered or an archived one)."""
-        if spec.architecture not in LATENT_ARCHITECTURES:
+        if spec.family != "bitsback":
             raise CodecError(f"codec {spec.name!r} codes single images, not sets (use one of the *-fmnist codecs)")
         return cls(spec.name, spec.sha256, load_model(spec))
 
@@ -84,7 +101,7 @@ class SetCodec:
 
 def is_set_codec(name: str) -> bool:
     """Whether a codec name is a latent-variable codec, which codes sets only."""
-    return get_spec(name).architecture in LATENT_ARCHITECTURES
+    return get_spec(name).family == "bitsback"
 
 
 def load_set_codec(codec: str | SetCodec | Codec, device: str = "auto") -> SetCodec | Codec:
@@ -97,9 +114,9 @@ def load_set_codec(codec: str | SetCodec | Codec, device: str = "auto") -> SetCo
     if isinstance(codec, SetCodec):
         return codec
     spec = get_spec(codec) if isinstance(codec, str) else codec.spec
-    if spec.architecture in LATENT_ARCHITECTURES:
+    if spec.family == "bitsback":
         return SetCodec.from_spec(spec)
-    if spec.architecture in FLOW_ARCHITECTURES:
+    if spec.family == "flow":
         raise CodecError(f"codec {spec.name!r} codes single images only; a set takes a latent-variable codec "
                          "(the *-fmnist codecs) or an autoregressive one (pixelcnnpp, pixelsnail, ...)")
     return Codec.from_spec(spec, resolve_device(device)) if isinstance(codec, str) else codec

@@ -5,11 +5,15 @@ thread pools split each of them across cores and spin-wait between them, so
 any other busy process on the machine (a browser, a second ``nlc``, a test
 runner) turns every step into a wait for a descheduled thread: 10-30 times
 slower. The step loops therefore run with one intra-op thread
-(:func:`step_threads`); the big parallel passes keep torch's pool.
+(:func:`step_threads`), and the exact encoder's parallel pass shares its
+chunks of tiles out to one single-threaded worker per core as they free up
+(:func:`pass_workers`), so a busy core slows one worker, not every operation.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
 
@@ -31,3 +35,12 @@ def torch_threads(n: int) -> Iterator[None]:
 def step_threads() -> "AbstractContextManager[None]":
     """One intra-op thread for a step loop of small tensors (see the module docstring)."""
     return torch_threads(1)
+
+
+@contextmanager
+def pass_workers(workers: int | None = None) -> Iterator[ThreadPoolExecutor]:
+    """A pool of ``workers`` threads (default: torch's thread count) for independent chunks of a parallel
+    pass, each chunk computed with one intra-op thread (torch releases the GIL inside its operations)."""
+    n = workers or max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    with torch_threads(1), ThreadPoolExecutor(max_workers=n) as pool:
+        yield pool

@@ -15,7 +15,6 @@ import math
 import os
 import re
 import shlex
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 
 from .models.pixelcnnpp import PixelCNNPPConfig
 from .registry import build_model
-from .trainloop import run_training
+from .trainloop import git_revision, run_training
 
 IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -110,29 +109,6 @@ def bits_per_dim(model: torch.nn.Module, crops: np.ndarray, batch: int = 16) -> 
     return total / (crops.size * math.log(2))
 
 
-def _git_revision() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def save_weights(model: torch.nn.Module, path: Path, meta: dict) -> str:
-    """Write safetensors weights and a JSON metadata file; return the weights' sha256."""
-    from safetensors.torch import save_file
-
-    from .registry import sha256_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
-    digest = sha256_file(path)
-    meta = dict(meta, sha256=digest)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return digest
-
-
 def start_fine_tune(model: torch.nn.Module, init: str | None, freeze: str | None, architecture: str
                     ) -> tuple[str | None, list[str]]:
     """Load ``init`` weights into ``model`` and fix the parameters whose names contain a match of
@@ -201,7 +177,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "val_set": f"{len(vcrops)} fixed {cfg.val_crop}x{cfg.val_crop} crops of {cfg.val}",
             "history": history,
             "command": command or " ".join(sys.argv),
-            "git_revision": _git_revision(),
+            "git_revision": git_revision(),
             "torch": torch.__version__,
             "device": cfg.device,
             "processes": int(os.environ.get("WORLD_SIZE", "1")),

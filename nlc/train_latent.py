@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .datasets import binarize, load_fashion_mnist
-from .train import _git_revision
-from .trainloop import run_training
+from .registry import ARCHITECTURES, build_model
+from .trainloop import git_revision, run_training
 
 VAL_SIZE = 5000
 
@@ -48,20 +48,10 @@ class LatentTrainConfig:
 
 
 def build_latent_model(architecture: str, hp: dict) -> torch.nn.Module:
-    """An untrained latent-variable model by architecture name."""
-    if architecture == "vae":
-        from .models.vae import VAE, VAEConfig
-
-        return VAE(VAEConfig(**hp))
-    if architecture == "bitswap":
-        from .models.bitswap import BitSwapConfig, BitSwapVAE
-
-        return BitSwapVAE(BitSwapConfig(**hp))
-    if architecture == "vrnn":
-        from .models.vrnn import VRNN, VRNNConfig
-
-        return VRNN(VRNNConfig(**hp))
-    raise ValueError(f"unknown latent architecture {architecture!r}")
+    """An untrained latent-variable model by architecture name (the registry's factory)."""
+    if architecture not in ARCHITECTURES or ARCHITECTURES[architecture].family != "bitsback":
+        raise ValueError(f"unknown latent architecture {architecture!r}")
+    return build_model(architecture, hp)
 
 
 def dataset(folder: str, bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +106,7 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
                 "val_set": f"last {len(val_x)} training images of {cfg.data}",
                 "steps": step, "schedule_steps": cfg.steps, "batch": cfg.batch,
                 "val_neg_elbo_bits_per_dim": round(val_bpd, 4),
-                "history": history, "command": command or " ".join(sys.argv), "git_revision": _git_revision(),
+                "history": history, "command": command or " ".join(sys.argv), "git_revision": git_revision(),
                 "torch": torch.__version__}
 
     return run_training(cfg, model, batch_loss, lambda ema: neg_elbo_bpd(ema, val_x), meta,

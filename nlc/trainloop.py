@@ -12,8 +12,10 @@ state, so a resumed run draws the same batches).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -24,6 +26,30 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.distributed as dist
+
+
+def git_revision() -> str:
+    """The git commit of the working tree (recorded in training metadata), or ``unknown``."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def save_weights(model: torch.nn.Module, path: Path, meta: dict) -> str:
+    """Write safetensors weights and a JSON metadata file; return the weights' sha256."""
+    from safetensors.torch import save_file
+
+    from .registry import sha256_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+    digest = sha256_file(path)
+    meta = dict(meta, sha256=digest)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return digest
 
 
 def cosine_lr(step: int, lr: float, warmup: int, steps: int) -> float:
@@ -186,7 +212,6 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
     """
     from tqdm import tqdm
 
-    from .train import save_weights
 
     rank, world, device = init_distributed(device)
     out = Path(cfg.out)

@@ -9,11 +9,19 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlc import container
-from nlc.coding.bitsback import (START_STEPS, LatentGrid, borrowed_bits, decode_chain, encode_chain, make_item_codec,
-                                 start_grid)
+from nlc.coding.bitsback import (
+    START_STEPS,
+    LatentGrid,
+    borrowed_bits,
+    decode_chain,
+    encode_chain,
+    make_item_codec,
+    start_grid,
+)
 from nlc.coding.coders import AnsStack
 from nlc.datasets import array_bytes, read_array
 from nlc.errors import FormatError, InputError

@@ -15,7 +15,16 @@ from nlc.api import Codec, decode_image, encode_image
 from nlc.coding.coders import RangeQueue
 from nlc.coding.flow import LatentCoder, decode_flow, encode_flow
 from nlc.errors import FormatError, InputError
-from nlc.models.flows import IDF, AdditiveCoupling, AffineCoupling, IDFConfig, IntegerConv1x1, Reverse, Squeeze, check_invertible
+from nlc.models.flows import (
+    IDF,
+    AdditiveCoupling,
+    AffineCoupling,
+    IDFConfig,
+    IntegerConv1x1,
+    Reverse,
+    Squeeze,
+    check_invertible,
+)
 from nlc.registry import CodecSpec
 from tests.conftest import gradient_image, photo_folder, same_pixels
 

@@ -30,11 +30,11 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from .coders import Coder, CoderError, make_coder
-from ..threads import step_threads
 from ..fixed import GRID
 from ..models.mixture import log_likelihood
+from ..threads import pass_workers, step_threads
 from .adaptive import OnlineBias, make_stage
+from .coders import Coder, CoderError, make_coder
 from .exact_tables import code_pixels_exact, stage_symbols
 from .logistic_mixture import code_pixels
 
@@ -365,9 +365,16 @@ def _parallel_params(model: SteppedModel, grid: TileGrid, hs: np.ndarray, ws: np
     counts of ``2^-16`` (exact: they are multiples of ``2^-16`` below ``2^10``, and half the memory)."""
     dev = next(model.parameters()).device
     x4 = _input(grid, hs, ws, channels, tiles, dev)
-    with exact_kernels(model):
-        return torch.cat([(model.forward_x4(x4[i : i + TILE_CHUNK]) / GRID).to(torch.int32)
-                          for i in range(0, len(hs), TILE_CHUNK)])
+
+    def chunk(i: int) -> torch.Tensor:
+        return (model.forward_x4(x4[i : i + TILE_CHUNK]) / GRID).to(torch.int32)
+
+    starts = range(0, len(hs), TILE_CHUNK)
+    with exact_kernels(model), torch.no_grad():
+        if dev.type != "cpu":
+            return torch.cat([chunk(i) for i in starts])
+        with pass_workers() as pool:  # chunks shared out as workers free up: a busy core slows one worker only
+            return torch.cat(list(pool.map(chunk, starts)))
 
 
 def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,

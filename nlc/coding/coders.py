@@ -11,8 +11,8 @@ in the same order, pushes on a stack come out reversed (:attr:`Coder.lifo`).
 
 from __future__ import annotations
 
-import numpy as np
 import constriction
+import numpy as np
 
 PRECISION = 24  # constriction's default probability precision for 32-bit words
 _FAMILY = constriction.stream.model.Categorical(perfect=False)

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import mixture
+from .image_model import MixtureImageModel, RasterStepper, zero_
 from .layers import (
     DownsampleConv2d,
     DownShiftedConv2d,
@@ -40,9 +41,9 @@ from .layers import (
     RightShiftedConv1d,
     UpsampleConvT2d,
 )
-from .image_model import MixtureImageModel, RasterStepper, zero_
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
+
 
 @dataclass(frozen=True)
 class PixelCNNPPConfig:

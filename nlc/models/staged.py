@@ -11,8 +11,8 @@ pass per stage, not per pixel.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .heads import obs_channels, obs_log_prob, pixel_log_prob
 

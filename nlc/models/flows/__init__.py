@@ -6,7 +6,15 @@ integer 1x1 convolution, additive and affine coupling) behind one interface;
 :mod:`.idf` the multi-scale model that composes them.
 """
 
-from .bijections import AdditiveCoupling, AffineCoupling, Bijection, IntegerConv1x1, Reverse, Squeeze, check_invertible
+from .bijections import (
+           AdditiveCoupling,
+           AffineCoupling,
+           Bijection,
+           IntegerConv1x1,
+           Reverse,
+           Squeeze,
+           check_invertible,
+)
 from .idf import IDF, IDFConfig
 
 __all__ = ["AdditiveCoupling", "AffineCoupling", "Bijection", "IDF", "IDFConfig", "IntegerConv1x1", "Reverse", "Squeeze",
