@@ -251,6 +251,37 @@ def test_exact_tables_cost_what_the_float_mixture_says():
     assert abs(exact_bits.sum() / float_bits.sum() - 1) < 2e-3
 
 
+@pytest.mark.parametrize("mixtures, channels, scale, seed", [(3, 3, 0.6, 4), (10, 3, 2.0, 5), (10, 1, 0.3, 6),
+                                                             (1, 3, 4.0, 7)])
+def test_compiled_tables_equal_the_numpy_reference(mixtures, channels, scale, seed):
+    """Every table, symbol, weight update and bit count of the kernels equals the plain numpy version,
+    extreme parameters and values (0, 255, far tails) included."""
+    from nlc.coding.exact_tables import code_pixels_exact_numpy
+
+    n = 300
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(n, 10 * mixtures, generator=g, dtype=torch.float64)
+    p[:, mixtures:] *= scale
+    params = fixed.snap(p)
+    values = np.random.default_rng(seed).integers(0, 256, (n, 3)).astype(np.uint8)
+    values[:20] = 0
+    values[20:40] = 255
+    runs = []
+    for fn in (code_pixels_exact, code_pixels_exact_numpy):
+        tables = []
+
+        def collect(stage, table, tables=tables):
+            tables.append(np.array(table))
+            return stage_symbols(values, stage)
+
+        syms, bits = fn(params, mixtures, channels, collect)
+        runs.append((syms, bits, tables))
+    (s1, b1, t1), (s2, b2, t2) = runs
+    assert np.array_equal(s1, s2) and np.array_equal(b1, b2)
+    assert len(t1) == len(t2) == 2 * channels
+    assert all(np.array_equal(a, b) for a, b in zip(t1, t2))
+
+
 def test_mixture_weights_are_integers_from_the_logits():
     params = _params(4, 3)
     mx = ExactMixture(params, 3)

@@ -35,6 +35,7 @@ import torch
 
 from .. import fixed
 from ..models.mixture import LOG_SCALE_MIN
+from . import exact_kernels as kernels
 from .logistic_mixture import SymbolFn
 
 if TYPE_CHECKING:
@@ -134,6 +135,62 @@ def _pick(t: np.ndarray, j: np.ndarray) -> np.ndarray:
 def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels: int, symbol_fn: SymbolFn,
                       with_bits: bool = True, adapt: "OnlineBias | None" = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Code one pixel per row of ``params`` ``(n, 10*M)`` (from a model with exact arithmetic).
+
+    Each channel's value is coded in two stages, each through
+    ``symbol_fn(stage, table)`` with ``stage = 2 * channel + k``: ``k = 0``
+    codes its bucket ``value // 16`` under a table ``(n, 16)``, ``k = 1`` its
+    place ``value % 16`` in the bucket under a table ``(n, 16)`` (integers as
+    float64); ``symbol_fn`` returns the ``(n,)`` symbols it coded
+    (:func:`stage_symbols` gives an encoder's). The two tables' product is the
+    mixture's probability of the value, so the stages cost what one table
+    would, with 30 CDF evaluations per component instead of 255. Returns the
+    values ``(n, channels)`` and, with ``with_bits``, each pixel's
+    information content in bits under these tables.
+
+    ``adapt`` (an :class:`~nlc.coding.adaptive.OnlineBias` positioned at this
+    step) shifts each channel's means before its tables are built and learns
+    from each coded channel. The tables come from the compiled kernels of
+    :mod:`nlc.coding.exact_kernels`, the same numbers as :func:`code_pixels_exact_numpy`.
+    """
+    mx = ExactMixture(params, mixtures)
+    n = mx.weights.shape[0]
+    lut = fixed.cdf_lut()
+    steps = 2.0**lut.in_bits
+    const = 0.5 - lut.lo * steps
+    levels_table = fixed.pixel_levels().numpy()
+    w = mx.weights
+    syms = np.empty((n, channels), np.uint8)
+    bits = np.zeros(n) if with_bits else None
+    xs = [np.zeros(n), np.zeros(n)]
+    rows = np.arange(n)
+    for ch in range(channels):
+        levels = kernels.channel_levels(mx.means, mx.coeffs, ch, xs[0], xs[1], 127.5 * 2**MEAN_BITS,
+                                        2.0**-MEAN_BITS)
+        if adapt is not None:
+            levels = adapt.shift(ch, w, mx.log_scales[:, ch], mx.inv_scales[:, ch], levels)
+        inv = np.ascontiguousarray(mx.inv_scales[:, ch])
+        outer, bounds = kernels.outer_table(w, levels, inv, lut.array, steps, const, BUCKET, _ONE, float(_FLOOR))
+        bucket = np.asarray(symbol_fn(2 * ch, outer)).astype(np.int64)
+        table, local = kernels.inner_table(w, levels, inv, bounds, bucket, lut.array, steps, const, BUCKET,
+                                           float(_FLOOR))
+        place = np.asarray(symbol_fn(2 * ch + 1, table)).astype(np.int64)
+        value = bucket * BUCKET + place
+        syms[:, ch] = value
+        if adapt is not None:
+            adapt.observe(ch, value)
+        if bits is not None:
+            bits -= np.log2(outer[rows, bucket] / outer.sum(1))
+            bits -= np.log2(table[rows, place] / table.sum(1))
+        if ch + 1 < channels:
+            w = kernels.updated_weights(w, local, place, float(fixed.WEIGHT_ONE))
+            xs[ch] = levels_table[value]
+    return syms, bits
+
+
+def code_pixels_exact_numpy(params: torch.Tensor | np.ndarray, mixtures: int, channels: int, symbol_fn: SymbolFn,
+                      with_bits: bool = True, adapt: "OnlineBias | None" = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`code_pixels_exact` in plain numpy: the readable reference the compiled kernels are checked
+    against (``tests/test_exact.py``). Code one pixel per row of ``params`` ``(n, 10*M)``.
 
     Each channel's value is coded in two stages, each through
     ``symbol_fn(stage, table)`` with ``stage = 2 * channel + k``: ``k = 0``

@@ -1,0 +1,127 @@
+"""Compiled kernels of the exact integer tables (:mod:`nlc.coding.exact_tables`), through numba.
+
+The decoder (and the adaptive encoder) builds one step's tables at a time: a
+few hundred pixels' worth of work in some hundred numpy calls. These kernels
+do a channel's stages in a few calls with the same operations in the same
+order: means rounded half to even to the ``2^-10``-level grid, exact table
+positions ``a + i d``, lookups truncated and clamped as :meth:`nlc.fixed.Lut.at_positions`,
+integer-valued mixture sums, one correctly rounded division per weight. No
+fast-math, so nothing is reordered or fused; ``tests/test_exact.py`` checks
+them against the numpy functions, and the golden files decode with them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _round_half_even(x):
+    r = math.floor(x)
+    diff = x - r  # exact below 2^52
+    if diff > 0.5:
+        return r + 1.0
+    if diff == 0.5 and r % 2.0 != 0.0:
+        return r + 1.0
+    return r
+
+
+@njit(cache=True)
+def channel_levels(means, coeffs, ch, x0, x1, mean_scale, mean_unit):
+    """Channel ``ch``'s component means in levels on the ``2^-10`` grid (``ExactMixture.levels``):
+    ``means``, ``coeffs`` ``(n, 3, M)``, ``x0``/``x1`` the earlier channels' values ``(n,)``."""
+    n, _, m = means.shape
+    out = np.empty((n, m))
+    for i in range(n):
+        for k in range(m):
+            mean = means[i, ch, k]
+            if ch == 1:
+                mean = mean + coeffs[i, 0, k] * x0[i]
+            elif ch == 2:
+                mean = mean + coeffs[i, 1, k] * x0[i] + coeffs[i, 2, k] * x1[i]
+            out[i, k] = _round_half_even((mean + 1.0) * mean_scale) * mean_unit
+    return out
+
+
+@njit(cache=True)
+def _cdf(table, pos):
+    last = table.shape[0] - 1
+    return table[min(max(int(pos), 0), last)]
+
+
+@njit(cache=True)
+def outer_table(weights, levels, inv_scales, cdf_table, steps, const, bucket, one, floor_):
+    """The bucket stage: its table ``(n, 256 / bucket)`` and every component's CDF at the bucket edges,
+    the bounds 0 and ``2^30`` included ``(n, M, 256 / bucket + 1)``."""
+    n, m = weights.shape
+    nb = 256 // bucket
+    bounds = np.empty((n, m, nb + 1))
+    table = np.empty((n, nb))
+    for i in range(n):
+        wsum = 0.0
+        for k in range(m):
+            wsum += weights[i, k]
+            d = inv_scales[i, k] * steps
+            a = (0.5 - levels[i, k]) * d + const
+            bounds[i, k, 0] = 0.0
+            for b in range(1, nb):
+                bounds[i, k, b] = _cdf(cdf_table, a + (b * bucket - 1.0) * d)
+            bounds[i, k, nb] = one
+        prev = 0.0
+        for b in range(nb + 1):
+            mix = 0.0
+            for k in range(m):
+                mix += weights[i, k] * bounds[i, k, b]
+            if b > 0:
+                table[i, b - 1] = mix - prev + wsum * (floor_ * bucket)
+            prev = mix
+    return table, bounds
+
+
+@njit(cache=True)
+def inner_table(weights, levels, inv_scales, bounds, buckets, cdf_table, steps, const, bucket, floor_):
+    """The place stage given each pixel's bucket: its table ``(n, bucket)`` and every component's CDF at
+    the bucket's edges, its bounds included ``(n, M, bucket + 1)``."""
+    n, m = weights.shape
+    local = np.empty((n, m, bucket + 1))
+    table = np.empty((n, bucket))
+    for i in range(n):
+        bk = buckets[i]
+        wsum = 0.0
+        for k in range(m):
+            wsum += weights[i, k]
+            d = inv_scales[i, k] * steps
+            a = (0.5 - levels[i, k]) * d + const
+            local[i, k, 0] = bounds[i, k, bk]
+            for j in range(bucket - 1):
+                local[i, k, j + 1] = _cdf(cdf_table, a + (bk * float(bucket) + j) * d)
+            local[i, k, bucket] = bounds[i, k, bk + 1]
+        prev = 0.0
+        for j in range(bucket + 1):
+            mix = 0.0
+            for k in range(m):
+                mix += weights[i, k] * local[i, k, j]
+            if j > 0:
+                table[i, j - 1] = mix - prev + wsum * floor_
+            prev = mix
+    return table, local
+
+
+@njit(cache=True)
+def updated_weights(weights, local, places, weight_one):
+    """``floor(2^16 w_k p_k / sum_j w_j p_j)`` with ``p_k`` the coded value's probability under component
+    ``k``; where every ``w_k p_k`` is zero the weights stay (``exact_tables.updated_weights``)."""
+    n, m = weights.shape
+    out = np.empty((n, m))
+    num = np.empty(m)
+    for i in range(n):
+        den = 0.0
+        for k in range(m):
+            num[k] = weights[i, k] * (local[i, k, places[i] + 1] - local[i, k, places[i]])
+            den += num[k]
+        for k in range(m):
+            out[i, k] = math.floor(num[k] * weight_one / max(den, 1.0)) if den > 0 else weights[i, k]
+    return out
