@@ -53,32 +53,42 @@ def _cdf(table, pos):
 
 
 @njit(cache=True)
+def _stage_table(weights, cdfs, width, floor_):
+    """The table over the intervals between consecutive CDF points ``cdfs`` ``(n, M, E)``: the exact
+    weighted mixture's differences plus the uniform floor of ``width`` levels (``exact_tables.stage_table``)."""
+    n, m, e = cdfs.shape
+    table = np.empty((n, e - 1))
+    for i in range(n):
+        wsum = 0.0
+        for k in range(m):
+            wsum += weights[i, k]
+        prev = 0.0
+        for b in range(e):
+            mix = 0.0
+            for k in range(m):
+                mix += weights[i, k] * cdfs[i, k, b]
+            if b > 0:
+                table[i, b - 1] = mix - prev + wsum * (floor_ * width)
+            prev = mix
+    return table
+
+
+@njit(cache=True)
 def outer_table(weights, levels, inv_scales, cdf_table, steps, const, bucket, one, floor_):
     """The bucket stage: its table ``(n, 256 / bucket)`` and every component's CDF at the bucket edges,
     the bounds 0 and ``2^30`` included ``(n, M, 256 / bucket + 1)``."""
     n, m = weights.shape
     nb = 256 // bucket
     bounds = np.empty((n, m, nb + 1))
-    table = np.empty((n, nb))
     for i in range(n):
-        wsum = 0.0
         for k in range(m):
-            wsum += weights[i, k]
             d = inv_scales[i, k] * steps
             a = (0.5 - levels[i, k]) * d + const
             bounds[i, k, 0] = 0.0
             for b in range(1, nb):
                 bounds[i, k, b] = _cdf(cdf_table, a + (b * bucket - 1.0) * d)
             bounds[i, k, nb] = one
-        prev = 0.0
-        for b in range(nb + 1):
-            mix = 0.0
-            for k in range(m):
-                mix += weights[i, k] * bounds[i, k, b]
-            if b > 0:
-                table[i, b - 1] = mix - prev + wsum * (floor_ * bucket)
-            prev = mix
-    return table, bounds
+    return _stage_table(weights, bounds, float(bucket), floor_), bounds
 
 
 @njit(cache=True)
@@ -87,27 +97,16 @@ def inner_table(weights, levels, inv_scales, bounds, buckets, cdf_table, steps, 
     the bucket's edges, its bounds included ``(n, M, bucket + 1)``."""
     n, m = weights.shape
     local = np.empty((n, m, bucket + 1))
-    table = np.empty((n, bucket))
     for i in range(n):
         bk = buckets[i]
-        wsum = 0.0
         for k in range(m):
-            wsum += weights[i, k]
             d = inv_scales[i, k] * steps
             a = (0.5 - levels[i, k]) * d + const
             local[i, k, 0] = bounds[i, k, bk]
             for j in range(bucket - 1):
                 local[i, k, j + 1] = _cdf(cdf_table, a + (bk * float(bucket) + j) * d)
             local[i, k, bucket] = bounds[i, k, bk + 1]
-        prev = 0.0
-        for j in range(bucket + 1):
-            mix = 0.0
-            for k in range(m):
-                mix += weights[i, k] * local[i, k, j]
-            if j > 0:
-                table[i, j - 1] = mix - prev + wsum * floor_
-            prev = mix
-    return table, local
+    return _stage_table(weights, local, 1.0, floor_), local
 
 
 @njit(cache=True)

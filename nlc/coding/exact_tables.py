@@ -188,25 +188,10 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels
 
 
 def code_pixels_exact_numpy(params: torch.Tensor | np.ndarray, mixtures: int, channels: int, symbol_fn: SymbolFn,
-                      with_bits: bool = True, adapt: "OnlineBias | None" = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`code_pixels_exact` in plain numpy: the readable reference the compiled kernels are checked
-    against (``tests/test_exact.py``). Code one pixel per row of ``params`` ``(n, 10*M)``.
-
-    Each channel's value is coded in two stages, each through
-    ``symbol_fn(stage, table)`` with ``stage = 2 * channel + k``: ``k = 0``
-    codes its bucket ``value // 16`` under a table ``(n, 16)``, ``k = 1`` its
-    place ``value % 16`` in the bucket under a table ``(n, 16)`` (integers as
-    float64); ``symbol_fn`` returns the ``(n,)`` symbols it coded
-    (:func:`stage_symbols` gives an encoder's). The two tables' product is the
-    mixture's probability of the value, so the stages cost what one table
-    would, with 30 CDF evaluations per component instead of 255. Returns the
-    values ``(n, channels)`` and, with ``with_bits``, each pixel's
-    information content in bits under these tables.
-
-    ``adapt`` (an :class:`~nlc.coding.adaptive.OnlineBias` positioned at this
-    step) shifts each channel's means before its tables are built and learns
-    from each coded channel.
-    """
+                            with_bits: bool = True, adapt: "OnlineBias | None" = None
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`code_pixels_exact` (same arguments, same results) in plain numpy: the readable reference
+    that ``tests/test_exact.py`` checks the compiled kernels against, stage by stage."""
     mx = ExactMixture(params, mixtures)
     n = mx.weights.shape[0]
     levels_table = fixed.pixel_levels().numpy()
