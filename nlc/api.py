@@ -385,9 +385,12 @@ def _atomic_write(dst: Path, write) -> None:
         raise
 
 
-def check_output(dst: Path, force: bool) -> None:
-    """Refuse an existing ``dst`` without ``force``, and a ``dst`` in a folder that does not exist."""
-    if dst.exists() and not force:
+def check_output(dst: Path, force: bool, src: Path | None = None) -> None:
+    """Refuse an existing ``dst`` (a dangling symlink counts) without ``force``, the input ``src`` itself
+    even with ``force``, and a ``dst`` in a folder that does not exist."""
+    if src is not None and dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise InputError(f"{dst}: is the input file (choose another output name)")
+    if os.path.lexists(dst) and not force:
         raise InputError(f"{dst}: already exists (use --force to overwrite)")
     if not dst.parent.is_dir():
         raise InputError(f"{dst.parent}: no such folder")
@@ -416,7 +419,7 @@ def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Cod
     (:func:`encode_image`'s, with ``bytes``, ``input_bytes`` and ``input_format``, Pillow's name)."""
     src = Path(src)
     dst = Path(dst) if dst else default_output(src, False)
-    check_output(dst, force)
+    check_output(dst, force, src)
     im = images.read_image(src)
     data, stats = encode_image(im, codec, progress=progress, **kw)
     stats = dict(stats, bytes=len(data), input_bytes=src.stat().st_size, input_format=im.format)

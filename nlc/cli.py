@@ -543,5 +543,25 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
                    f"codec {toml}")
 
 
+def run() -> None:
+    """The ``nlc`` entry point: the click group, with Ctrl-C ending in exit status 130 (128 + SIGINT)
+    and one line, as shells expect, instead of click's "Aborted!" and status 1."""
+    try:
+        status = main(standalone_mode=False)
+    except KeyboardInterrupt:
+        click.echo("nlc: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Abort:
+        click.echo("nlc: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    if isinstance(status, int) and status:
+        sys.exit(status)
+
+
 if __name__ == "__main__":
-    main()
+    run()

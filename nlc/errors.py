@@ -35,3 +35,5 @@ def file_errors(path: str | Path) -> Iterator[None]:
         raise InputError(f"{path}: is a directory") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
+    except OSError as e:  # a symlink loop, an I/O error, a full disk...
+        raise InputError(f"{path}: {e.strerror or e}") from None

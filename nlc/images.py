@@ -10,6 +10,10 @@ plane coder, palette in the header) and ``1`` (bits by the plane coder).
 from __future__ import annotations
 
 import io
+import os
+import stat
+import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -37,20 +41,50 @@ def check_image(im: Image.Image, name: str = "image") -> None:
 
 
 def read_image(path: str | Path) -> Image.Image:
-    """Open and fully load an image file, checking that it can be coded."""
+    """Open and fully load an image file, checking that it can be coded. Only regular files are read
+    (a FIFO would block, a device never end)."""
     path = Path(path)
     with file_errors(path):
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InputError(f"{path}: not a regular file (FIFOs, devices and sockets are refused)")
         data = path.read_bytes()
     return image_from_bytes(data, str(path))
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png_chunks(data: bytes, name: str) -> None:
+    """Refuse a PNG whose chunks are damaged: a CRC that does not match, or a chunk running past the end.
+    A lossless archiver must not take damaged input for the real image (Pillow checks only some CRCs)."""
+    pos = len(PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            raise InputError(f"{name}: damaged PNG ({kind.decode('latin-1')!r} chunk runs past the end of the file)")
+        (crc,) = struct.unpack_from(">I", data, end)
+        if zlib.crc32(data[pos + 4 : end]) != crc:
+            raise InputError(f"{name}: damaged PNG (CRC mismatch in the {kind.decode('latin-1')!r} chunk at byte {pos})")
+        if kind == b"IEND":
+            return
+        pos = end + 4
 
 
 def image_from_bytes(data: bytes, name: str = "<stdin>") -> Image.Image:
     """Load an image from the bytes of its file, checking that it can be coded (``name`` is what
     error messages call it)."""
+    if data.startswith(PNG_SIGNATURE):
+        check_png_chunks(data, name)
     try:
-        im = Image.open(io.BytesIO(data))
-        check_image(im, name)
-        im.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            check_image(im, name)
+            im.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise InputError(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels)") from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: not an image (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as e:

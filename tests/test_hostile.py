@@ -1,0 +1,99 @@
+"""Hostile inputs get one line and a documented exit status, never a traceback, a hang or a lost file:
+damaged PNGs, decompression bombs, FIFOs, symlink loops, the input as its own output, dangling symlinks,
+Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, gradient_image
+from tests.test_cli import assert_clean_error, run
+
+PNGSUITE = ROOT.parent / "shared" / "data" / "pngsuite"
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@pytest.fixture()
+def photo(tmp_path, tiny_home):
+    p = tmp_path / "photo.png"
+    gradient_image(20, 17).save(p)
+    return p
+
+
+def test_a_png_with_a_damaged_chunk_is_refused(photo, tmp_path):
+    data = bytearray(photo.read_bytes())
+    idat = data.index(b"IDAT")
+    data[idat + 10] ^= 0x01  # one bit of the compressed pixels: the chunk's CRC no longer matches
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(bytes(data))
+    assert_clean_error(run("compress", bad), "damaged PNG (CRC mismatch in the 'IDAT' chunk")
+    assert not (tmp_path / "bad.png.nlc").exists()
+
+
+def test_a_png_cut_short_is_refused(photo, tmp_path):
+    bad = tmp_path / "short.png"
+    bad.write_bytes(photo.read_bytes()[:-20])
+    assert_clean_error(run("compress", bad), "short.png: damaged PNG")
+
+
+@pytest.mark.skipif(not PNGSUITE.is_dir(), reason="PngSuite is in ../shared/data")
+def test_pngsuite_bad_crc_file_is_refused(tiny_home, tmp_path):
+    assert_clean_error(run("compress", PNGSUITE / "xcsn0g01.png", "-o", tmp_path / "x.nlc"), "CRC mismatch")
+
+
+def test_a_decompression_bomb_header_gets_one_line(tiny_home, tmp_path):
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    assert_clean_error(run("compress", bomb), "bomb.png: image too large")
+
+
+def test_a_fifo_is_refused_without_waiting(tiny_home, tmp_path):
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    assert_clean_error(run("compress", fifo), "fifo.png: not a regular file")
+
+
+def test_a_symlink_loop_gets_one_line(tiny_home, tmp_path):
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    assert_clean_error(run("compress", loop, "-o", tmp_path / "out.nlc"), "loop.png")
+
+
+def test_the_input_is_never_its_own_output(photo):
+    before = photo.read_bytes()
+    assert_clean_error(run("compress", photo, "-o", photo, "--force"), "is the input file")
+    assert photo.read_bytes() == before
+
+
+def test_a_dangling_symlink_at_the_output_is_not_replaced_without_force(photo, tmp_path):
+    link = tmp_path / "out.nlc"
+    link.symlink_to(tmp_path / "nowhere")
+    assert_clean_error(run("compress", photo, "-o", link), "already exists")
+    assert link.is_symlink()
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
+    big = tmp_path / "big.png"
+    gradient_image(512, 512).save(big)
+    out = tmp_path / "big.nlc"
+    proc = subprocess.Popen([sys.executable, "-m", "nlc", "compress", str(big), "-o", str(out), "--no-fallback"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # imports, the model, into the coding
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "nlc: interrupted" and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
