@@ -41,6 +41,27 @@ def step_threads() -> "AbstractContextManager[None]":
 def pass_workers(workers: int | None = None) -> Iterator[ThreadPoolExecutor]:
     """A pool of ``workers`` threads (default: torch's thread count) for independent chunks of a parallel
     pass, each chunk computed with one intra-op thread (torch releases the GIL inside its operations)."""
-    n = workers or max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    n = workers or max(1, min(torch.get_num_threads(), cores()))
     with torch_threads(1), ThreadPoolExecutor(max_workers=n) as pool:
         yield pool
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+VERTICAL_PART = 24  # tiles per slice of an exact model's row-at-a-time vertical stream
+
+
+def vertical_parts(batch: int) -> list[slice]:
+    """Slices of a batch of tiles for workers to share out (about :data:`VERTICAL_PART` tiles each, so a
+    busy core slows one slice at a time; one slice on a single core or for small batches)."""
+    if cores() < 2 or batch < 2 * VERTICAL_PART:
+        return [slice(0, batch)]
+    n = -(-batch // VERTICAL_PART)
+    edges = [round(i * batch / n) for i in range(n + 1)]
+    return [slice(a, b) for a, b in zip(edges, edges[1:])]

@@ -83,10 +83,11 @@ class RasterStepper:
         """A :class:`~nlc.models.layers.Nin`'s weight and bias as the per-pixel steps' arrays."""
         return self.steps.array(nin.lin.weight), self.steps.array(nin.lin.bias)
 
-    def row_source(self, ops):
-        """The image rows as the source node of a row-at-a-time network (:class:`~nlc.models.rowgraph.RowOps`)."""
+    def row_source(self, ops, part: slice = slice(None)):
+        """The image rows (of the tiles ``part``) as the source node of a row-at-a-time network
+        (:class:`~nlc.models.rowgraph.RowOps`)."""
         t, lf, w = self.TOP, self.LEFT, self.width
-        return ops.source(lambda r: self.x[:, :, r + t, lf : lf + w], IN_CHANNELS, w)
+        return ops.source(lambda r: self.x[part, :, r + t, lf : lf + w], IN_CHANNELS, w)
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:

@@ -25,12 +25,14 @@ The input has a fourth channel of ones so the network sees where the image
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..threads import cores, vertical_parts
 from . import mixture
 from .image_model import MixtureImageModel, RasterStepper, zero_
 from .layers import (
@@ -161,8 +163,15 @@ class PixelStepper(RasterStepper):
     @torch.no_grad()
     def __init__(self, model: PixelCNNPP, batch: int, height: int, width: int) -> None:
         super().__init__(model, batch, height, width)
-        ops = RowOps(batch, dtype=self.x.dtype, device=self.device, arith=self.arith)
-        self.u_rows = model.vertical(ops, self.row_source(ops))
+        # An exact model's vertical stream runs as independent graphs over slices of the tiles, shared out to
+        # single-threaded workers (the same numbers: every tile's arithmetic is exact and its own).
+        self.parts = vertical_parts(batch) if getattr(self.arith, "exact", False) and self.device.type == "cpu" \
+            else [slice(0, batch)]
+        self.u_parts = []
+        for part in self.parts:
+            ops = RowOps(part.stop - part.start, dtype=self.x.dtype, device=self.device, arith=self.arith)
+            self.u_parts.append(model.vertical(ops, self.row_source(ops, part)))
+        self.pool = ThreadPoolExecutor(max_workers=min(len(self.parts), cores())) if len(self.parts) > 1 else None
         S = self.steps
         self.w_in, self.b_in = (S.array(t) for t in model.h_in.matrix())
         self.blocks = [tuple(tuple(S.array(t) for t in conv.matrix()) for conv in (b.conv1, b.conv2))
@@ -176,14 +185,20 @@ class PixelStepper(RasterStepper):
         super().start_row(r)
         m = self.model
         A, S = self.arith, self.steps
-        eu = A.elu(self.u_rows.row(r))  # (B, C, W)
+        if self.pool is None:
+            u = self.u_parts[0].row(r)
+        else:
+            u = torch.cat(list(self.pool.map(lambda g: g.row(r), self.u_parts)))
+        eu = A.elu(u)  # (B, C, W)
         self.hu = S.array(A.lin(m.h_u(eu)).transpose(1, 2).contiguous())  # (B, W, C)
         self.aux = [S.array(A.lin(blk.aux(eu)).transpose(1, 2).contiguous()) for blk in m.h_blocks]
         self.prev = [[self.zero, self.zero] for _ in m.h_blocks]
 
     def release(self) -> None:
         """Drop the row caches now (their closures refer back to this stepper, a reference cycle)."""
-        self.u_rows = self.skip = self.aux = self.hu = self.prev = None
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.u_parts = self.skip = self.aux = self.hu = self.prev = self.pool = None
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor | np.ndarray:
