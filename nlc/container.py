@@ -48,6 +48,9 @@ import zlib
 from dataclasses import asdict, dataclass, field
 
 from .errors import FormatError
+from .metadata import inflate_bounded
+
+MAX_SET_HEADER = 64 << 20  # bytes of a set header after inflating (names of every item included)
 
 MAGIC = b"\x89NLC"
 VERSION = 1
@@ -290,7 +293,7 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
     if struct.unpack("<I", data[-4:])[0] != zlib.crc32(payload):
         raise FormatError("truncated or corrupted payload (CRC mismatch)")
     try:
-        fields = json.loads(zlib.decompress(data[9 : 9 + n]))
+        fields = json.loads(inflate_bounded(data[9 : 9 + n], MAX_SET_HEADER))
         if "first_item_bits" in fields:  # older headers: one start item, fine grid
             fields["start_bits"] = fields.pop("first_item_bits")
         header = SetHeader(**fields)

@@ -85,12 +85,25 @@ def pack(record: dict) -> bytes:
     return zlib.compress(b"".join(parts), 9)
 
 
+MAX_METADATA = 64 << 20  # bytes of kept metadata after inflating: ICC, EXIF, XMP and text are far smaller
+
+
+def inflate_bounded(blob: bytes, limit: int) -> bytes:
+    """zlib-inflate ``blob``, refusing (``zlib.error``) to produce more than ``limit`` bytes or to leave
+    input unread: a small crafted blob cannot make the decoder allocate gigabytes."""
+    d = zlib.decompressobj()
+    out = d.decompress(blob, limit + 1)
+    if len(out) > limit or not d.eof:
+        raise zlib.error(f"inflates past {limit} bytes or is cut short")
+    return out
+
+
 def unpack(blob: bytes) -> dict:
     """Inverse of :func:`pack`; raises :class:`~nlc.errors.FormatError` for a damaged blob."""
     if not blob:
         return {}
     try:
-        raw = zlib.decompress(blob)
+        raw = inflate_bounded(blob, MAX_METADATA)
         record, pos = {}, 0
         while pos < len(raw):
             n = raw[pos]

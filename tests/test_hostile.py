@@ -96,3 +96,32 @@ def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "nlc: interrupted" and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_plane_that_inflates_past_its_declared_size_is_refused_without_allocating_it():
+    import lzma
+    import tracemalloc
+
+    from nlc.coding.planes import decode_bits, decode_plane
+    from nlc.errors import FormatError
+
+    bomb = lzma.compress(b"\0" * (64 << 20), preset=0)  # 64 MiB of zeros in a few KiB
+    tracemalloc.start()
+    for decode in (decode_plane, decode_bits):
+        with pytest.raises(FormatError, match="corrupted plane data"):
+            decode(bomb, 16, 16)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def test_metadata_that_inflates_past_the_limit_is_refused():
+    from nlc import metadata
+    from nlc.errors import FormatError
+
+    bomb = zlib.compress(b"\0" * (metadata.MAX_METADATA + 1024), 9)
+    with pytest.raises(FormatError, match="corrupted metadata"):
+        metadata.unpack(bomb)
+    with pytest.raises(zlib.error):
+        metadata.inflate_bounded(zlib.compress(b"x" * 100)[:-3], 1000)  # cut short
+    assert metadata.inflate_bounded(zlib.compress(b"x" * 100), 100) == b"x" * 100

@@ -25,12 +25,22 @@ def encode_plane(plane: np.ndarray) -> bytes:
     return lzma.compress((diff & 0xFF).astype(np.uint8).tobytes(), preset=9 | lzma.PRESET_EXTREME)
 
 
-def decode_plane(data: bytes, height: int, width: int) -> np.ndarray:
-    """Inverse of :func:`encode_plane`."""
+def lzma_exactly(data: bytes, size: int) -> bytes:
+    """LZMA-decompress ``data`` that must hold exactly ``size`` bytes, never producing more than one byte
+    over (a crafted payload cannot make the decoder allocate more than the header declared)."""
+    dec = lzma.LZMADecompressor()
     try:
-        raw = lzma.decompress(data)
+        raw = dec.decompress(data, max_length=size + 1)
     except lzma.LZMAError as e:
         raise FormatError(f"corrupted plane data ({e})") from None
+    if len(raw) != size or not dec.eof:
+        raise FormatError("corrupted plane data (wrong size)")
+    return raw
+
+
+def decode_plane(data: bytes, height: int, width: int) -> np.ndarray:
+    """Inverse of :func:`encode_plane`."""
+    raw = lzma_exactly(data, height * width)
     if len(raw) != height * width:
         raise FormatError("corrupted plane data (wrong size)")
     diff = np.frombuffer(raw, np.uint8).reshape(height, width)
@@ -44,11 +54,8 @@ def encode_bits(plane: np.ndarray) -> bytes:
 
 def decode_bits(data: bytes, height: int, width: int) -> np.ndarray:
     """Inverse of :func:`encode_bits`."""
-    try:
-        raw = lzma.decompress(data)
-    except lzma.LZMAError as e:
-        raise FormatError(f"corrupted plane data ({e})") from None
     row = (width + 7) // 8
+    raw = lzma_exactly(data, height * row)
     if len(raw) != height * row:
         raise FormatError("corrupted plane data (wrong size)")
     packed = np.frombuffer(raw, np.uint8).reshape(height, row)
