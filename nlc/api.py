@@ -14,6 +14,7 @@ import importlib.metadata
 import io
 import json
 import os
+import struct
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -409,7 +410,8 @@ def write_file(dst: str | Path, data: bytes, *, force: bool = False) -> Path:
     """Write ``data`` to ``dst`` through a temporary file and a rename; refuse to overwrite without ``force``."""
     dst = Path(dst)
     check_output(dst, force)
-    _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
+    with file_errors(dst):
+        _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(data))
     return dst
 
 
@@ -428,8 +430,19 @@ def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Cod
 
 def png_bytes(im: Image.Image, transparency: object = None) -> bytes:
     """The PNG file of a decoded image (``transparency`` as :func:`decode_image` returns it)."""
+    return image_file_bytes(im, transparency, "PNG")
+
+
+def image_file_bytes(im: Image.Image, transparency: object = None, fmt: str = "PNG") -> bytes:
+    """The PNG (or lossless WebP) file of a decoded image, rendered in memory: what ``decompress``
+    writes and ``verify`` checks. Metadata a crafted file got past its CRCs but that no image file can
+    hold (wrong types, absurd values) is a :class:`FormatError`, never a traceback."""
     buf = io.BytesIO()
-    images.save_png(im, buf, transparency)
+    try:
+        images.save_image(im, buf, transparency, fmt)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError, OSError,
+            struct.error) as e:
+        raise FormatError(f"corrupted metadata (the decoded image cannot be written: {e})") from None
     return buf.getvalue()
 
 
@@ -457,7 +470,9 @@ def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = 
     data = read_nlc(src)
     fmt = output_format(dst, data)
     im, transparency = decode_image(data, device=device, progress=progress)
-    _atomic_write(dst, lambda tmp: images.save_image(im, tmp, transparency, fmt))
+    out = image_file_bytes(im, transparency, fmt)
+    with file_errors(dst):  # a full disk or a folder without write permission: one line
+        _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(out))
     return dst
 
 

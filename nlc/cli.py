@@ -8,7 +8,6 @@ the exit status is then 2.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -261,9 +260,7 @@ def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> 
         raise InputError(f"{name}: a set file restores files into a folder: nlc decompress SET.nlc -o DIR")
     fmt = "PNG" if output in (None, "-") else api.output_format(output, data)
     im, transparency = api.decode_image(data, device=device, progress=_progress())
-    buf = io.BytesIO()
-    images.save_image(im, buf, transparency, fmt)
-    where = _emit(buf.getvalue(), output, force)
+    where = _emit(api.image_file_bytes(im, transparency, fmt), output, force)
     click.echo(f"{name} -> {where}", err=where == "<stdout>")
 
 

@@ -134,7 +134,16 @@ def summary(record: dict) -> dict:
 
 
 def attach(im: Image.Image, record: dict) -> Image.Image:
-    """Put ``record`` on ``im.info`` under Pillow's names (``text`` as ``im.info["nlc_text"]``); returns ``im``."""
+    """Put ``record`` on ``im.info`` under Pillow's names (``text`` as ``im.info["nlc_text"]``); returns ``im``.
+    A record whose values have the wrong types (a crafted file with its CRCs recomputed) is a
+    :class:`~nlc.errors.FormatError`."""
+    try:
+        return _attach(im, record)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError):
+        raise FormatError("corrupted metadata (a value of the wrong type)") from None
+
+
+def _attach(im: Image.Image, record: dict) -> Image.Image:
     for key in RAW_KEYS:
         if key in record:
             im.info[key] = record[key]

@@ -1,7 +1,8 @@
 """Check ``.nlc`` files without writing anything (``nlc verify``, like ``gzip -t``).
 
 A file is decoded in memory, which checks every CRC the container holds: the
-header's, the payload's and the original pixels'. With ``original``, the
+header's, the payload's and the original pixels'; the PNG that ``nlc decompress``
+would write is rendered in memory too, so a file passes only if it decompresses. With ``original``, the
 decoded image is also compared pixel for pixel with an image file, for
 example the photo the ``.nlc`` was made from, before that is deleted. Files
 coded on another kind of machine fail here exactly as they would fail to
@@ -61,8 +62,9 @@ def verify(src: str | Path, *, original: str | Path | bool | None = None, device
                 "size": f"{header.width}x{header.height}", "mode": mode, "items": int(len(items))}
     if original is True:
         original = original_of(src)
-    im, _ = api.decode_image(data, device=device, progress=progress)
+    im, transparency = api.decode_image(data, device=device, progress=progress)
     header = api.read_header(data)
+    api.image_file_bytes(im, transparency)  # everything decompress does but the write
     result = {"kind": "image", "codec": header.codec, "pixels": header.extra.get("pixels", "model"),
               "bytes": len(data), "seconds": time.perf_counter() - t0, "size": f"{im.width}x{im.height}",
               "mode": im.mode, "items": 1}

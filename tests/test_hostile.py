@@ -125,3 +125,22 @@ def test_metadata_that_inflates_past_the_limit_is_refused():
     with pytest.raises(zlib.error):
         metadata.inflate_bounded(zlib.compress(b"x" * 100)[:-3], 1000)  # cut short
     assert metadata.inflate_bounded(zlib.compress(b"x" * 100), 100) == b"x" * 100
+
+
+@pytest.mark.parametrize("record", [{"gamma": "x"}, {"dpi": "x"}, {"dpi": [1e308, -1]}, {"text": 5},
+                                    {"chromaticity": [1]}, {"srgb": 999}])
+def test_crafted_metadata_is_one_error_in_decompress_and_verify(tiny_home, tmp_path, record):
+    """Metadata of the wrong types or values, CRCs recomputed: decompress and verify both refuse it with one
+    line (verify renders what decompress would write), and nothing is written."""
+    from nlc import api, container, metadata
+
+    im = gradient_image(6, 5)
+    data, _ = api.encode_image(im, fallback=False)
+    header, model_payload, plane_payload = container.unpack(data)
+    header.metadata = metadata.pack(record)
+    crafted = tmp_path / "crafted.png.nlc"
+    crafted.write_bytes(container.pack(header, model_payload, plane_payload))
+    r = run("decompress", crafted, "-o", tmp_path / "out.png")
+    assert_clean_error(r, "corrupted metadata")
+    assert not (tmp_path / "out.png").exists() and not list(tmp_path.glob(".out.png.*"))
+    assert_clean_error(run("verify", crafted), "corrupted metadata")
