@@ -144,3 +144,16 @@ def test_crafted_metadata_is_one_error_in_decompress_and_verify(tiny_home, tmp_p
     assert_clean_error(r, "corrupted metadata")
     assert not (tmp_path / "out.png").exists() and not list(tmp_path.glob(".out.png.*"))
     assert_clean_error(run("verify", crafted), "corrupted metadata")
+
+
+@pytest.mark.skipif(not PNGSUITE.is_dir(), reason="PngSuite is in ../shared/data")
+def test_every_corrupt_pngsuite_file_is_refused_with_one_line():
+    from nlc import images
+    from nlc.errors import InputError
+
+    corrupt = sorted(PNGSUITE.glob("x*.png"))
+    assert len(corrupt) == 14
+    for path in corrupt:
+        with pytest.raises(InputError) as e:
+            images.read_image(path)
+        assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
