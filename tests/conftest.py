@@ -71,6 +71,14 @@ def gradient_image(h: int, w: int, mode: str = "RGB", seed: int = 0) -> Image.Im
     return im.convert(mode)
 
 
+@pytest.fixture()
+def photo(tmp_path: Path, tiny_home: Path) -> Path:
+    """``tmp_path/photo.png``, a 20x17 gradient, with the tiny model as the default codec."""
+    p = tmp_path / "photo.png"
+    gradient_image(20, 17).save(p)
+    return p
+
+
 def photo_folder(tmp_path: Path) -> Path:
     """``tmp_path/photos`` with two 66x66 gradient photos, for training runs."""
     photos = tmp_path / "photos"

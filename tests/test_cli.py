@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
@@ -23,13 +22,6 @@ def assert_clean_error(result, *needles):
     assert "\n" not in err and "Traceback" not in err, err
     for n in needles:
         assert n in err, err
-
-
-@pytest.fixture()
-def photo(tmp_path, tiny_home):
-    p = tmp_path / "photo.png"
-    gradient_image(20, 17).save(p)
-    return p
 
 
 def test_compress_decompress_round_trip(photo, tmp_path):

@@ -24,13 +24,6 @@ def chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-@pytest.fixture()
-def photo(tmp_path, tiny_home):
-    p = tmp_path / "photo.png"
-    gradient_image(20, 17).save(p)
-    return p
-
-
 def test_a_png_with_a_damaged_chunk_is_refused(photo, tmp_path):
     data = bytearray(photo.read_bytes())
     idat = data.index(b"IDAT")
