@@ -68,8 +68,8 @@ COEFF_BITS = 12  # coefficients rounded to 2^-12
 MEAN_BITS = 10  # shifts on the 2^-10-level grid (exact_tables.MEAN_BITS)
 SHIFT_CLIP = 64 << MEAN_BITS  # and a shift to +-64 levels (only very wide components reach it)
 PAD = 2  # rows above and columns on each side in the error store
-_DR = np.array([dr for dr, _ in NEIGHBOURS])[None, :]
-_DC = np.array([dc for _, dc in NEIGHBOURS])[None, :]
+_DR = np.array([dr for dr, _ in NEIGHBOURS])  # the neighbours' row and column offsets, for the kernels
+_DC = np.array([dc for _, dc in NEIGHBOURS])
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:
@@ -165,7 +165,7 @@ class OnlineBias:
         steps = 2.0**lut.in_bits
         out, moved, f, cls, mean, inv = shift_kernel(
             weights, log_scales, levels, lut.array, steps, 0.5 - lut.lo * steps, self.errors, tiles.astype(np.int64), r, c, ch,
-            current, self.coeffs[ch], self.gain[ch], _DR[0], _DC[0], PAD, self.classes, LOG_127_5, 1 << T_BITS,
+            current, self.coeffs[ch], self.gain[ch], _DR, _DC, PAD, self.classes, LOG_127_5, 1 << T_BITS,
             COEFF_BITS, DELTA_CLIP, float(1 << (MEAN_BITS - T_BITS + 1)), SHIFT_CLIP, 2.0**-MEAN_BITS,
             self.use_neighbours, self.cross, self.gate)
         self._pending = (f, cls, mean, inv, weights, levels, moved, inv_scales)
