@@ -385,7 +385,6 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     learned (on an ANS stack the steps are pushed in reverse afterwards). Returns the bits."""
     params = _parallel_params(model, grid, hs, ws, channels, tiles).numpy()
     bits = 0.0
-    stages = 2 * channels
     steps: list[tuple[np.ndarray, np.ndarray]] = []
     for r in range(grid.tile_h):
         stage.start_row(r)
@@ -394,19 +393,21 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
             idx = np.flatnonzero(row_tiles & (ws > c))
             known = tiles[idx, r, c]
             tables: list[np.ndarray] = []
+            coded: list[np.ndarray] = []
 
             def collect(k: int, table: np.ndarray) -> np.ndarray:
                 tables.append(table)
-                return stage_symbols(known, k)
+                coded.append(stage_symbols(known, k))
+                return coded[-1]
 
             stage.at(r, c, idx)
             _, b = code_pixels_exact(params[idx, :, r, c] * GRID, mixtures, channels, collect, adapt=stage)
             bits += float(b.sum())
-            symbols = np.concatenate([stage_symbols(known, k) for k in range(stages)])
+            step = (np.concatenate(coded), np.concatenate(tables))  # the step's symbols, stage by stage
             if enc.lifo:
-                steps.append((symbols, np.concatenate(tables)))
+                steps.append(step)
             else:
-                enc.encode(symbols, np.concatenate(tables))
+                enc.encode(*step)
         if progress:
             progress(1)
     for symbols, tables in reversed(steps):
