@@ -20,10 +20,10 @@ import platform
 import numpy as np
 import torch
 
+from nlc.codec import Codec
 from nlc.coding.bitsback import LatentGrid, make_item_codec
 from nlc.coding.coders import AnsStack
 from nlc.datasets import binarize, load_fashion_mnist
-from nlc.sets import SetCodec
 from nlc.train_latent import neg_elbo_bits
 
 GRIDS = [(16.0, 2.0**-6), (8.0, 2.0**-6), (6.0, 2.0**-6), (16.0, 2.0**-8)]
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    codec = SetCodec.load(a.model)
+    codec = Codec.load(a.model)
     items = load_fashion_mnist(a.data, "test")[: a.items]
     if codec.bits == 1:
         items = binarize(items)

@@ -9,33 +9,20 @@
 
 from __future__ import annotations
 
-import copy
 import importlib.metadata
 import io
-import json
 import os
 import struct
-import sys
 import tempfile
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
 from . import container, images, metadata
-from .coding import flow
-from .coding.autoregressive import (
-    GROUP,
-    decode_tiles,
-    encode_tiles,
-    estimate_rate,
-    is_exact,
-    progress_total,
-)
+from .codec import Codec
+from .coding.autoregressive import GROUP, is_exact
 from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import (
     decode_bits,
@@ -47,78 +34,11 @@ from .coding.planes import (
     webp_can_hold,
 )
 from .errors import CodecError, FormatError, InputError, NlcError, file_errors
-from .registry import (
-    DEFAULT,
-    CodecSpec,
-    build_model,
-    get_spec,
-    load_model,
-    spec_for_file,
-)
-from .threads import torch_threads
+from .registry import DEFAULT, get_spec, spec_for_file
+from .threads import cpu_kind
 
 SUFFIX = ".nlc"
 _CONSTRICTION = importlib.metadata.version("constriction")
-
-
-@dataclass
-class Codec:
-    """A codec spec with its loaded model."""
-
-    spec: CodecSpec
-    model: torch.nn.Module
-
-    @classmethod
-    def load(cls, name: str = DEFAULT, device: str = "cpu") -> "Codec":
-        """Load a registered codec (weights checked against their sha256) onto ``device``."""
-        return cls.from_spec(get_spec(name), device)
-
-    @classmethod
-    def from_spec(cls, spec: CodecSpec, device: str = "cpu") -> "Codec":
-        """Load the model of ``spec`` (weights checked against its sha256) onto ``device``."""
-        model = load_model(spec)
-        if device != "cpu":
-            model = copy.deepcopy(model).to(device)
-        return cls(spec, model)
-
-    @classmethod
-    def from_run(cls, spec: CodecSpec, weights: str | Path) -> "Codec":
-        """``spec`` with other weights of its architecture (a training run's, not checked against a
-        sha256): hyper-parameters from the run's ``.json`` beside them, else the spec's."""
-        from safetensors.torch import load_file
-
-        meta = Path(weights).with_suffix(".json")
-        hp = json.loads(meta.read_text())["hyperparameters"] if meta.exists() else dict(spec.hyperparameters)
-        model = build_model(spec.architecture, hp)
-        model.load_state_dict(load_file(str(weights)))
-        return cls(replace(spec, hyperparameters=hp), model.eval())
-
-    @property
-    def device(self) -> str:
-        """Device type of the model's weights (``cpu`` or ``cuda``)."""
-        return next(self.model.parameters()).device.type
-
-    @property
-    def is_flow(self) -> bool:
-        """Whether the model is an integer flow (coded by :mod:`nlc.coding.flow`)."""
-        return self.spec.family == "flow"
-
-    @property
-    def mixtures(self) -> int:
-        """Mixture components of the model's output."""
-        return self.model.config.mixtures
-
-    def coding(self, coder: str | None, tile: int | None) -> tuple[str, int]:
-        """The coder and tile side to code with: those given, else the codec's; an unknown coder is refused."""
-        coder = coder or self.spec.coder
-        if coder not in CODERS:
-            raise InputError(f"unknown coder {coder!r} (known: {', '.join(CODERS)})")
-        return coder, tile or self.spec.tile
-
-
-def cpu_kind() -> str:
-    """The kind of CPU kernels torch runs here (``AVX512``, ``AVX2``, ``DEFAULT``...)."""
-    return torch.backends.cpu.get_cpu_capability()
 
 
 def _encoder_kind(torch_version: str, device: str, cpu: str | None) -> str:
@@ -175,17 +95,6 @@ def _resolve(codec: str | Codec, device: str) -> Codec:
     if isinstance(codec, Codec):
         return codec
     return Codec.load(codec, device)
-
-
-@contextmanager
-def _progress(total: int, desc: str, enabled: bool) -> Iterator:
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="row", disable=not enabled, file=sys.stderr, leave=False)
-    try:
-        yield bar.update
-    finally:
-        bar.close()
 
 
 def encode_image(
@@ -274,42 +183,16 @@ def _pixel_payload(c: Codec, pixels: np.ndarray, tile: int, coder_name: str, pro
     """
     webp = encode_webp(pixels) if fallback and webp_can_hold(*pixels.shape[:2]) else None
     webp_rate = None if webp is None else len(webp) * 8 / pixels.size
-    if webp_rate is not None and not c.is_flow and webp_rate < SKIP_CHECK_RATE:
-        estimate = estimate_rate(c.model, c.mixtures, pixels, tile)
-        if estimate > SKIP_MARGIN * webp_rate:
+    if webp_rate is not None and webp_rate < SKIP_CHECK_RATE:
+        estimate = c.family.estimate_rate(c, pixels, tile)
+        if estimate is not None and estimate > SKIP_MARGIN * webp_rate:
             return webp, None, {"pixels": "webp"}, {"pixels_coder": "webp", "model_payload_bytes": None,
                                                     "model_estimate": estimate}
-    extra: dict = {}
-    if c.is_flow:
-        if coder_name != "range":
-            raise InputError(f"codec {c.spec.name!r} codes with the range coder only")
-        extra["threads"] = torch.get_num_threads()
-        with _progress(flow.progress_steps(c.model, *pixels.shape[:2], tile), "encode", progress) as bar:
-            payload, bits = flow.encode_flow(c.model, _rgb(pixels), tile, bar)
-    else:
-        with _progress(progress_total(pixels.shape[0], pixels.shape[1], tile), "encode", progress) as bar:
-            payload, bits = encode_tiles(c.model, c.mixtures, pixels, tile, coder_name, GROUP, bar,
-                                         c.spec.adaptive or None)
-    if c.device == "cpu" and not is_exact(c.model):  # float files decode on this CPU kind only
-        extra["cpu"] = cpu_kind()
+    payload, bits, extra = c.family.encode_pixels(c, pixels, tile, coder_name, progress)
     stats = {"pixels_coder": "model", "model_payload_bytes": len(payload)}
     if webp is not None and len(webp) < len(payload):
         return webp, bits, {"pixels": "webp"}, dict(stats, pixels_coder="webp")  # the model's facts do not apply
     return payload, bits, extra, stats
-
-
-def _rgb(pixels: np.ndarray) -> np.ndarray:
-    """A flow codes three channels: a gray image goes in as R = G = B."""
-    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-
-
-def _decode_flow(c: Codec, header: container.Header, payload: bytes, progress: bool) -> np.ndarray:
-    """Decode a flow codec's pixels with the encoder's thread count (conv sums split by thread)."""
-    threads = int(header.extra.get("threads", torch.get_num_threads()))
-    steps = flow.progress_steps(c.model, header.height, header.width, header.tile)
-    with torch_threads(threads), _progress(steps, "decode", progress) as bar:
-        rgb = flow.decode_flow(c.model, payload, header.height, header.width, header.tile, bar)
-    return rgb[:, :, :1] if header.model_channels == 1 else rgb
 
 
 def read_header(data: bytes) -> container.Header:
@@ -325,9 +208,15 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
     (:func:`nlc.metadata.attach`); :func:`png_bytes` and :func:`decompress` write it.
 
     ``codec`` overrides the registry lookup (its name and weights hash must
-    still match the file's header).
+    still match the file's header): a codec of one's own, :meth:`Codec.from_toml`.
     """
-    header, model_payload, plane_payload = container.unpack(data)
+    return decode_unpacked(container.unpack(data), device, progress, codec)
+
+
+def decode_unpacked(unpacked: tuple[container.Header, bytes, bytes], device: str, progress: bool,
+                     codec: Codec | None) -> tuple[Image.Image, object]:
+    """:func:`decode_image` of a file already parsed by :func:`nlc.container.unpack`."""
+    header, model_payload, plane_payload = unpacked
     record = metadata.unpack(header.metadata)
     dev = resolve_device(device, header.device)
     if header.coder not in CODERS or header.precision != PRECISION:
@@ -343,21 +232,8 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
             pixels = decode_webp(model_payload, header.height, header.width, header.model_channels)
         elif header.model_channels:
             c = codec or Codec.from_spec(spec_for_file(header.codec, header.weights_sha256), dev)
-            if c.spec.name != header.codec:
-                raise CodecError(f"file was coded with codec {header.codec!r}, not {c.spec.name!r}")
-            if c.spec.sha256 != header.weights_sha256:
-                raise CodecError(
-                    f"file was coded with {header.codec!r} weights {header.weights_sha256[:12]}..., "
-                    f"but the registry has {c.spec.sha256[:12]}..."
-                )
-            if c.is_flow:
-                pixels = _decode_flow(c, header, model_payload, progress)
-            else:
-                total = progress_total(header.height, header.width, header.tile, header.group)
-                with _progress(total, "decode", progress) as bar:
-                    pixels = decode_tiles(c.model, c.mixtures, header.height, header.width, header.model_channels,
-                                          header.tile, header.coder, model_payload, header.group, bar,
-                                          c.spec.adaptive or None)
+            c.check_file(header.codec, header.weights_sha256)
+            pixels = c.family.decode_pixels(c, header, model_payload, progress)
         if header.mode in ("1",):
             plane = decode_bits(plane_payload, header.height, header.width)
         elif header.mode in ("RGBA", "LA", "P"):
@@ -455,22 +331,34 @@ def read_nlc(src: str | Path) -> bytes:
 def output_format(dst: str | Path, data: bytes) -> str:
     """The format the image in ``.nlc`` bytes ``data`` is written in at ``dst`` (:func:`nlc.images.output_format`:
     PNG, or lossless WebP for a ``.webp`` name), checked against the file's header before any decoding."""
-    header = read_header(data)
+    return _output_format(dst, read_header(data))
+
+
+def _output_format(dst: str | Path | None, header: container.Header) -> str:
+    if dst is None:
+        return "PNG"
     return images.output_format(dst, header.mode, header.extra.get("transparency"), (header.width, header.height))
 
 
+def decoded_file_bytes(data: bytes, dst: str | Path | None = None, *, device: str = "auto", progress: bool = False,
+                       codec: Codec | None = None) -> bytes:
+    """The image file that ``.nlc`` bytes decode to: PNG, or lossless WebP for a ``dst`` named ``.webp``
+    (a name for a lossy format is refused before any decoding). The header is parsed once."""
+    unpacked = container.unpack(data)
+    fmt = _output_format(dst, unpacked[0])
+    im, transparency = decode_unpacked(unpacked, device, progress, codec)
+    return image_file_bytes(im, transparency, fmt)
+
+
 def decompress(src: str | Path, dst: str | Path | None = None, *, force: bool = False,
-               progress: bool = False, device: str = "auto") -> Path:
+               progress: bool = False, device: str = "auto", codec: Codec | None = None) -> Path:
     """Decompress a ``.nlc`` file to a PNG, or to lossless WebP for a ``.webp`` ``dst`` (default: ``src``
     without ``.nlc``, as PNG); returns the path. A ``dst`` named for a lossy format is refused before
-    any decoding."""
+    any decoding. ``codec``: as for :func:`decode_image`."""
     src = Path(src)
     dst = Path(dst) if dst else default_output(src, True)
     check_output(dst, force)
-    data = read_nlc(src)
-    fmt = output_format(dst, data)
-    im, transparency = decode_image(data, device=device, progress=progress)
-    out = image_file_bytes(im, transparency, fmt)
+    out = decoded_file_bytes(read_nlc(src), dst, device=device, progress=progress, codec=codec)
     with file_errors(dst):  # a full disk or a folder without write permission: one line
         _atomic_write(dst, lambda tmp: Path(tmp).write_bytes(out))
     return dst

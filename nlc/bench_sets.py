@@ -28,8 +28,9 @@ import torch
 
 from . import __version__
 from .bench import BASELINES, baseline_bytes, write_json
+from .codec import Codec
 from .datasets import binarize, load_fashion_mnist
-from .sets import SetCodec, decode_set, encode_set
+from .sets import decode_set, encode_set
 from .train_latent import neg_elbo_bits
 
 
@@ -60,7 +61,7 @@ def classical(items: np.ndarray, binary: bool) -> dict[str, int]:
 def run_set_bench(model: str, data: str, *, limit: int | None = None, json_path: str | None = None,
                   baselines: bool = True, progress: bool = False) -> dict:
     """Benchmark a set codec on the Fashion-MNIST test set in ``data``; prints a summary and returns the JSON dict."""
-    codec = SetCodec.load(model)
+    codec = Codec.load(model)
     items = load_fashion_mnist(data, "test")[:limit]
     if codec.bits == 1:
         items = binarize(items)
@@ -73,7 +74,7 @@ def run_set_bench(model: str, data: str, *, limit: int | None = None, json_path:
     t2 = time.perf_counter()
     lossless = bool(np.array_equal(out, items))
     res = {
-        "model": codec.name, "data": f"{data} (test set{', binarized > 127' if codec.bits == 1 else ''})",
+        "model": codec.spec.name, "data": f"{data} (test set{', binarized > 127' if codec.bits == 1 else ''})",
         "items": len(items), "pixels": pixels,
         "device": f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})",
         "versions": {"nlc": __version__, "torch": torch.__version__, "python": platform.python_version()},

@@ -22,6 +22,18 @@ from .errors import InputError, NlcError, file_errors
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where the model runs.")
+OWN_CODEC = click.option("-m", "--model", default=None, metavar="RUN.toml",
+                         help="A codec the registry does not hold (the TOML `nlc train` writes) for files it coded; "
+                              "default: the codec the file names, from the registry.")
+
+
+def _own_codec(model: str | None, device: str) -> "api.Codec | None":
+    """The codec ``-m`` names for decoding (on the CPU for a set codec), or ``None``: the registry's."""
+    if model is None:
+        return None
+    from .codec import spec_of
+
+    return api.Codec.load(model, "cpu" if spec_of(model).family == "bitsback" else api.resolve_device(device))
 
 
 def _fail(message: str) -> None:
@@ -113,7 +125,8 @@ def main() -> None:
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file (one input) or folder (several); - for standard output.")
-@click.option("-m", "--model", default="default", show_default=True, help="Codec name (see `nlc models`).")
+@click.option("-m", "--model", default="default", show_default=True,
+              help="Codec name (see `nlc models`), or the codec TOML of a training run (RUN.toml).")
 @click.option("--coder", type=click.Choice(["range", "ans"]), default=None, help="Entropy coder (default: the codec's).")
 @click.option("--tile", type=click.IntRange(8, 4096), default=None, help="Tile side (default: the codec's).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
@@ -250,7 +263,7 @@ def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, 
     click.echo(f"{name} -> {where}: {_outcome(stats)}", err=where == "<stdout>")
 
 
-def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> None:
+def _decompress_pipe(src: str, output: str | None, force: bool, device: str, codec: api.Codec | None) -> None:
     """One image file from a file or standard input, to ``-o FILE`` (PNG) or standard output."""
     name = _stream_name(src)
     if output not in (None, "-"):
@@ -258,9 +271,9 @@ def _decompress_pipe(src: str, output: str | None, force: bool, device: str) -> 
     data = _read_input(src)
     if data[:4] == SET_MAGIC:
         raise InputError(f"{name}: a set file restores files into a folder: nlc decompress SET.nlc -o DIR")
-    fmt = "PNG" if output in (None, "-") else api.output_format(output, data)
-    im, transparency = api.decode_image(data, device=device, progress=_progress())
-    where = _emit(api.image_file_bytes(im, transparency, fmt), output, force)
+    out = api.decoded_file_bytes(data, None if output == "-" else output, device=device, progress=_progress(),
+                                 codec=codec)
+    where = _emit(out, output, force)
     click.echo(f"{name} -> {where}", err=where == "<stdout>")
 
 
@@ -296,8 +309,9 @@ def _is_set_file(src: str) -> bool:
 @click.option("-o", "--output",
               help="Output file (one input) or folder (several, or a set file); - for standard output.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+@OWN_CODEC
 @DEVICE
-def decompress(inputs, output, force, device) -> None:
+def decompress(inputs, output, force, model, device) -> None:
     """Decompress .nlc files to PNG; a set file restores all its images (or its array file) into a folder.
 
     ``-o NAME.webp`` writes lossless WebP instead (RGB and RGBA images); a
@@ -308,9 +322,13 @@ def decompress(inputs, output, force, device) -> None:
     """
     from . import sets
 
+    try:
+        codec = _own_codec(model, device)
+    except NlcError as e:
+        _fail(str(e))
     if _piped(inputs, output):
         try:
-            _decompress_pipe(inputs[0], output, force, device)
+            _decompress_pipe(inputs[0], output, force, device, codec)
         except NlcError as e:
             _fail_for(_stream_name(inputs[0]), e)
         return
@@ -320,7 +338,8 @@ def decompress(inputs, output, force, device) -> None:
     for src in files:
         if src in set_files:
             try:
-                paths = sets.decompress_set(src, output, force=force, progress=_progress(), device=device)
+                paths = sets.decompress_set(src, output, force=force, progress=_progress(), device=device,
+                                            codec=codec)
             except NlcError as e:
                 failures.add(src, e)
                 continue
@@ -330,7 +349,7 @@ def decompress(inputs, output, force, device) -> None:
     rest = [i for i in files if i not in set_files]
     for src, dst in zip(rest, _outputs(tuple(rest), output, True) if rest else []):
         try:
-            path = api.decompress(src, dst, force=force, progress=_progress(), device=device)
+            path = api.decompress(src, dst, force=force, progress=_progress(), device=device, codec=codec)
         except NlcError as e:
             failures.add(src, e)
             continue
@@ -343,8 +362,9 @@ def decompress(inputs, output, force, device) -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--originals", is_flag=True,
               help="Also compare each decoded image with its original: the file of the same name without .nlc.")
+@OWN_CODEC
 @DEVICE
-def verify(inputs, originals, device) -> None:
+def verify(inputs, originals, model, device) -> None:
     """Decode .nlc files in memory and check them; nothing is written (like gzip -t).
 
     Every CRC is checked: header, payload and the original pixels. With
@@ -355,18 +375,22 @@ def verify(inputs, originals, device) -> None:
     """
     from .verification import verify as verify_file
 
+    try:
+        codec = _own_codec(model, device)
+    except NlcError as e:
+        _fail(str(e))
     files = _expand_inputs(inputs, True)
     failures, done = _Failures(files), 0
     for src in files:
         try:
-            r = verify_file(src, original=originals, device=device, progress=_progress())
+            r = verify_file(src, original=originals, device=device, progress=_progress(), codec=codec)
         except NlcError as e:
             failures.add(src, e)
             continue
         what = f"{r['items']} images of {r['size']} {r['mode']}" if r["kind"] == "set" else f"{r['size']} {r['mode']}"
         same = f", same pixels as {r['original']}" if "original" in r else ""
-        codec = f"codec {r['codec']}" + (" (pixels as lossless WebP)" if r.get("pixels") == "webp" else "")
-        click.echo(f"{src}: ok, {what}, {codec}, {r['bytes']} bytes, decoded in {r['seconds']:.1f} s{same}")
+        coded = f"codec {r['codec']}" + (" (pixels as lossless WebP)" if r.get("pixels") == "webp" else "")
+        click.echo(f"{src}: ok, {what}, {coded}, {r['bytes']} bytes, decoded in {r['seconds']:.1f} s{same}")
         done += 1
     failures.finish(done)
 

@@ -104,12 +104,14 @@ def _toml_value(v: object) -> str:
 def write_codec_toml(spec: CodecSpec, weights: str | Path) -> Path:
     """Write the codec TOML of freshly trained ``weights`` next to them (``NAME.toml``); returns its path.
 
-    The file is ``spec`` with ``weights`` and ``sha256`` replaced: copy it into
-    ``codecs/`` and the weights into ``trained/`` to ship them
-    (``scripts/ship_weights.py`` does both).
+    The file is ``spec`` renamed ``NAME-run-SHA8`` with ``weights`` and ``sha256`` replaced, so that
+    ``nlc compress -m RUN.toml`` writes files that name these weights (and ``nlc decompress -m RUN.toml``
+    decodes them). To ship the weights as ``spec``'s, ``scripts/ship_weights.py`` archives the old ones
+    and updates the registry.
     """
     weights = Path(weights)
-    fresh = replace(spec, weights=weights.name, sha256=sha256_file(weights))
+    digest = sha256_file(weights)
+    fresh = replace(spec, name=f"{spec.name}-run-{digest[:8]}", weights=weights.name, sha256=digest)
     return write_spec_toml(fresh, weights.with_suffix(".toml"))
 
 
@@ -273,7 +275,11 @@ def spec_for_file(name: str, sha256: str) -> CodecSpec:
     the archived spec of the old weights. Neither: a :class:`CodecError` that
     names both hashes.
     """
-    spec = get_spec(name)
+    try:
+        spec = get_spec(name)
+    except CodecError as e:
+        raise CodecError(f"{e}; a file coded with a codec of one's own (a training run's) decodes with "
+                         "-m ITS.toml") from None
     if spec.sha256 == sha256:
         return spec
     old = archived_spec(spec.name, sha256)

@@ -65,3 +65,9 @@ def vertical_parts(batch: int) -> list[slice]:
     n = -(-batch // VERTICAL_PART)
     edges = [round(i * batch / n) for i in range(n + 1)]
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
+
+
+def cpu_kind() -> str:
+    """The kind of CPU kernels torch runs here (``AVX512``, ``AVX2``, ``DEFAULT``...): a float codec's
+    files decode where the same kind computes the same floats."""
+    return torch.backends.cpu.get_cpu_capability()

@@ -88,7 +88,7 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = build_latent_model(cfg.architecture, cfg.hyperparameters)
-    bits = model.cfg.bits
+    bits = model.config.bits
     train_x, val_x = dataset(cfg.data, bits)
     dims = train_x[0].size * math.log(2)
 

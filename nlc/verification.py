@@ -38,7 +38,7 @@ def same_image(a: Image.Image, b: Image.Image) -> bool:
 
 
 def verify(src: str | Path, *, original: str | Path | bool | None = None, device: str = "auto",
-           progress: bool = False) -> dict:
+           progress: bool = False, codec: api.Codec | None = None) -> dict:
     """Decode the ``.nlc`` (image or set) file ``src`` in memory and check it; returns what was checked.
 
     Raises :class:`~nlc.errors.FormatError` (or another :class:`~nlc.errors.NlcError`)
@@ -49,21 +49,23 @@ def verify(src: str | Path, *, original: str | Path | bool | None = None, device
     result has ``kind`` (``"image"`` or ``"set"``), ``codec``, ``bytes``,
     ``seconds`` (decoding), ``size`` (``"WxH"``), ``mode`` and ``items`` (1
     for an image), for an image ``pixels`` (``"model"``, or ``"webp"`` where the file
-    kept lossless WebP), and ``original`` when one was compared.
+    kept lossless WebP), and ``original`` when one was compared. ``codec``: a codec of one's own that the
+    registry does not hold (:meth:`nlc.codec.Codec.from_toml`).
     """
     data = api.read_nlc(src)
     t0 = time.perf_counter()
     if data[:4] == container.SET_MAGIC:
         if original not in (None, False, True):
             raise InputError(f"{src}: a set file; only image files are compared with an original")
-        items, header = sets.decode_set(data, progress=progress, device=device)
+        items, header = sets.decode_set(data, codec, progress=progress, device=device)
         mode = "RGB" if items.ndim == 4 else "L"
         return {"kind": "set", "codec": header.codec, "bytes": len(data), "seconds": time.perf_counter() - t0,
                 "size": f"{header.width}x{header.height}", "mode": mode, "items": int(len(items))}
     if original is True:
         original = original_of(src)
-    im, transparency = api.decode_image(data, device=device, progress=progress)
-    header = api.read_header(data)
+    unpacked = container.unpack(data)
+    header = unpacked[0]
+    im, transparency = api.decode_unpacked(unpacked, device, progress, codec)
     api.image_file_bytes(im, transparency)  # everything decompress does but the write
     result = {"kind": "image", "codec": header.codec, "pixels": header.extra.get("pixels", "model"),
               "bytes": len(data), "seconds": time.perf_counter() - t0, "size": f"{im.width}x{im.height}",

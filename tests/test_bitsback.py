@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nlc import container
+from nlc.codec import Codec
 from nlc.coding.bitsback import (
     START_STEPS,
     LatentGrid,
@@ -25,7 +26,8 @@ from nlc.coding.bitsback import (
 from nlc.coding.coders import AnsStack
 from nlc.datasets import array_bytes, read_array
 from nlc.errors import FormatError, InputError
-from nlc.sets import SetCodec, decode_set, encode_set
+from nlc.registry import CodecSpec
+from nlc.sets import decode_set, encode_set
 from nlc.train_latent import build_latent_model
 
 TINY_LATENT = {
@@ -58,7 +60,7 @@ def shapes_data(n: int, binary: bool = False, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("name", list(TINY_LATENT))
 def test_chain_round_trip(name):
     model = tiny_latent(name)
-    binary = model.cfg.bits == 1
+    binary = model.config.bits == 1
     items = shapes_data(23, binary)
     codec = make_item_codec(model)
     data, stats = encode_chain(codec, items, max_batch=8)
@@ -71,7 +73,7 @@ def test_chain_round_trip(name):
 def test_random_batches_round_trip(n, seed, name):
     model = tiny_latent(name)
     rng = np.random.default_rng(seed)
-    high = 2 if model.cfg.bits == 1 else 256
+    high = 2 if model.config.bits == 1 else 256
     items = rng.integers(0, high, (n, 28, 28)).astype(np.uint8)
     codec = make_item_codec(model)
     data, stats = encode_chain(codec, items, max_batch=4)
@@ -198,8 +200,8 @@ def test_bad_latent_bound_is_a_format_error():
         decode_set(container.pack_set(header, payload), _set_codec("vae"))
 
 
-def _set_codec(name: str) -> SetCodec:
-    return SetCodec(f"tiny-{name}", "0" * 64, tiny_latent(name))
+def _set_codec(name: str) -> Codec:
+    return Codec(CodecSpec(f"tiny-{name}", TINY_LATENT[name][0], sha256="0" * 64), tiny_latent(name))
 
 
 def test_set_file_round_trip_and_header():

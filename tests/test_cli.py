@@ -289,3 +289,36 @@ def test_decompress_to_lossless_webp_and_refuse_lossy_names(tmp_path, tiny_home)
     assert_clean_error(run("decompress", tmp_path / "gray.png.nlc", "-o", tmp_path / "g.webp"),
                        "g.webp", "RGB and RGBA pixels only (this image is mode L)")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_training_runs_codec_toml_compresses_and_only_it_decodes(tiny_home, tmp_path):
+    """`nlc compress -m RUN.toml`: the file names the run's codec and weights; the registry cannot decode it
+    (one line that says how), `-m RUN.toml` can, for decompress and verify alike."""
+    from safetensors.torch import save_file
+
+    from nlc.models.pixelcnnpp import PixelCNNPP, PixelCNNPPConfig
+    from nlc.registry import get_spec, write_codec_toml
+    from tests.conftest import TINY
+
+    torch.manual_seed(11)
+    run_dir = tmp_path / "runs"
+    run_dir.mkdir()
+    save_file(PixelCNNPP(PixelCNNPPConfig(**TINY)).state_dict(), str(run_dir / "mine.safetensors"))
+    toml = write_codec_toml(get_spec("tiny"), run_dir / "mine.safetensors")
+    img = tmp_path / "g.png"
+    gradient_image(13, 11, "RGB").save(img)
+    r = run("compress", "-m", toml, "--no-fallback", img)
+    assert r.exit_code == 0, r.output
+    header = container.unpack((tmp_path / "g.png.nlc").read_bytes())[0]
+    assert header.codec.startswith("tiny-run-") and header.weights_sha256 != get_spec("tiny").sha256
+    assert_clean_error(run("decompress", tmp_path / "g.png.nlc", "-o", tmp_path / "x.png"),
+                       f"unknown codec '{header.codec}'",
+                       "decodes with -m ITS.toml")
+    assert run("verify", "-m", toml, tmp_path / "g.png.nlc").exit_code == 0
+    r = run("decompress", "-m", toml, tmp_path / "g.png.nlc", "-o", tmp_path / "back.png")
+    assert r.exit_code == 0, r.output
+    assert same_pixels(Image.open(tmp_path / "back.png"), Image.open(img))
+    toml.write_text(toml.read_text().replace(header.weights_sha256, "0" * 64))  # the TOML claims other weights
+    assert_clean_error(run("decompress", "-m", toml, tmp_path / "g.png.nlc", "-o", tmp_path / "y.png"),
+                       "weights sha256", "does not match the registry's 0000")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()

@@ -6,7 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nlc.api import decode_image, encode_image
+from nlc.api import decode_image, encode_image, read_header
+from nlc.errors import CodecError
+from nlc.registry import sha256_file
 from tests.conftest import gradient_image, same_pixels
 
 MODES = ["RGB", "L", "RGBA", "LA", "P", "1"]
@@ -163,6 +165,29 @@ def test_a_codec_from_a_runs_weights(tiny_codec, tmp_path):
     assert all(torch.equal(v, codec.model.state_dict()[k]) for k, v in wide.state_dict().items())
     save_file(tiny_codec.model.state_dict(), str(tmp_path / "plain.safetensors"))  # no metadata beside it
     plain = Codec.from_run(spec, tmp_path / "plain.safetensors")
-    assert plain.spec == spec
+    digest = sha256_file(tmp_path / "plain.safetensors")
+    assert plain.spec.hyperparameters == spec.hyperparameters
+    assert (plain.spec.name, plain.spec.sha256) == (f"tiny-run-{digest[:8]}", digest)  # never the shipped weights'
     im = gradient_image(12, 10, seed=4)
-    assert encode_image(im, plain, fallback=False)[0] == encode_image(im, tiny_codec, fallback=False)[0]
+    data = encode_image(im, plain, fallback=False)[0]
+    assert read_header(data).codec == plain.spec.name and read_header(data).weights_sha256 == digest
+    assert decode_image(data, codec=plain)[0].tobytes() == im.tobytes()
+    with pytest.raises(CodecError, match=r"^file was coded with codec 'tiny-run-.{8}', not 'tiny'$"):
+        decode_image(data, codec=tiny_codec)
+
+
+def test_a_decompress_parses_the_header_once(tiny_home, tmp_path, monkeypatch):
+    """`nlc decompress` (and `nlc verify`) read a file's header once, however many checks use it."""
+    from nlc import api, container
+    from nlc.verification import verify
+
+    src = tmp_path / "g.png"
+    gradient_image(9, 7, "RGB").save(src)
+    api.compress(src, fallback=False)
+    calls = []
+    real = container.unpack
+    monkeypatch.setattr(container, "unpack", lambda data: calls.append(1) or real(data))
+    api.decompress(tmp_path / "g.png.nlc", tmp_path / "back.webp")
+    assert len(calls) == 1
+    verify(tmp_path / "g.png.nlc")
+    assert len(calls) == 2

@@ -215,7 +215,7 @@ class VRNNCodec:
 
     def __init__(self, model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> None:
         self.model, self.grid = model, grid
-        self.bits, self.mixtures = model.cfg.bits, model.cfg.mixtures
+        self.bits, self.mixtures = model.config.bits, model.config.mixtures
 
     def _row_dist(self, h: torch.Tensor, z_val: torch.Tensor) -> np.ndarray:
         p = self.model.obs_params(h, z_val).permute(0, 2, 1)
@@ -225,7 +225,7 @@ class VRNNCodec:
     def push(self, stack: AnsStack, x: torch.Tensor, bits_back: bool = True) -> None:
         """Encode images ``x`` ``(B, rows, width)``."""
         n, rows = x.shape[0], x.shape[1]
-        shape = (n, self.model.cfg.latent)
+        shape = (n, self.model.config.latent)
         h = self.model.init_state(n)
         steps = []
         for t in range(rows):
@@ -242,9 +242,9 @@ class VRNNCodec:
     @torch.no_grad()
     def pop(self, stack: AnsStack, n: int, bits_back: bool = True, rows: int = 28) -> torch.Tensor:
         """Decode ``n`` images."""
-        shape = (n, self.model.cfg.latent)
+        shape = (n, self.model.config.latent)
         h = self.model.init_state(n)
-        x = torch.zeros(n, rows, self.model.cfg.width, dtype=torch.int64)
+        x = torch.zeros(n, rows, self.model.config.width, dtype=torch.int64)
         steps = []
         for t in range(rows):
             z = self.grid.pop(stack, self.model.prior(h), shape)

@@ -43,7 +43,7 @@ class BitSwapVAE(nn.Module):
 
     def __init__(self, cfg: BitSwapConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         h = cfg.hidden
         self.q1 = nn.Sequential(nn.Conv2d(1, h, 3, padding=1), down(h, h), ResBlock(h), ResBlock(h))
         self.q1_head = GaussianHead(h, cfg.latent1)
@@ -58,12 +58,12 @@ class BitSwapVAE(nn.Module):
     @property
     def latent_shapes(self) -> list[tuple[int, int, int]]:
         """Shapes of one item's ``z1`` and ``z2``."""
-        return [(self.cfg.latent1, 14, 14), (self.cfg.latent2, 7, 7)]
+        return [(self.config.latent1, 14, 14), (self.config.latent2, 7, 7)]
 
     def posterior(self, layer: int, below: torch.Tensor) -> Gaussian:
         """``q(z1|x)`` for layer 0 (``below`` = pixels), ``q(z2|z1)`` for layer 1."""
         if layer == 0:
-            return self.q1_head(self.q1(pixels_in(below, self.cfg.bits)))
+            return self.q1_head(self.q1(pixels_in(below, self.config.bits)))
         return self.q2_head(self.q2(below))
 
     def prior(self, layer: int, above: torch.Tensor | None) -> Gaussian | None:

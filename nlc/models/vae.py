@@ -65,7 +65,7 @@ class VAE(nn.Module):
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         self.encoder = Encoder(cfg.bits, cfg.hidden)
         self.q_head = GaussianHead(cfg.hidden, cfg.latent)
         self.decoder = Decoder(cfg.latent, cfg.hidden)
@@ -90,7 +90,7 @@ class VAE(nn.Module):
     @property
     def latent_shapes(self) -> list[tuple[int, int, int]]:
         """Shapes of one item's latent per layer."""
-        return [(self.cfg.latent, 7, 7)]
+        return [(self.config.latent, 7, 7)]
 
     def prior(self, layer: int, above: torch.Tensor | None) -> None:
         """The prior of the only layer is the standard normal."""

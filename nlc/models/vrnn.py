@@ -38,7 +38,7 @@ class VRNN(nn.Module):
 
     def __init__(self, cfg: VRNNConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         h, w = cfg.hidden, cfg.width
         self.phi_x = nn.Sequential(nn.Linear(w, h), nn.ELU())
         self.phi_z = nn.Sequential(nn.Linear(cfg.latent, h), nn.ELU())
@@ -49,10 +49,10 @@ class VRNN(nn.Module):
 
     def init_state(self, batch: int) -> torch.Tensor:
         """The state before the first row."""
-        return torch.zeros(batch, self.cfg.hidden)
+        return torch.zeros(batch, self.config.hidden)
 
     def _rows_in(self, row: torch.Tensor) -> torch.Tensor:
-        scale = 1 if self.cfg.bits == 1 else 255
+        scale = 1 if self.config.bits == 1 else 255
         return self.phi_x(row.float() / scale * 2 - 1)
 
     @staticmethod
@@ -70,11 +70,11 @@ class VRNN(nn.Module):
 
     def obs_params(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Parameters of ``p(x_t | z_t, h)``: ``(B, C, width)``."""
-        return self.obs_net(torch.cat([h, self.phi_z(z)], 1)).view(h.shape[0], -1, self.cfg.width)
+        return self.obs_net(torch.cat([h, self.phi_z(z)], 1)).view(h.shape[0], -1, self.config.width)
 
     def row_log_prob(self, row: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """log p(x_t | ...) per item, ``(B,)``."""
-        return pixel_log_prob(row, params, self.cfg.bits, self.cfg.mixtures).sum(1)
+        return pixel_log_prob(row, params, self.config.bits, self.config.mixtures).sum(1)
 
     def step(self, h: torch.Tensor, row: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The state after row ``x_t`` with latent ``z_t``."""
