@@ -1,43 +1,9 @@
-"""The ``.nlc`` file format (versions 1 and 2). All integers are little-endian.
+"""The ``.nlc`` file formats: single images (magic ``\\x89NLC``) and sets (``\\x89NLS``).
 
-::
-
-    offset  size  field
-    0       4     magic b"\\x89NLC"
-    4       1     format version (1; 2 when the file keeps metadata)
-    5       2     header length N (u16): the bytes of the fields below
-    7       N     header fields, in this order:
-                    codec id          str8   stable codec name, e.g. "pixelcnnpp"
-                    weights sha256    32 bytes
-                    coder             str8   "range" or "ans"
-                    precision         u8     probability precision in bits
-                    constriction      str8   constriction version used to encode
-                    torch             str8   torch version used to encode
-                    device            str8   device used to encode ("cpu", "cuda")
-                    width, height     u32, u32
-                    mode              str8   Pillow mode of the original ("RGB", "L", "RGBA", "LA", "P", "1")
-                    model channels    u8     sub-pixels per pixel coded by the model (3, 1 or 0)
-                    bit depth         u8     bits per sample of the original (8, or 1 for mode "1")
-                    tile              u16    tile side used by the model codec
-                    group             u16    tiles per coder stream (the model payload is, per
-                                             group, a u32 byte count and the coder's words)
-                    palette           str16  raw RGB(A) palette (mode "P"), else empty
-                    extra             str16  JSON of rarely used facts (palette transparency), else empty
-                    pixels crc32      u32    CRC-32 of the original pixel bytes (and palette)
-                    model payload     u32    length in bytes
-                    plane payload     u32    length in bytes (alpha, palette indices or 1-bit data)
-                    metadata payload  u32    version 2 only: length in bytes (ICC profile, EXIF, XMP,
-                                             text chunks, resolution: :mod:`nlc.metadata`)
-    7+N     4     CRC-32 of bytes 0 .. 7+N
-    11+N    ...   model payload, then plane payload, then (version 2) metadata payload
-    end-4   4     CRC-32 of the payloads
-
-A file without metadata is written as version 1, byte for byte what nlc wrote
-before it kept metadata.
-
-``str8``/``str16`` are a u8/u16 length followed by that many bytes. Decoding
-checks the magic, the version, both CRCs of the file and finally the CRC of
-the decoded pixels: a damaged file is an error, never a silently wrong image.
+``FORMAT.md`` at the top of the repository is the one specification of both, field by field; this
+module writes and reads exactly that (``tests/test_container.py`` checks it against the document's
+byte layout). Decoding checks the magic, the version and both CRCs, and the caller finally checks the
+CRC of the decoded pixels: a damaged file is an error, never a silently wrong image.
 """
 
 from __future__ import annotations
@@ -213,18 +179,6 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
 SET_MAGIC = b"\x89NLS"
 SET_VERSION = 1  # a set coded by a latent-variable codec (bits-back chain)
 SET_VERSION_TILES = 2  # a set coded by an autoregressive codec (one batch of tiles)
-SET_DOC = """The ``.nlc`` set format (versions 1 and 2), written by ``nlc compress --set DIR -o set.nlc``::
-
-    offset  size  field
-    0       4     magic b"\\x89NLS"
-    4       1     format version (1: bits-back chain, 2: autoregressive tiles)
-    5       4     header length N (u32)
-    9       N     header: zlib-compressed UTF-8 JSON (see SetHeader)
-    9+N     4     CRC-32 of bytes 0 .. 9+N
-    13+N    ...   payload: version 1, the ANS stack's 32-bit words, little-endian;
-                  version 2, per group of tiles a u32 byte count and the coder's words
-    end-4   4     CRC-32 of the payload
-"""
 
 
 @dataclass

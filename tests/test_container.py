@@ -73,3 +73,50 @@ def test_decoded_pixels_checked_against_crc(tiny_codec):
     h.pixels_crc32 ^= 1
     with pytest.raises(FormatError, match="CRC-32"):
         decode_image(container.pack(h, model, plane), codec=tiny_codec)
+
+
+def _documented_fields() -> list[tuple[str, str]]:
+    """The header fields of FORMAT.md's first table: ``(name, type)`` in order."""
+    import re
+
+    from tests.conftest import ROOT
+
+    table = (ROOT / "FORMAT.md").read_text().split("```")[1]
+    rows = table.split("header fields, in this order:")[1].split("\n7+N")[0]
+    found = []
+    for line in rows.splitlines():
+        m = re.match(r"^ {16}(\S.*?)\s{2,}(str8|str16|u8|u16|u32, u32|u32|32 bytes)\b", line)
+        if m:
+            found.append((m.group(1), m.group(2)))
+    return found
+
+
+def test_the_image_header_is_what_format_md_says():
+    """FORMAT.md is the specification: reading a packed header field by field with the document's types
+    gives back every value, and ends where the header's length says."""
+    import struct
+
+    h = header(extra={"cpu": "AVX2"}, palette=b"\x01\x02\x03", metadata=b"meta")
+    data = container.pack(h, b"MODEL", b"PL")
+    assert data[:4] == b"\x89NLC" and data[4] == 2
+    n = struct.unpack_from("<H", data, 5)[0]
+    pos, values = 7, []
+    for name, kind in _documented_fields():
+        if kind in ("str8", "str16"):
+            size = 1 if kind == "str8" else 2
+            length = int.from_bytes(data[pos:pos + size], "little")
+            values.append(data[pos + size:pos + size + length])
+            pos += size + length
+        else:
+            fmt, size = {"u8": ("<B", 1), "u16": ("<H", 2), "u32": ("<I", 4), "u32, u32": ("<II", 8),
+                         "32 bytes": (None, 32)}[kind]
+            values.append(data[pos:pos + size] if fmt is None else struct.unpack_from(fmt, data, pos))
+            pos += size
+    assert pos == 7 + n
+    names = [name for name, _ in _documented_fields()]
+    got = dict(zip(names, values))
+    assert got["codec id"] == h.codec.encode() and got["weights sha256"].hex() == h.weights_sha256
+    assert got["width, height"] == (h.width, h.height) and got["mode"] == h.mode.encode()
+    assert got["palette"] == h.palette and got["extra"] == b'{"cpu":"AVX2"}'
+    assert got["model payload"] == (5,) and got["plane payload"] == (2,) and got["metadata payload"] == (4,)
+    assert len(names) == 19
