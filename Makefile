@@ -20,9 +20,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m nlc.demo
 
-## The test suite (what .ci/run calls): lint (ruff: unused names, import order), then pytest.
+## The test suite (what .ci/run calls): lint (ruff: unused names, import order), types (mypy on the API
+## core, pyproject's [tool.mypy]), then pytest.
 test: $(STAMP)
 	$(BIN)/python -m ruff check nlc tests bench scripts
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 ## The default codec's Kodak benchmark committed in bench/results (about 13 minutes on 2 cores).

@@ -136,7 +136,10 @@ def encode_image(
     coder_name, tile = c.coding(coder, tile)
     pixels = images.model_pixels(image)
     plane = images.plane_of(image)
-    model_bits, model_payload, extra, pixel_stats = 0.0, b"", {}, {"pixels_coder": None}
+    model_bits: float | None = 0.0
+    model_payload = b""
+    extra: dict = {}
+    pixel_stats: dict = {"pixels_coder": None}
     if pixels is not None:
         model_payload, model_bits, extra, pixel_stats = _pixel_payload(c, pixels, tile, coder_name, progress,
                                                                        fallback)
@@ -183,7 +186,7 @@ def _pixel_payload(c: Codec, pixels: np.ndarray, tile: int, coder_name: str, pro
     """
     webp = encode_webp(pixels) if fallback and webp_can_hold(*pixels.shape[:2]) else None
     webp_rate = None if webp is None else len(webp) * 8 / pixels.size
-    if webp_rate is not None and webp_rate < SKIP_CHECK_RATE:
+    if webp is not None and webp_rate is not None and webp_rate < SKIP_CHECK_RATE:
         estimate = c.family.estimate_rate(c, pixels, tile)
         if estimate is not None and estimate > SKIP_MARGIN * webp_rate:
             return webp, None, {"pixels": "webp"}, {"pixels_coder": "webp", "model_payload_bytes": None,

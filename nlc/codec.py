@@ -16,6 +16,7 @@ import json
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -85,14 +86,19 @@ class Codec:
         return next(self.model.parameters()).device.type
 
     @property
+    def _config(self) -> Any:
+        """The model's hyper-parameters object (every shipped model has ``config``)."""
+        return getattr(self.model, "config")
+
+    @property
     def mixtures(self) -> int:
         """Mixture components of the model's output."""
-        return self.model.config.mixtures
+        return int(self._config.mixtures)
 
     @property
     def bits(self) -> int:
         """Bits per pixel a set codec's model codes: 1 for binary images, 8 for gray levels."""
-        return getattr(self.model.config, "bits", 8)
+        return int(getattr(self._config, "bits", 8))
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -8,12 +8,16 @@ from typing import Callable, Iterator
 
 
 @contextmanager
-def progress_bar(total: int, desc: str, enabled: bool, unit: str = "row") -> Iterator[Callable[[int], object]]:
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "row") -> Iterator[Callable[[int], None]]:
     """A tqdm bar of ``total`` ``unit`` on stderr (disabled unless ``enabled``); yields its ``update``."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr, leave=False)
+
+    def update(n: int) -> None:
+        bar.update(n)
+
     try:
-        yield bar.update
+        yield update
     finally:
         bar.close()

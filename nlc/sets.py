@@ -20,6 +20,7 @@ takes images whose pixels are all 0/1 or all 0/255 and restores the same values.
 from __future__ import annotations
 
 import base64
+import os
 import zlib
 from pathlib import Path
 
@@ -145,9 +146,15 @@ def decode_set(data: bytes, codec: Codec | None = None, progress: bool = False,
     where it was encoded, if that device is here). ``codec`` overrides the registry
     lookup (its name and weights hash must still match the file's header).
     """
+    header, payload = container.unpack_set(data)
+    return _decode_unpacked(header, payload, codec, progress, device), header
+
+
+def _decode_unpacked(header: container.SetHeader, payload: bytes, codec: Codec | None, progress: bool,
+                     device: str) -> np.ndarray:
+    """:func:`decode_set` of a file already parsed by :func:`nlc.container.unpack_set`."""
     from .api import resolve_device
 
-    header, payload = container.unpack_set(data)
     if codec is None:
         spec = spec_for_file(header.codec, header.weights_sha256)
         dev = "cpu" if spec.family == "bitsback" else resolve_device(device, header.device)
@@ -161,7 +168,7 @@ def decode_set(data: bytes, codec: Codec | None = None, progress: bool = False,
     except (CoderError, ValueError) as e:
         raise FormatError(f"corrupted payload ({e})") from None
     _check_crc(items, header, header.coding == "tiles" and is_exact(codec.model))
-    return items, header
+    return items
 
 
 def _check_crc(items: np.ndarray, header: container.SetHeader, exact: bool = False) -> None:
@@ -171,12 +178,9 @@ def _check_crc(items: np.ndarray, header: container.SetHeader, exact: bool = Fal
         raise FormatError(mismatch_message(header.torch, header.device, None, exact))
 
 
-def _write_files(items: np.ndarray, source: dict, outdir: Path, force: bool) -> list[Path]:
-    from PIL import Image
-
-    from .api import _atomic_write
-
-    outdir.mkdir(parents=True, exist_ok=True)
+def _targets(source: dict, out: Path) -> tuple[Path, list[Path], ArrayFile | None]:
+    """Where a set's contents go: ``(folder, files, the array file's format or None)``. ``out`` is a folder,
+    or, for a set that holds one array file, that file's new name (with the original's suffix)."""
     if source["kind"] == "array":
         rec = ArrayFile(source["format"], source["gzipped"], base64.b64decode(source["header"]),
                         base64.b64decode(source["gzip_header"]), source["gzip_level"])
@@ -185,16 +189,27 @@ def _write_files(items: np.ndarray, source: dict, outdir: Path, force: bool) -> 
             # The original gzip stream came from another deflate implementation: restore its exact content.
             rec.gzipped = False
             name = name[:-3] if name.lower().endswith(".gz") else name + ".raw"
-        targets = [outdir / name]
-        blobs = [array_bytes(items, rec)]
-    else:
-        targets = [outdir / n for n in source["names"]]
-        blobs = None
-    for t in targets:
-        if t.exists() and not force:
-            raise InputError(f"{t}: already exists (use --force to overwrite)")
-    if blobs is not None:
-        _atomic_write(targets[0], lambda tmp: Path(tmp).write_bytes(blobs[0]))
+        if out.suffix and not out.is_dir():  # -o fm.npy: the array file itself
+            if out.suffix.lower() != Path(name).suffix.lower():
+                raise InputError(f"{out}: the set restores {name} byte for byte; name the output "
+                                 f"*{Path(name).suffix or ' (no suffix)'} or a folder")
+            return out.parent, [out], rec
+        return out, [out / name], rec
+    if out.suffix and not out.is_dir():
+        raise InputError(f"{out}: the set restores {len(source['names'])} images into a folder, and this names a "
+                         "file (create the folder first to use that name)")
+    return out, [out / n for n in source["names"]], None
+
+
+def _write_files(items: np.ndarray, source: dict, targets: list[Path], rec: ArrayFile | None) -> list[Path]:
+    from PIL import Image
+
+    from .api import _atomic_write
+
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    if rec is not None:
+        blob = array_bytes(items, rec)
+        _atomic_write(targets[0], lambda tmp: Path(tmp).write_bytes(blob))
         return targets
     for t, fmt, a in zip(targets, source["formats"], items):
         if source["mode"] == "1":
@@ -231,13 +246,23 @@ def decompress_set(src: str | Path, outdir: str | Path | None = None, *, force: 
     """Restore a set file's images (or array file) into ``outdir``; returns the written paths.
 
     The default folder is the set's original folder name (for a folder input)
-    or the folder holding ``src``.
+    or the folder holding ``src``. For a set that holds one array file, ``outdir``
+    may name that file instead (``-o fm.npy``, with the original's suffix); a set of
+    images refuses a name with a suffix that is not an existing folder. Existing
+    outputs are refused before any decoding (without ``force``).
     """
     src = Path(src)
     with file_errors(src):
         data = src.read_bytes()
-    items, header = decode_set(data, codec, progress=progress, device=device)
+    header, payload = container.unpack_set(data)
     if outdir is None:
         root = header.source.get("root")
         outdir = src.parent / root if root else src.parent
-    return _write_files(items, header.source, Path(outdir), force)
+    folder, targets, rec = _targets(header.source, Path(outdir))
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder")
+    for t in targets:  # before the work, not after it
+        if os.path.lexists(t) and not force:
+            raise InputError(f"{t}: already exists (use --force to overwrite)")
+    items = _decode_unpacked(header, payload, codec, progress, device)
+    return _write_files(items, header.source, targets, rec)

@@ -57,10 +57,10 @@ def verify(src: str | Path, *, original: str | Path | bool | None = None, device
     if data[:4] == container.SET_MAGIC:
         if original not in (None, False, True):
             raise InputError(f"{src}: a set file; only image files are compared with an original")
-        items, header = sets.decode_set(data, codec, progress=progress, device=device)
+        items, set_header = sets.decode_set(data, codec, progress=progress, device=device)
         mode = "RGB" if items.ndim == 4 else "L"
-        return {"kind": "set", "codec": header.codec, "bytes": len(data), "seconds": time.perf_counter() - t0,
-                "size": f"{header.width}x{header.height}", "mode": mode, "items": int(len(items))}
+        return {"kind": "set", "codec": set_header.codec, "bytes": len(data), "seconds": time.perf_counter() - t0,
+                "size": f"{set_header.width}x{set_header.height}", "mode": mode, "items": int(len(items))}
     if original is True:
         original = original_of(src)
     unpacked = container.unpack(data)
@@ -70,7 +70,7 @@ def verify(src: str | Path, *, original: str | Path | bool | None = None, device
     result = {"kind": "image", "codec": header.codec, "pixels": header.extra.get("pixels", "model"),
               "bytes": len(data), "seconds": time.perf_counter() - t0, "size": f"{im.width}x{im.height}",
               "mode": im.mode, "items": 1}
-    if original not in (None, False):
+    if isinstance(original, (str, Path)):
         if not same_image(im, images.read_image(original)):
             raise InputError(f"{src}: decodes to other pixels than {original}")
         result["original"] = str(original)

@@ -79,7 +79,7 @@ def test_a_dangling_symlink_at_the_output_is_not_replaced_without_force(photo, t
 
 def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
     big = tmp_path / "big.png"
-    gradient_image(512, 512).save(big)
+    gradient_image(1024, 1024).save(big)  # far more than the 6 s before the signal
     out = tmp_path / "big.nlc"
     proc = subprocess.Popen([sys.executable, "-m", "nlc", "compress", str(big), "-o", str(out), "--no-fallback"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -82,6 +82,27 @@ def test_idx_file_round_trip_byte_exact(set_home, tmp_path):
     assert (out / src.name).read_bytes() == raw
 
 
+def test_a_set_of_one_array_file_restores_to_the_file_named(set_home, tmp_path):
+    """`-o out/fm.npy` is that file (not a folder named fm.npy); a name with another suffix, or a file name for
+    a set of images, is refused in one line before any decoding."""
+    arr = shapes_data(3)
+    src = tmp_path / "fm.npy"
+    np.save(src, arr)
+    assert run("compress", "-m", "tiny-vae", src, "-o", tmp_path / "fm.nlc").exit_code == 0
+    out = tmp_path / "out" / "restored.npy"
+    r = run("decompress", tmp_path / "fm.nlc", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert out.is_file() and out.read_bytes() == src.read_bytes()
+    assert_clean_error(run("decompress", tmp_path / "fm.nlc", "-o", out), "already exists")
+    assert_clean_error(run("decompress", tmp_path / "fm.nlc", "-o", tmp_path / "x.png"),
+                       "the set restores fm.npy byte for byte; name the output *.npy or a folder")
+    d = _folder(tmp_path, 2)
+    assert run("compress", "-m", "tiny-vae", d, "-o", tmp_path / "s.nlc").exit_code == 0
+    assert_clean_error(run("decompress", tmp_path / "s.nlc", "-o", tmp_path / "all.png"),
+                       "the set restores 2 images into a folder")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "all.png").exists()
+
+
 def test_truncated_set_file_is_a_clean_error(set_home, tmp_path):
     d = _folder(tmp_path, 3)
     f = tmp_path / "set.nlc"

@@ -38,7 +38,7 @@ class Autoregressive(Unsupported):
 
     name = "autoregressive"
     set_coding = "tiles"
-    set_modes = ("L", "RGB")
+    set_modes: tuple[str, ...] = ("L", "RGB")
 
     def estimate_rate(self, codec: LoadedCodec, pixels: np.ndarray, tile: int) -> float | None:
         """The model's bits per sub-pixel on a few of the image's tiles."""

@@ -3,10 +3,9 @@ refusals a family inherits for what it does not code (:class:`Unsupported`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from ..errors import CodecError
 from ..registry import CodecSpec
@@ -19,7 +18,9 @@ class LoadedCodec(Protocol):
     """What a family needs of a loaded codec (:class:`nlc.codec.Codec`)."""
 
     spec: CodecSpec
-    model: torch.nn.Module
+
+    @property
+    def model(self) -> Any: ...  # a torch module of the family's kind (a stepped model, a flow, a VAE)
 
     @property
     def device(self) -> str: ...

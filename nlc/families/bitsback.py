@@ -50,7 +50,7 @@ class BitsBack(Unsupported):
 
     name = "bitsback"
     set_coding = "bits-back"
-    set_modes = ("L", "1")
+    set_modes: tuple[str, ...] = ("L", "1")
 
     def encode_set(self, codec: LoadedCodec, items: np.ndarray, source: dict, progress: bool,
                    coder: str | None, tile: int | None) -> tuple[bytes, dict]:

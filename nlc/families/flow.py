@@ -33,7 +33,8 @@ class Flow(Unsupported):
         by thread, so the decoder uses the same)."""
         if coder != "range":
             raise InputError(f"codec {codec.spec.name!r} codes with the range coder only")
-        with progress_bar(flow.progress_steps(codec.model, *pixels.shape[:2], tile), "encode", progress) as bar:
+        h, w = pixels.shape[:2]
+        with progress_bar(flow.progress_steps(codec.model, h, w, tile), "encode", progress) as bar:
             payload, bits = flow.encode_flow(codec.model, _rgb(pixels), tile, bar)
         return payload, bits, {"threads": torch.get_num_threads()}
 
