@@ -1,9 +1,10 @@
-"""``nlc``: a thin click layer over :mod:`nlc.api`, :mod:`nlc.bench` and :mod:`nlc.train`.
+"""``nlc``: a thin click layer over :mod:`nlc.api`, :mod:`nlc.batch`, :mod:`nlc.bench` and :mod:`nlc.train`.
 
-Bad input exits with status 2 and one line on stderr naming the file and the
+Bad input exits with status 1 and one line on stderr naming the file and the
 problem; no output file is left behind. With several inputs (or a folder of
 them), each bad one gets its line and the others are still done, as gzip does;
-the exit status is then 2.
+the exit status is then 1. A usage error (conflicting options, an unknown codec
+name) exits with status 2, as click's own do. Status lines go to stderr.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn
 
 import click
 
 from . import api, images, metadata
 from .container import SET_MAGIC
-from .errors import InputError, NlcError, file_errors
+from .errors import InputError, NlcError, UsageError, file_errors
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where the model runs.")
@@ -36,20 +37,35 @@ def _own_codec(model: str | None, device: str) -> "api.Codec | None":
     return api.Codec.load(model, "cpu" if spec_of(model).family == "bitsback" else api.resolve_device(device))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> NoReturn:
+    """One line on stderr, then exit: status 1 for a file that failed, 2 for a usage error."""
     click.echo(f"nlc: error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(status)
 
 
-def _naming(src: str, e: Exception) -> str:
+def _usage(message: str) -> NoReturn:
+    """A command line that asks for what cannot be done: exit status 2, as click's own usage errors."""
+    _fail(message, 2)
+
+
+def _status(e: Exception) -> int:
+    return 2 if isinstance(e, UsageError) else 1
+
+
+def _error(e: NlcError) -> NoReturn:
+    """Fail with ``e``'s message and the exit status of its kind."""
+    _fail(str(e), _status(e))
+
+
+def _naming(src: str, e: Exception | str) -> str:
     """The error's message, led by the input file's name unless it names it already."""
     msg = str(e)
     return msg if str(src) in msg else f"{src}: {msg}"
 
 
-def _fail_for(src: str, e: Exception) -> None:
+def _fail_for(src: str, e: Exception) -> NoReturn:
     """Fail with a message that names the input file."""
-    _fail(_naming(src, e))
+    _fail(_naming(src, e), _status(e))
 
 
 def _progress() -> bool:
@@ -63,57 +79,78 @@ def _folder_image_suffixes() -> set[str]:
     return set(IMAGE_SUFFIXES) | {".jpg", ".jpeg", ".ppm"}
 
 
-def _expand_inputs(inputs: tuple[str, ...], decompress: bool) -> list[str]:
-    """Inputs with every folder replaced by its files, sorted: images to compress, or ``.nlc`` files to decompress.
+def _expand_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[str]:
+    """``.nlc`` inputs with every folder replaced by its ``.nlc`` files, sorted (``recursive``: its whole tree)."""
+    from .batch import plan
 
-    Only the folder's own files are taken (no recursion). A folder with none
-    of them is a clean error.
-    """
-    out: list[str] = []
-    for src in inputs:
-        p = Path(src)
-        if not p.is_dir():
-            out.append(src)
-            continue
-        suffixes = {api.SUFFIX} if decompress else _folder_image_suffixes()
-        found = sorted(f for f in p.iterdir() if f.suffix.lower() in suffixes and f.is_file())
-        if not found:
-            kind = f"{api.SUFFIX} files" if decompress else "images (" + ", ".join(sorted(suffixes)) + ")"
-            _fail(f"{src}: a folder with no {kind}")
-        out.extend(str(f) for f in found)
-    return out
+    try:
+        return [str(job.src) for job in plan(inputs, None, suffixes={api.SUFFIX}, decompress=True,
+                                             recursive=recursive)]
+    except NlcError as e:
+        _error(e)
 
 
 class _Failures:
     """Errors of single inputs: fatal with one input; with several, reported and counted until the end."""
 
-    def __init__(self, inputs: list[str]) -> None:
+    def __init__(self, inputs: list) -> None:
         self.several = len(inputs) > 1
         self.count = 0
 
-    def add(self, src: str, e: Exception) -> None:
+    def add(self, src: str, e: Exception | str, status: int = 1) -> None:
         """Report ``e`` for ``src``: exit now with one input, else go on to the next."""
+        message = _naming(src, e)
         if not self.several:
-            _fail_for(src, e)
-        click.echo(f"nlc: error: {_naming(src, e)}", err=True)
+            _fail(message, _status(e) if isinstance(e, Exception) else status)
+        click.echo(f"nlc: error: {message}", err=True)
         self.count += 1
 
     def finish(self, done: int) -> None:
-        """Exit with status 2 if any input failed, after a line that counts them."""
+        """Exit with status 1 if any input failed, after a line that counts them."""
         if self.count:
             click.echo(f"nlc: {self.count} of {self.count + done} input(s) failed", err=True)
-            sys.exit(2)
+            sys.exit(1)
 
 
-def _outputs(inputs: Sequence[str], output: str | None, decompress: bool) -> list[Path | None]:
-    if output is None:
-        return [None] * len(inputs)
-    out = Path(output)
-    if len(inputs) == 1 and not out.is_dir():
-        return [out]
-    if not out.is_dir():
-        _fail(f"{out}: with several inputs, -o must be an existing folder")
-    return [out / api.default_output(Path(i), decompress).name for i in inputs]
+class _Say:
+    """Status lines on stderr (``-q``: none; ``-v``: more)."""
+
+    def __init__(self, quiet: bool, verbose: bool) -> None:
+        self.quiet, self.verbose = quiet, verbose
+
+    def __call__(self, line: str, detail: bool = False) -> None:
+        if not self.quiet and (self.verbose or not detail):
+            click.echo(line, err=True)
+
+
+QUIET = click.option("-q", "--quiet", is_flag=True, help="No status lines (errors only).")
+VERBOSE = click.option("-v", "--verbose", is_flag=True, help="More status lines (seconds, skipped files).")
+RECURSIVE = click.option("-r", "--recursive", is_flag=True,
+                         help="Folders with their sub-folders; -o DIR mirrors their tree (and is created).")
+SKIP = click.option("--skip-existing", is_flag=True,
+                    help="Leave inputs whose output exists (resume a run that was stopped).")
+REPORT = click.option("--report", type=click.Path(dir_okay=False), default=None, metavar="FILE.jsonl",
+                      help="Append one JSON line per file: input, output, status, bytes, bits/subpixel, seconds.")
+JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
+                    help="Files coded at once, each in its own process.")
+THREADS = click.option("--threads", type=click.IntRange(0, 1024), default=0,
+                       help="Threads per process [0: every core, divided among the jobs].")
+
+
+def _batch_options(command):
+    """The options of commands that code many files: -r, --skip-existing, --report, -j, --threads, -q, -v, --device."""
+    for option in reversed([RECURSIVE, SKIP, REPORT, JOBS, THREADS, QUIET, VERBOSE, DEVICE]):
+        command = option(command)
+    return command
+
+
+def _threads_per_job(threads: int, jobs: int) -> int:
+    from .threads import cores, use_threads
+
+    per_job = threads or max(1, cores() // jobs)
+    if jobs == 1:
+        use_threads(threads)
+    return per_job
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,62 +173,78 @@ def main() -> None:
               help="Keep the pixels only: drop the ICC profile, EXIF, XMP, text chunks and resolution.")
 @click.option("--no-fallback", is_flag=True,
               help="Always keep the model's coding, even where lossless WebP would be smaller.")
-@DEVICE
-def compress(inputs, output, model, coder, tile, force, as_set, strip, no_fallback, device) -> None:
+@_batch_options
+def compress(inputs, output, model, coder, tile, force, as_set, strip, no_fallback, recursive, skip_existing,
+             report, jobs, threads, quiet, verbose, device) -> None:
     """Compress images to IMAGE.nlc.
 
-    A folder stands for the images in it (not its sub-folders), each coded to
-    its own IMAGE.nlc beside it, or into the folder ``-o`` names. ``-`` reads
-    one image from standard input and writes the file to standard output
-    (or ``-o FILE``); ``-o -`` writes to standard output.
+    A folder stands for the images in it (-r: and in its sub-folders), each
+    coded to its own IMAGE.nlc beside it, or into the folder -o names (with -r,
+    mirroring the sub-folders). A run that was stopped resumes with
+    --skip-existing: outputs are written whole or not at all. - reads one
+    image from standard input and writes the file to standard output (or
+    -o FILE); -o - writes to standard output.
 
-    With ``--set``, all inputs (same-sized gray or RGB images, folders of them,
-    or one idx/.npy array file) go into one file, ``-o SET.nlc``: the tiles of
+    With --set, all inputs (same-sized gray or RGB images, folders of them,
+    or one idx/.npy array file) go into one file, -o SET.nlc: the tiles of
     all the images are coded as one batch, far faster than one file each for
-    small images. A set codec (``--model vae-fmnist`` and the other *-fmnist
+    small images. A set codec (--model vae-fmnist and the other *-fmnist
     codecs) always writes a set.
 
     An image's metadata (ICC colour profile, EXIF, XMP, PNG colour and text
-    chunks, resolution) is kept and written back by ``nlc decompress``;
-    ``--strip`` drops it. Sets keep pixels only.
+    chunks, resolution) is kept and written back by nlc decompress; --strip
+    drops it. Sets keep pixels only.
 
     Pixels are also coded as lossless WebP, and the file keeps whichever is
     smaller (a screenshot or a drawing can cost a photo model many times
-    more); ``--no-fallback`` always keeps the model's coding.
-    """
-    from . import sets
+    more); --no-fallback always keeps the model's coding.
 
+    Status lines go to stderr. Exit status: 0 when every file was coded, 1
+    when one failed, 2 for a usage error.
+    """
+    from . import batch, sets
+
+    say = _Say(quiet, verbose)
+    per_job = _threads_per_job(threads, jobs)
     piped = _piped(inputs, output)
     try:
         if as_set or sets.is_set_codec(model):
             if piped:
-                _fail("a set is read from files or folders and written to a file, not through a pipe")
-            _compress_set(inputs, output, model, force, coder, tile, device)
+                _usage("a set is read from files or folders and written to a file, not through a pipe")
+            _compress_set(inputs, output, model, force, coder, tile, device, say)
             return
         codec = api.Codec.load(model, api.resolve_device(device))
         if piped:
-            _compress_pipe(inputs[0], output, codec, force, coder=coder, tile=tile, device=device,
+            _compress_pipe(inputs[0], output, codec, force, say, coder=coder, tile=tile, device=device,
                            keep_metadata=not strip, fallback=not no_fallback)
             return
+        plan = batch.plan(inputs, output, suffixes=_folder_image_suffixes(), decompress=False, recursive=recursive)
     except NlcError as e:
-        _fail(str(e))
-    files = _expand_inputs(inputs, False)
-    failures, total_bytes, total_subpixels, done = _Failures(files), 0, 0, 0
-    for src, dst in zip(files, _outputs(files, output, False)):
-        try:
-            path, stats = api.compress(src, dst, codec=codec, force=force, progress=_progress(),
-                                       coder=coder, tile=tile, device=device, keep_metadata=not strip,
-                                       fallback=not no_fallback)
-        except NlcError as e:
-            failures.add(src, e)
-            continue
-        n = stats["subpixels"]
-        click.echo(f"{src} -> {path}: {_outcome(stats)}")
-        total_bytes, total_subpixels, done = total_bytes + stats["bytes"], total_subpixels + n, done + 1
-    if done > 1:
-        rate = f", {total_bytes * 8 / total_subpixels:.3f} bits/subpixel" if total_subpixels else ""
-        click.echo(f"{done} files: {total_bytes} bytes{rate}")
-    failures.finish(done)
+        _error(e)
+    options = dict(codec=codec if jobs == 1 else model, force=force, progress=_progress() and jobs == 1 and not quiet,
+                   coder=coder, tile=tile, device=device, keep_metadata=not strip, fallback=not no_fallback)
+    failures, totals = _Failures(plan), {"bytes": 0, "subpixels": 0, "done": 0, "skipped": 0}
+
+    def show(r: dict) -> None:
+        if r["status"] == "failed":
+            failures.add(r["input"], r["error"], 2 if r.get("usage") else 1)
+        elif r["status"] == "skipped":
+            totals["skipped"] += 1
+            say(f"{r['input']}: skipped ({r['output']} exists)", detail=True)
+        else:
+            say(f"{r['input']} -> {r['output']}: {_outcome(r['stats'])}" +
+                (f" in {r['seconds']:.1f} s" if verbose else ""))
+            totals["bytes"] += r["bytes"]
+            totals["subpixels"] += r["subpixels"]
+            totals["done"] += 1
+
+    batch.run(plan, batch.compress_job, options, skip_existing=skip_existing, report=report, jobs_at_once=jobs,
+              threads=per_job, on_result=show)
+    if totals["done"] > 1 or totals["skipped"]:
+        rate = f", {totals['bytes'] * 8 / totals['subpixels']:.3f} bits/subpixel" if totals["subpixels"] else ""
+        skipped = f" ({totals['skipped']} skipped: their output exists)" if totals["skipped"] else ""
+        say(f"{totals['done']} files: {totals['bytes']} bytes{rate}{skipped}")
+    failures.finish(totals["done"] + totals["skipped"])
 
 
 LOSSY = {"JPEG": "a JPEG", "MPO": "a JPEG", "WEBP": "a WebP", "HEIF": "a HEIF", "AVIF": "an AVIF"}
@@ -221,7 +274,7 @@ def _piped(inputs: tuple[str, ...], output: str | None) -> bool:
     if "-" not in inputs and output != "-":
         return False
     if len(inputs) != 1:
-        _fail("with standard input or output ('-'), give exactly one input")
+        _usage("with standard input or output ('-'), give exactly one input")
     return True
 
 
@@ -250,7 +303,7 @@ def _stream_name(src: str) -> str:
     return "<stdin>" if src == "-" else src
 
 
-def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, **kw) -> None:
+def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, say: _Say, **kw) -> None:
     """One image from a file or standard input, to ``-o FILE`` or standard output."""
     name = _stream_name(src)
     if output not in (None, "-"):
@@ -260,10 +313,11 @@ def _compress_pipe(src: str, output: str | None, codec: api.Codec, force: bool, 
     data, stats = api.encode_image(im, codec, progress=_progress(), **kw)
     where = _emit(data, output, force)
     stats = dict(stats, bytes=len(data), input_bytes=len(raw), input_format=im.format)
-    click.echo(f"{name} -> {where}: {_outcome(stats)}", err=where == "<stdout>")
+    say(f"{name} -> {where}: {_outcome(stats)}")
 
 
-def _decompress_pipe(src: str, output: str | None, force: bool, device: str, codec: api.Codec | None) -> None:
+def _decompress_pipe(src: str, output: str | None, force: bool, device: str, codec: api.Codec | None,
+                     say: _Say) -> None:
     """One image file from a file or standard input, to ``-o FILE`` (PNG) or standard output."""
     name = _stream_name(src)
     if output not in (None, "-"):
@@ -274,26 +328,26 @@ def _decompress_pipe(src: str, output: str | None, force: bool, device: str, cod
     out = api.decoded_file_bytes(data, None if output == "-" else output, device=device, progress=_progress(),
                                  codec=codec)
     where = _emit(out, output, force)
-    click.echo(f"{name} -> {where}", err=where == "<stdout>")
+    say(f"{name} -> {where}")
 
 
 def _compress_set(inputs: tuple[str, ...], output: str | None, model: str, force: bool, coder: str | None,
-                  tile: int | None, device: str) -> None:
+                  tile: int | None, device: str, say: _Say) -> None:
     from . import sets
 
     if output is None:
         if len(inputs) != 1:
-            _fail("with a set and several inputs, name the output file with -o SET.nlc")
+            _usage("with a set and several inputs, name the output file with -o SET.nlc")
         src = Path(inputs[0].rstrip("/"))
         output = str(src.with_name(src.name + api.SUFFIX))  # beside the folder or array file, like IMAGE.nlc
     latent = sets.is_set_codec(model)
     if latent and (coder or tile):
-        _fail(f"--coder and --tile apply to photo codecs; {model!r} codes sets with its own bits-back chain")
+        _usage(f"--coder and --tile apply to photo codecs; {model!r} codes sets with its own bits-back chain")
     kw = {} if latent else {"coder": coder, "tile": tile, "device": device}
     path, stats = sets.compress_set(list(inputs), output, codec=model, force=force, progress=_progress(), **kw)
     unit = "pixel" if latent else "subpixel"
-    click.echo(f"{len(inputs)} input(s) -> {path}: {stats['items']} images, {stats['bytes']} bytes, "
-               f"{stats['bytes'] * 8 / max(1, stats['pixels']):.4f} bits/{unit}")
+    say(f"{len(inputs)} input(s) -> {path}: {stats['items']} images, {stats['bytes']} bytes, "
+        f"{stats['bytes'] * 8 / max(1, stats['pixels']):.4f} bits/{unit}")
 
 
 def _is_set_file(src: str) -> bool:
@@ -310,52 +364,71 @@ def _is_set_file(src: str) -> bool:
               help="Output file (one input) or folder (several, or a set file); - for standard output.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @OWN_CODEC
-@DEVICE
-def decompress(inputs, output, force, model, device) -> None:
+@_batch_options
+def decompress(inputs, output, force, model, recursive, skip_existing, report, jobs, threads, quiet, verbose,
+               device) -> None:
     """Decompress .nlc files to PNG; a set file restores all its images (or its array file) into a folder.
 
-    ``-o NAME.webp`` writes lossless WebP instead (RGB and RGBA images); a
-    name for a lossy format (.jpg, .avif, .heic, .gif) is refused. A folder
-    stands for the .nlc files in it. ``-`` reads one image file
-    from standard input and writes the PNG to standard output (or ``-o
-    FILE``); ``-o -`` writes to standard output.
-    """
-    from . import sets
+    -o NAME.webp writes lossless WebP instead (RGB and RGBA images); a name
+    for a lossy format (.jpg, .avif, .heic, .gif) is refused. A folder stands
+    for the .nlc files in it (-r: and in its sub-folders, mirrored under -o
+    DIR). - reads one image file from standard input and writes the PNG to
+    standard output (or -o FILE); -o - writes to standard output.
 
+    Status lines go to stderr. Exit status: 0 when every file was decoded, 1
+    when one failed, 2 for a usage error.
+    """
+    from . import batch, sets
+
+    say = _Say(quiet, verbose)
+    per_job = _threads_per_job(threads, jobs)
     try:
         codec = _own_codec(model, device)
     except NlcError as e:
-        _fail(str(e))
+        _error(e)
     if _piped(inputs, output):
         try:
-            _decompress_pipe(inputs[0], output, force, device, codec)
+            _decompress_pipe(inputs[0], output, force, device, codec, say)
         except NlcError as e:
             _fail_for(_stream_name(inputs[0]), e)
         return
-    files = _expand_inputs(inputs, True)
-    failures, done = _Failures(files), 0
-    set_files = {src for src in files if _is_set_file(src)}
-    for src in files:
-        if src in set_files:
-            try:
-                paths = sets.decompress_set(src, output, force=force, progress=_progress(), device=device,
-                                            codec=codec)
-            except NlcError as e:
-                failures.add(src, e)
-                continue
-            where = paths[0].parent if paths else output
-            click.echo(f"{src} -> {where}: {len(paths)} file(s)")
-            done += 1
-    rest = [i for i in files if i not in set_files]
-    for src, dst in zip(rest, _outputs(tuple(rest), output, True) if rest else []):
+    try:
+        plan = batch.plan(inputs, output, suffixes={api.SUFFIX}, decompress=True, recursive=recursive)
+    except NlcError as e:
+        _error(e)
+    set_jobs = [job for job in plan if _is_set_file(job.src)]
+    failures, done = _Failures(plan), 0
+    for job in set_jobs:  # a set restores into a folder: -o as given
         try:
-            path = api.decompress(src, dst, force=force, progress=_progress(), device=device, codec=codec)
+            paths = sets.decompress_set(job.src, output, force=force, progress=_progress() and not quiet,
+                                        device=device, codec=codec)
         except NlcError as e:
-            failures.add(src, e)
+            failures.add(str(job.src), e)
             continue
-        click.echo(f"{src} -> {path}")
+        say(f"{job.src} -> {paths[0].parent if paths else output}: {len(paths)} file(s)")
         done += 1
-    failures.finish(done)
+    skipped = 0
+
+    def show(r: dict) -> None:
+        nonlocal done, skipped
+        if r["status"] == "failed":
+            failures.add(r["input"], r["error"], 2 if r.get("usage") else 1)
+        elif r["status"] == "skipped":
+            skipped += 1
+            say(f"{r['input']}: skipped ({r['output']} exists)", detail=True)
+        else:
+            say(f"{r['input']} -> {r['output']}" + (f" in {r['seconds']:.1f} s" if verbose else ""))
+            done += 1
+
+    options = dict(force=force, progress=_progress() and jobs == 1 and not quiet, device=device,
+                   codec=codec if jobs == 1 else None)
+    if jobs > 1 and model is not None:
+        _usage("-m RUN.toml decodes in this process only; leave out -j")
+    batch.run([job for job in plan if job not in set_jobs], batch.decompress_job, options, decompress=True,
+              skip_existing=skip_existing, report=report, jobs_at_once=jobs, threads=per_job, on_result=show)
+    if skipped:
+        say(f"{done} files decoded ({skipped} skipped: their output exists)")
+    failures.finish(done + skipped)
 
 
 @main.command()
@@ -363,23 +436,24 @@ def decompress(inputs, output, force, model, device) -> None:
 @click.option("--originals", is_flag=True,
               help="Also compare each decoded image with its original: the file of the same name without .nlc.")
 @OWN_CODEC
+@RECURSIVE
 @DEVICE
-def verify(inputs, originals, model, device) -> None:
+def verify(inputs, originals, model, recursive, device) -> None:
     """Decode .nlc files in memory and check them; nothing is written (like gzip -t).
 
     Every CRC is checked: header, payload and the original pixels. With
     --originals, each image is also compared pixel for pixel with the file
     it was made from (photo.png.nlc with photo.png), for example before
-    deleting it. A folder stands for the .nlc files in it. Exit status 2 if
-    any file fails.
+    deleting it. A folder stands for the .nlc files in it (-r: and in its
+    sub-folders). Exit status 1 if any file fails, 2 for a usage error.
     """
     from .verification import verify as verify_file
 
     try:
         codec = _own_codec(model, device)
     except NlcError as e:
-        _fail(str(e))
-    files = _expand_inputs(inputs, True)
+        _error(e)
+    files = _expand_inputs(inputs, recursive)
     failures, done = _Failures(files), 0
     for src in files:
         try:
@@ -448,7 +522,7 @@ def models() -> None:
             marked = f"{name} (default)" if name == default else name
             click.echo(f"{marked}\t{spec.description}\t{rate}")
     except NlcError as e:
-        _fail(str(e))
+        _error(e)
 
 
 @main.command()
@@ -475,7 +549,7 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
             _show_committed(model)
             return
         if model == "all":
-            _fail("--model all shows the committed results; to run on --data, name one codec")
+            _usage("--model all shows the committed results; to run on --data, name one codec")
         if is_set_codec(model):
             from .bench_sets import run_set_bench
 
@@ -485,7 +559,7 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
         run_bench(model, data, limit=limit, json_path=json_path, baselines=not no_baselines, device=device,
                   progress=_progress())
     except NlcError as e:
-        _fail(str(e))
+        _error(e)
 
 
 def _show_committed(model: str) -> None:
@@ -536,7 +610,7 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
         out = out or f"runs/{spec.name}"
         if spec.family == "bitsback":
             if init or freeze:
-                _fail("--init and --freeze are for photo codecs")
+                _usage("--init and --freeze are for photo codecs")
             from .train_latent import LatentTrainConfig, train_latent
 
             cfg = LatentTrainConfig(architecture=spec.architecture, data=data, out=out, steps=steps,
@@ -547,7 +621,7 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
                        f"-> {out}.safetensors, codec {write_codec_toml(spec, out + '.safetensors')}")
             return
         if val is None:
-            _fail(f"codec {spec.name!r} needs --val DIR (validation photos)")
+            _usage(f"codec {spec.name!r} needs --val DIR (validation photos)")
         from .train import TrainConfig
         from .train import train as run
 
@@ -557,7 +631,7 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
                           model=dict(spec.hyperparameters), device=api.resolve_device(device))
         meta = run(cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+        _fail(str(e), _status(e))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, process 0 validated and wrote the weights
         toml = write_codec_toml(spec, cfg.out + ".safetensors")
         click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors, "

@@ -1,6 +1,7 @@
-"""Errors that mean "this input is bad", as opposed to bugs.
+"""Errors that mean "this input is bad" or "this command line is wrong", as opposed to bugs.
 
-The CLI turns every :class:`NlcError` into one line on stderr and exit status 2.
+The CLI turns every :class:`NlcError` into one line on stderr: exit status 2 for a
+:class:`UsageError` (as for click's own usage errors), 1 for a file that failed.
 """
 
 from contextlib import contextmanager
@@ -22,6 +23,15 @@ class FormatError(NlcError):
 
 class CodecError(NlcError):
     """Unknown codec, or weights that do not match the registry's sha256."""
+
+
+class UsageError(NlcError):
+    """The command line asks for something that cannot be done (options that conflict, an output that cannot
+    name what several inputs need, a codec name the registry does not hold)."""
+
+
+class UnknownCodecError(CodecError, UsageError):
+    """A codec name (``--model``) that the registry does not hold."""
 
 
 @contextmanager

@@ -38,7 +38,7 @@ from typing import Callable
 
 import torch
 
-from .errors import CodecError
+from .errors import CodecError, UnknownCodecError
 
 DEFAULT = "default"
 ARCHIVE = "archive"  # sub-folder of codecs/ and trained/ with superseded weights
@@ -147,11 +147,11 @@ def get_spec(name: str = DEFAULT) -> CodecSpec:
     seen = set()
     while True:
         if not isinstance(name, str) or len(name) > 64 or not CODEC_NAME.fullmatch(name):
-            raise CodecError(f"unknown codec {str(name)[:80]!r} (known: {', '.join(codec_names())})")
+            raise UnknownCodecError(f"unknown codec {str(name)[:80]!r} (known: {', '.join(codec_names())})")
         path = data_root() / "codecs" / f"{name}.toml"
         if not path.is_file() or name in seen:
             known = ", ".join(codec_names())
-            raise CodecError(f"unknown codec {name!r} (known: {known})")
+            raise UnknownCodecError(f"unknown codec {name!r} (known: {known})")
         seen.add(name)
         raw = tomllib.loads(path.read_text())
         if "alias" in raw:

@@ -46,12 +46,27 @@ def pass_workers(workers: int | None = None) -> Iterator[ThreadPoolExecutor]:
         yield pool
 
 
+_LIMIT = 0  # cores this process is told to use (use_threads); 0: all it may run on
+
+
 def cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on (at most what :func:`use_threads` set)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    return min(n, _LIMIT) if _LIMIT else n
+
+
+def use_threads(n: int) -> None:
+    """Use ``n`` threads from now on (``nlc --threads``): torch's intra-op threads, the exact encoder's pass
+    workers and the decoder's vertical-stream workers. ``0`` keeps the default (every core)."""
+    global _LIMIT
+    if n < 0:
+        raise ValueError(f"threads must be 0 (all cores) or more, got {n}")
+    _LIMIT = n
+    if n:
+        torch.set_num_threads(n)
 
 
 VERTICAL_PART = 24  # tiles per slice of an exact model's row-at-a-time vertical stream

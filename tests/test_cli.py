@@ -1,6 +1,7 @@
 """The command line, through click's runner, with a tiny model registered in NLC_HOME."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,8 +17,9 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def assert_clean_error(result, *needles):
-    assert result.exit_code == 2, result.output
+def assert_clean_error(result, *needles, status=1):
+    """One line on stderr, no traceback, exit status 1 (a file failed) or ``status`` (2: a usage error)."""
+    assert result.exit_code == status, result.output
     err = result.stderr.strip()
     assert "\n" not in err and "Traceback" not in err, err
     for n in needles:
@@ -28,7 +30,7 @@ def test_compress_decompress_round_trip(photo, tmp_path):
     r = run("compress", photo)
     assert r.exit_code == 0, r.output
     nlc_file = tmp_path / "photo.png.nlc"
-    assert nlc_file.exists() and "bits/subpixel" in r.stdout
+    assert nlc_file.exists() and "bits/subpixel" in r.stderr and not r.stdout  # status lines on stderr
     original = Image.open(photo)
     original.load()
     out = tmp_path / "back.png"
@@ -71,7 +73,7 @@ def test_folders_stand_for_their_images(tmp_path, tiny_home):
     r = run("compress", imgs)
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in imgs.iterdir()) == ["a.png", "a.png.nlc", "b.png", "b.png.nlc", "notes.txt", "sub"]
-    assert r.stdout.splitlines()[-1].startswith("2 files: ")  # a total line after the two files' lines
+    assert r.stderr.splitlines()[-1].startswith("2 files: ")  # a total line after the two files' lines
     back = tmp_path / "back"
     back.mkdir()
     assert run("decompress", imgs, "-o", back).exit_code == 0
@@ -89,14 +91,14 @@ def test_one_bad_input_among_several_stops_only_itself(tmp_path, tiny_home):
     bad.write_bytes(b"not a png")
     out = tmp_path / "out"
     out.mkdir()
-    r = run("compress", good[0], bad, good[1], "-o", out)
-    assert r.exit_code == 2
+    r = run("compress", "-q", good[0], bad, good[1], "-o", out)
+    assert r.exit_code == 1  # a file failed (2 is for usage errors)
     assert r.stderr.splitlines() == [f"nlc: error: {bad}: not an image (or a format Pillow cannot read)",
                                      "nlc: 1 of 3 input(s) failed"]
     assert sorted(p.name for p in out.iterdir()) == ["a.png.nlc", "b.png.nlc"]
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     r = run("compress", *good, "-o", out)  # never overwrites: both fail, both files stay as they were
-    assert r.exit_code == 2 and r.stderr.count("already exists") == 2, r.output
+    assert r.exit_code == 1 and r.stderr.count("already exists") == 2, r.output
     assert r.stderr.splitlines()[-1] == "nlc: 2 of 2 input(s) failed"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -131,7 +133,7 @@ def test_bad_inputs_leave_nothing_behind(tmp_path, tiny_home):
     assert_clean_error(run("compress", empty), "empty: a folder with no images")
     assert_clean_error(run("decompress", empty), "empty: a folder with no .nlc files")
     empty.rmdir()
-    assert_clean_error(run("compress", text, "--model", "nope"), "unknown codec 'nope'")
+    assert_clean_error(run("compress", text, "--model", "nope"), "unknown codec 'nope'", status=2)
     if not torch.cuda.is_available():
         assert_clean_error(run("compress", text, "--device", "cuda"), "CUDA is not available")
     assert files() == before
@@ -194,7 +196,8 @@ def test_bench_runs_a_folder_and_shows_the_committed_result(tiny_home, tmp_path)
         "Run it here: nlc bench --model default --data DIR [--json FILE]",
     ]
     assert run("bench", "--model", "all").output.splitlines()[0].startswith("tiny on ")
-    assert_clean_error(run("bench", "--model", "all", "--data", photos), "--model all shows the committed results")
+    assert_clean_error(run("bench", "--model", "all", "--data", photos), "--model all shows the committed results",
+                       status=2)
     (results / "kodak-tiny.json").unlink()
     assert_clean_error(run("bench", "--model", "tiny"), "codec 'tiny' has no committed result in bench/results")
 
@@ -229,7 +232,7 @@ def test_verify_decodes_in_memory_and_compares_with_originals(tmp_path, tiny_hom
     data = (imgs / "c.png.nlc").read_bytes()
     (imgs / "c.png.nlc").write_bytes(data[:-3] + bytes([data[-3] ^ 0x04]) + data[-2:])
     r = run("verify", imgs, "--originals")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     err = r.stderr.splitlines()
     assert err[0] == f"nlc: error: {imgs / 'a.png.nlc'}: decodes to other pixels than {imgs / 'a.png'}"
     assert err[1].startswith(f"nlc: error: {imgs / 'c.png.nlc'}: ") and "corrupted" in err[1], err
@@ -261,14 +264,15 @@ def test_pipes(tmp_path, tiny_home):
     assert out.stdout_bytes == back.stdout_bytes
     assert sorted(x.name for x in tmp_path.iterdir()) == ["back.png", "home", "in.nlc", "photo.png", "photo.png.nlc"]
 
-    def fails(args, data, message):
+    def fails(args, data, message, status=1):
         r = CliRunner().invoke(main, args, input=data)
-        assert r.exit_code == 2 and r.stderr == f"nlc: error: {message}\n" and not r.stdout_bytes, r.output
+        assert r.exit_code == status and r.stderr == f"nlc: error: {message}\n" and not r.stdout_bytes, r.output
 
     fails(["compress", "-"], b"not an image", "<stdin>: not an image (or a format Pillow cannot read)")
     fails(["decompress", "-"], nlc_bytes[:40], "<stdin>: truncated file")
-    fails(["compress", "-", str(p)], b"", "with standard input or output ('-'), give exactly one input")
-    fails(["compress", "--set", "-"], b"", "a set is read from files or folders and written to a file, not through a pipe")
+    fails(["compress", "-", str(p)], b"", "with standard input or output ('-'), give exactly one input", 2)
+    fails(["compress", "--set", "-"], b"", "a set is read from files or folders and written to a file, not through a pipe",
+          2)
     fails(["compress", "-", "-o", str(tmp_path / "in.nlc")], p.read_bytes(),
           f"{tmp_path / 'in.nlc'}: already exists (use --force to overwrite)")
 
@@ -322,3 +326,69 @@ def test_a_training_runs_codec_toml_compresses_and_only_it_decodes(tiny_home, tm
     assert_clean_error(run("decompress", "-m", toml, tmp_path / "g.png.nlc", "-o", tmp_path / "y.png"),
                        "weights sha256", "does not match the registry's 0000")
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def _tree(root, names):
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        gradient_image(6 + len(name) % 5, 5, "RGB", seed=len(name)).save(root / name)
+
+
+def test_recursive_runs_mirror_the_tree_and_report_each_file(tiny_home, tmp_path):
+    src = tmp_path / "photos"
+    _tree(src, ["a.png", "trip/b.png", "trip/day2/c.png"])
+    (src / "trip" / "notes.txt").write_text("not an image: left alone")
+    out, back = tmp_path / "archive", tmp_path / "back"
+    r = run("compress", "-r", src, "-o", out, "--report", tmp_path / "c.jsonl")
+    assert r.exit_code == 0, r.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "a.png.nlc", "trip/b.png.nlc", "trip/day2/c.png.nlc"]
+    lines = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert [x["status"] for x in lines] == ["ok"] * 3
+    assert {x["input"] for x in lines} == {str(src / n) for n in ["a.png", "trip/b.png", "trip/day2/c.png"]}
+    for x in lines:
+        assert x["bytes"] == Path(x["output"]).stat().st_size and x["seconds"] >= 0
+        assert x["bits_per_subpixel"] == x["bytes"] * 8 / x["subpixels"]
+    assert run("decompress", "-r", out, "-o", back, "-j", "2").exit_code == 0  # two worker processes
+    for name in ["a.png", "trip/b.png", "trip/day2/c.png"]:
+        assert same_pixels(Image.open(back / name), Image.open(src / name))
+    assert_clean_error(run("compress", src, "-o", tmp_path / "missing"), "-o must be an existing folder", status=2)
+    r = run("compress", "-r", src / "trip", "-o", out / "trip")  # never overwrites: both fail in one line each
+    assert r.exit_code == 1 and r.stderr.count("already exists") == 2, r.output
+
+
+def test_a_killed_folder_run_resumes_with_skip_existing(tiny_home, tmp_path):
+    """A run killed halfway leaves whole files only; --skip-existing codes the rest, none twice, all exact."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    src, out = tmp_path / "many", tmp_path / "out"
+    _tree(src, [f"{i:02d}.png" for i in range(24)])
+    out.mkdir()
+    cmd = [sys.executable, "-m", "nlc", "compress", str(src), "-o", str(out), "--threads", "1", "-q"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ), stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("*.nlc"))) < 3 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {p.name: p.stat().st_mtime_ns for p in out.glob("*.nlc")}
+    assert 3 <= len(done) < 24, len(done)  # killed halfway
+    r = run("compress", src, "-o", out, "--skip-existing", "--report", tmp_path / "r.jsonl")
+    assert r.exit_code == 0, r.output
+    report = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    skipped = {Path(x["output"]).name for x in report if x["status"] == "skipped"}
+    coded = {Path(x["output"]).name for x in report if x["status"] == "ok"}
+    assert skipped == set(done) and not skipped & coded and len(skipped | coded) == 24  # none coded twice
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.nlc") if p.name in done} == done
+    assert not list(out.glob(".*.tmp"))  # what the kill left of a file being written is gone
+    back = tmp_path / "back"
+    back.mkdir()
+    assert run("decompress", out, "-o", back, "-q").exit_code == 0
+    for p in src.iterdir():
+        assert same_pixels(Image.open(back / p.name), Image.open(p))

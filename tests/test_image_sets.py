@@ -50,7 +50,7 @@ def test_rgb_folder_round_trip(tiny_home, tmp_path):
         Image.fromarray(a, "RGB").save(d / name, **({"lossless": True} if name.endswith("webp") else {}))
     r = run("compress", "--set", d)
     assert r.exit_code == 0, r.output
-    assert "6 images" in r.stdout and "bits/subpixel" in r.stdout
+    assert "6 images" in r.stderr and "bits/subpixel" in r.stderr
     setfile = tmp_path / "thumbs.nlc"
     header = container.unpack_set(setfile.read_bytes())[0]
     assert (header.coding, header.codec, header.channels, header.count, header.tile) == ("tiles", "tiny", 3, 6, 16)

@@ -49,7 +49,7 @@ def test_folder_round_trip(set_home, tmp_path):
     d = _folder(tmp_path)
     r = run("compress", "--model", "tiny-vae", d, "-o", tmp_path / "set.nlc")
     assert r.exit_code == 0, r.output
-    assert "5 images" in r.stdout
+    assert "5 images" in r.stderr
     out = tmp_path / "out"
     r = run("decompress", tmp_path / "set.nlc", "-o", out)
     assert r.exit_code == 0, r.output
@@ -126,7 +126,7 @@ def test_rgb_images_are_refused(set_home, tmp_path):
 def test_several_inputs_need_an_output(set_home, tmp_path):
     d = _folder(tmp_path, 2)
     files = sorted(d.iterdir())
-    assert_clean_error(run("compress", "-m", "tiny-vae", *files), "-o SET.nlc")
+    assert_clean_error(run("compress", "-m", "tiny-vae", *files), "-o SET.nlc", status=2)
 
 
 def test_empty_set_round_trip(set_home, tmp_path):
@@ -161,7 +161,7 @@ def test_train_a_set_codec_and_resume(set_home, tmp_path):
 
 
 def test_train_photo_codec_needs_val(tiny_home, tmp_path):
-    assert_clean_error(run("train", "--model", "tiny", "--data", tmp_path, "--steps", 1), "needs --val")
+    assert_clean_error(run("train", "--model", "tiny", "--data", tmp_path, "--steps", 1), "needs --val", status=2)
 
 
 def test_train_photo_codec_runs_and_resumes(tiny_home, tmp_path):
