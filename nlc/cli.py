@@ -532,20 +532,29 @@ def models() -> None:
               help="Folder of images to run on; without it, the committed result (bench/results) is shown.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write results as JSON.")
-@click.option("--no-baselines", is_flag=True, help="Skip PNG / WebP / JPEG-XL.")
+@click.option("--no-baselines", is_flag=True, help="Skip the classical codecs (PNG, WebP, JPEG-XL, JPEG-LS, JPEG 2000).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
+              help="Plot bits/subpixel against decode seconds: this run's codec and baselines, or without --data "
+                   "every codec's committed Kodak result.")
 @DEVICE
-def bench(model, data, limit, json_path, no_baselines, device) -> None:
+def bench(model, data, limit, json_path, no_baselines, plot_path, device) -> None:
     """Compress, decompress and check every image of a folder; compare with classical codecs.
 
-    With a set codec (``--model vae-fmnist``), DATA is the Fashion-MNIST folder
-    and the whole test set is coded as one file. Without ``--data``, the
-    codec's committed result is shown (``--model all``: every codec's).
+    With a set codec (--model vae-fmnist), DATA is the Fashion-MNIST folder
+    and the whole test set is coded as one file. Without --data, the codec's
+    committed result is shown (--model all: every codec's). The classical
+    codecs need imagecodecs (pip install 'nlc[bench]'); without it the run is
+    refused unless --no-baselines.
     """
     from .bench import run_bench
     from .sets import is_set_codec
 
+    command = _as_typed(click.get_current_context())
     try:
         if data is None:
+            if plot_path:
+                _plot_committed(plot_path)
+                return
             _show_committed(model)
             return
         if model == "all":
@@ -557,9 +566,31 @@ def bench(model, data, limit, json_path, no_baselines, device) -> None:
                           progress=_progress())
             return
         run_bench(model, data, limit=limit, json_path=json_path, baselines=not no_baselines, device=device,
-                  progress=_progress())
+                  progress=_progress(), command=command, plot=plot_path)
     except NlcError as e:
         _error(e)
+
+
+def _as_typed(ctx: click.Context) -> str:
+    """The command line that repeats this command: its name and every option not at its default."""
+    words = ["nlc", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if not isinstance(param, click.Option) or value == param.default or value is None:
+            continue
+        flag = max(param.opts, key=len)
+        words += [flag] if param.is_flag else [flag, str(value)]
+    return " ".join(words)
+
+
+def _plot_committed(path: str) -> None:
+    from .bench import committed_result, plot_results
+    from .registry import codec_names
+
+    results = [r for r in map(committed_result, codec_names()) if r and "summary" in r]
+    if not results:
+        _fail("no committed Kodak results in bench/results to plot")
+    click.echo(f"{plot_results(results, path)}: {len(results)} codecs")
 
 
 def _show_committed(model: str) -> None:

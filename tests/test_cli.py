@@ -166,6 +166,12 @@ def test_weights_that_do_not_match_their_hash(photo, tiny_home):
     assert_clean_error(run("compress", photo), "codec 'tiny'", "does not match")
 
 
+def out_sha(home):
+    from nlc.registry import sha256_file
+
+    return sha256_file(home / "trained" / "tiny.safetensors")
+
+
 def test_bench_runs_a_folder_and_shows_the_committed_result(tiny_home, tmp_path):
     """`nlc bench --data` codes every image losslessly near -log2 p and writes JSON; without --data it shows it."""
     import json
@@ -198,6 +204,34 @@ def test_bench_runs_a_folder_and_shows_the_committed_result(tiny_home, tmp_path)
     assert run("bench", "--model", "all").output.splitlines()[0].startswith("tiny on ")
     assert_clean_error(run("bench", "--model", "all", "--data", photos), "--model all shows the committed results",
                        status=2)
+    prov = out["provenance"]
+    assert prov["codec"]["name"] == "tiny" and prov["codec"]["sha256"] == out_sha(tiny_home)
+    assert prov["codec"]["coder"] == "range" and prov["codec"]["tile"] == 16 and prov["libraries"]["constriction"]
+    assert prov["command"].startswith("nlc bench --data") and "png" in prov["baselines"]
+
+    r = run("bench", "--data", photos, "--json", tmp_path / "b.json", "--plot", tmp_path / "b.png")
+    assert r.exit_code == 0, r.output
+    withb = json.loads((tmp_path / "b.json").read_text())
+    for name in ("png", "webp", "jpegxl", "jpeg2000"):
+        per = [im["baselines"][name] for im in withb["images"]]
+        assert all(x["lossless"] and x["dec_s"] >= 0 and x["bpsp"] == x["bytes"] * 8 / (im["pixels"] * im["channels"])
+                   for x, im in zip(per, withb["images"]))
+        total = sum(x["bytes"] for x in per) * 8 / sum(im["pixels"] * im["channels"] for im in withb["images"])
+        assert abs(withb["baselines"][name]["bpsp"] - total) < 1e-12
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import sys
+
+    monkey = {"imagecodecs": None}  # as if imagecodecs were not installed
+    saved = {k: sys.modules.get(k) for k in monkey}
+    sys.modules.update(monkey)
+    try:
+        assert_clean_error(run("bench", "--data", photos), "need imagecodecs", "--no-baselines", status=2)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
     (results / "kodak-tiny.json").unlink()
     assert_clean_error(run("bench", "--model", "tiny"), "codec 'tiny' has no committed result in bench/results")
 
