@@ -7,9 +7,13 @@ STAMP  := $(VENV)/.installed
 .PHONY: setup demo test bench-kodak bench-adaptive bench-zoo bench-idf bench-fmnist clean
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "nlc needs Python 3.11 or newer; this is " + sys.version.split()[0] + " (make PYTHON=python3.11 ...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# The CPU wheel of torch first, or pip pulls gigabytes of CUDA packages.
+	# The CPU wheel of torch first, or pip pulls gigabytes of CUDA packages: a local wheel where pip's
+	# configuration has one (these machines), else PyTorch's CPU index; then its dependencies as usual.
+	$(BIN)/python -m pip install -q --no-index --no-deps torch==2.13.0 2>/dev/null || \
+	  $(BIN)/python -m pip install -q --no-deps torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)

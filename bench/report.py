@@ -11,6 +11,14 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BASELINE_NAMES = {"png": "PNG (level 9)", "webp": "WebP lossless (method 6)", "jpegxl": "JPEG-XL lossless (effort 9)",
+                  "jpegls": "JPEG-LS (CharLS, no colour transform)", "jpeg2000": "JPEG 2000 lossless (OpenJPEG)"}
+
+
+def baseline_row(name: str, v: dict) -> str:
+    """A classical codec's row in a summary table: bits/subpixel, and its times where the run measured them."""
+    times = f"{v['enc_s']:.2f} | {v['dec_s']:.2f}" if "dec_s" in v else " | "
+    return f"| {BASELINE_NAMES.get(name, name)} | {v['bpsp']:.3f} | | | {times} | | |"
 
 
 def bench_table(path: Path) -> str:
@@ -23,9 +31,8 @@ def bench_table(path: Path) -> str:
         f"| nlc `{r['model']}` | **{s['bpsp']:.3f}** | {s['bpsp_model']:.3f} | {s['gap_pct']:.3f}% "
         f"| {s['enc_s']:.1f} | {s['dec_s']:.1f} | {s['peak_mb']:.0f} | {'all ' + str(s['images']) if s['all_lossless'] else 'NO'} |",
     ]
-    names = {"png": "PNG (level 9)", "webp": "WebP lossless (method 6)", "jpegxl": "JPEG-XL lossless (effort 9)"}
     for k, v in r.get("baselines", {}).items():
-        rows.append(f"| {names.get(k, k)} | {v['bpsp']:.3f} | | | | | | |")
+        rows.append(baseline_row(k, v))
     rows.append(f"\n{s['images']} images of `{r['data']}`, device {r['device']}, torch {r['versions']['torch']}.")
     return "\n".join(rows)
 
@@ -112,11 +119,10 @@ def kodak_table(paths: list[Path]) -> str:
                     f"{meta['crop']}²) | {meta['val_bits_per_dim']:.4f} | {s['bpsp_model']:.4f} | **{s['bpsp']:.4f}** "
                     f"| {s['gap_pct']:.3f}% | {s['enc_s']:.2f} | {s['dec_s']:.2f} | {s['peak_mb']:.0f} "
                     f"| {'all ' + str(s['images']) if s['all_lossless'] else 'NO'} |")
-    names = {"png": "PNG (level 9)", "webp": "WebP lossless (method 6)", "jpegxl": "JPEG-XL lossless (effort 9)"}
     base = next((r["baselines"] for r in results if r.get("baselines")), {})
     if base:
         rows.append("\nClassical codecs on the same images, same harness (bits/subpixel): "
-                    + ", ".join(f"{names.get(k, k)} {v['bpsp']:.3f}" for k, v in base.items()) + ".")
+                    + ", ".join(f"{BASELINE_NAMES.get(k, k)} {v['bpsp']:.3f}" for k, v in base.items()) + ".")
     most = max(r["summary"]["images"] for r in results)
     for r in results:
         if r["summary"]["images"] < most:
@@ -152,9 +158,8 @@ def headline_table(names: list[str] = HEADLINE) -> str:
         rows.append(f"| {label} | **{s['bpsp']:.3f}** | {s['bpsp_model']:.3f} | {s['gap_pct']:.3f}% "
                     f"| {s['enc_s']:.1f} | {s['dec_s']:.1f} | {s['peak_mb']:.0f} "
                     f"| {'all ' + str(s['images']) if s['all_lossless'] else 'NO'} |")
-    names_ = {"png": "PNG (level 9)", "webp": "WebP lossless (method 6)", "jpegxl": "JPEG-XL lossless (effort 9)"}
     for k, v in results[0].get("baselines", {}).items():
-        rows.append(f"| {names_.get(k, k)} | {v['bpsp']:.3f} | | | | | | |")
+        rows.append(baseline_row(k, v))
     r = results[0]
     rows.append(f"\n{r['summary']['images']} images of `{r['data']}`, device {r['device']}, torch {r['versions']['torch']}; "
                 + ", ".join(f"[{n}](bench/results/kodak-{n}.json)" for n in names)

@@ -13,6 +13,7 @@ import struct
 import zlib
 from dataclasses import asdict, dataclass, field
 
+from . import schema
 from .errors import FormatError
 from .metadata import inflate_bounded
 
@@ -159,6 +160,8 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
         extra = json.loads(extra_raw) if extra_raw else {}
     except ValueError:
         raise FormatError("corrupted header (extra fields)") from None
+    schema.check_image_header(codec, sha, coder, (constriction, torch_v, device), mode)
+    schema.check_extra(extra)
     body = data[r.pos :]
     if len(body) < n_model + n_plane + n_meta + 4:
         raise FormatError("truncated file (payload shorter than the header says)")
@@ -248,8 +251,11 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
         raise FormatError("truncated or corrupted payload (CRC mismatch)")
     try:
         fields = json.loads(inflate_bounded(data[9 : 9 + n], MAX_SET_HEADER))
+        if not isinstance(fields, dict):
+            raise TypeError("not an object")
         if "first_item_bits" in fields:  # older headers: one start item, fine grid
             fields["start_bits"] = fields.pop("first_item_bits")
+        schema.check_set_header(fields, MAX_SIDE, MAX_PIXELS)
         header = SetHeader(**fields)
     except (ValueError, TypeError, zlib.error):
         raise FormatError("corrupted header") from None

@@ -13,9 +13,9 @@ in ``trained/`` with its sha256, the entropy coder and the tiling::
     [hyperparameters]
     channels = 32
 
-``default.toml`` may hold just ``alias = "NAME"``. The folders are found next to
-the package (a source checkout or editable install), in ``$NLC_HOME``, or in
-``<prefix>/share/nlc`` (a wheel install).
+``default.toml`` may hold just ``alias = "NAME"``. The folders are found in
+``$NLC_HOME``, next to the package (a source checkout or editable install), or in
+the package's data (``nlc/_data``: a wheel installed anywhere).
 
 Shipping new weights (:func:`ship_weights`) keeps the ones they replace in
 ``trained/archive/NAME-SHA12.safetensors`` with their codec file in
@@ -39,6 +39,7 @@ from typing import Callable
 import torch
 
 from .errors import CodecError, UnknownCodecError
+from .schema import CODEC_NAME
 
 DEFAULT = "default"
 ARCHIVE = "archive"  # sub-folder of codecs/ and trained/ with superseded weights
@@ -54,11 +55,16 @@ def sha256_file(path: str | Path) -> str:
 
 
 def data_root() -> Path:
-    """The folder that holds ``codecs/`` and ``trained/``."""
+    """The folder that holds ``codecs/`` and ``trained/`` (and ``bench/results``): ``$NLC_HOME``, else the
+    source checkout the package runs from, else the package data of an installed wheel (any prefix,
+    ``--user`` or ``--target``), else ``<prefix>/share/nlc`` (older installs)."""
+    from importlib.resources import files
+
     candidates = []
     if os.environ.get("NLC_HOME"):
         candidates.append(Path(os.environ["NLC_HOME"]))
-    candidates += [Path(__file__).resolve().parent.parent, Path(sys.prefix) / "share" / "nlc"]
+    candidates += [Path(__file__).resolve().parent.parent, Path(str(files(__package__ or "nlc") / "_data")),
+                   Path(sys.prefix) / "share" / "nlc"]
     for c in candidates:
         if (c / "codecs").is_dir():
             return c
@@ -138,7 +144,6 @@ def codec_names() -> list[str]:
     return names
 
 
-CODEC_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*")  # no path separators, no "..", no leading dot
 
 
 def get_spec(name: str = DEFAULT) -> CodecSpec:

@@ -195,6 +195,9 @@ def _targets(source: dict, out: Path) -> tuple[Path, list[Path], ArrayFile | Non
                                  f"*{Path(name).suffix or ' (no suffix)'} or a folder")
             return out.parent, [out], rec
         return out, [out / name], rec
+    if source["kind"] != "files":
+        raise InputError("this set was coded from an array in memory (nlc.encode_set without a source) and has no "
+                         "file names to restore: decode it with nlc.decode_set")
     if out.suffix and not out.is_dir():
         raise InputError(f"{out}: the set restores {len(source['names'])} images into a folder, and this names a "
                          "file (create the folder first to use that name)")
