@@ -100,7 +100,9 @@ def committed_report(model: str) -> list[str]:
     from .registry import get_spec
 
     spec = get_spec(model)
-    is_set = spec.family == "bitsback"
+    from .families import family
+
+    is_set = family(spec.family).set_only
     data = "fashion-mnist" if is_set else "kodak"
     r = committed_result(spec.name, data)
     if r is None:
@@ -109,7 +111,7 @@ def committed_report(model: str) -> list[str]:
     where = f"committed {path.relative_to(data_root())}; {r.get('device', '?')}, torch {r['versions']['torch']}"
     if is_set:
         lines = [f"{spec.name} on {r['data']}: {r['items']} images as one file ({where})",
-                 f"  file {r['file_bpd']:.4f} bits/pixel   model (-ELBO) {r['neg_elbo_bpd']:.4f}   "
+                 f"  file {r['file_bpd']:.4f} bits/pixel   model{' (-ELBO)' if 'neg_elbo_bpd' in r else ''} {r.get('neg_elbo_bpd', r.get('model_bpd', 0.0)):.4f}   "
                  f"gap {r['gap_pct']:.3f}%   {'lossless' if r['lossless'] else 'NOT LOSSLESS'}",
                  f"  encode {r['enc_img_per_s']:.1f} images/s   decode {r['dec_img_per_s']:.1f} images/s"]
         unit, key = "bits/pixel", "bpd"

@@ -33,8 +33,10 @@ def _own_codec(model: str | None, device: str) -> "api.Codec | None":
     if model is None:
         return None
     from .codec import spec_of
+    from .families import family
 
-    return api.Codec.load(model, "cpu" if spec_of(model).family == "bitsback" else api.resolve_device(device))
+    set_only = family(spec_of(model).family).set_only
+    return api.Codec.load(model, "cpu" if set_only else api.resolve_device(device))
 
 
 def _fail(message: str, status: int = 1) -> NoReturn:
@@ -507,13 +509,14 @@ def models() -> None:
     """List the codecs: name (the default marked), what it is, and its committed benchmark figure
     (from bench/results)."""
     from .bench import kodak_result, set_result
+    from .families import family
     from .registry import DEFAULT, codec_names, get_spec
 
     try:
         default = get_spec(DEFAULT).name
         for name in codec_names():
             spec = get_spec(name)
-            if spec.family == "bitsback":
+            if family(spec.family).set_only:
                 r = set_result(name)
                 rate = f"{r:.3f} bits/dim on the fashion-mnist test set" if r is not None else "not benchmarked"
             else:
@@ -633,13 +636,14 @@ def _show_committed(model: str) -> None:
 @DEVICE
 def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freeze, val_crop, out, device) -> None:
     """Train a codec's model (never on Kodak); writes safetensors + metadata and a checkpoint."""
+    from .families import family
     from .registry import get_spec, write_codec_toml
 
     command = "nlc train " + " ".join(sys.argv[2:])
     try:
         spec = get_spec(model)
         out = out or f"runs/{spec.name}"
-        if spec.family == "bitsback":
+        if family(spec.family).set_only:
             if init or freeze:
                 _usage("--init and --freeze are for photo codecs")
             from .train_latent import LatentTrainConfig, train_latent

@@ -182,6 +182,8 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
 SET_MAGIC = b"\x89NLS"
 SET_VERSION = 1  # a set coded by a latent-variable codec (bits-back chain)
 SET_VERSION_TILES = 2  # a set coded by an autoregressive codec (one batch of tiles)
+SET_VERSION_SEQUENCE = 3  # a set coded by a sequence codec (all items, one position per step)
+SET_VERSIONS = {"bits-back": SET_VERSION, "tiles": SET_VERSION_TILES, "sequence": SET_VERSION_SEQUENCE}
 
 
 @dataclass
@@ -218,7 +220,7 @@ class SetHeader:
 def pack_set(header: SetHeader, payload: bytes) -> bytes:
     """Serialise a set header and its ANS payload."""
     fields = asdict(header)
-    version = SET_VERSION if header.coding == "bits-back" else SET_VERSION_TILES
+    version = SET_VERSIONS[header.coding]
     if version == SET_VERSION:  # version 1 files stay byte for byte what older nlc wrote
         for k in ("coding", "channels", "tile", "group"):
             del fields[k]
@@ -239,9 +241,9 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
     if len(data) < 13:
         raise FormatError("truncated file")
     version, n = struct.unpack("<BI", data[4:9])
-    if version not in (SET_VERSION, SET_VERSION_TILES):
+    if version not in SET_VERSIONS.values():
         raise FormatError(f"unknown set format version {version} "
-                          f"(this nlc reads versions {SET_VERSION} and {SET_VERSION_TILES})")
+                          f"(this nlc reads versions {', '.join(map(str, sorted(SET_VERSIONS.values())))})")
     if len(data) < 9 + n + 8:
         raise FormatError("truncated file")
     if struct.unpack("<I", data[9 + n : 13 + n])[0] != zlib.crc32(data[: 9 + n]):
@@ -259,9 +261,9 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
         header = SetHeader(**fields)
     except (ValueError, TypeError, zlib.error):
         raise FormatError("corrupted header") from None
-    if (header.coding == "bits-back") != (version == SET_VERSION):
+    if SET_VERSIONS.get(header.coding) != version:
         raise FormatError(f"corrupted header (coding {header.coding!r} in a version {version} set file)")
-    if header.coding == "tiles":
+    if header.coding != "bits-back":
         return header, payload
     if len(payload) % 4:
         raise FormatError("corrupted payload (not whole 32-bit words)")

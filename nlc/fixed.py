@@ -176,6 +176,13 @@ def elu_lut() -> Lut:
 
 
 @functools.lru_cache(maxsize=None)
+def bernoulli_lut() -> Lut:
+    """``sigmoid`` on ``[-16, 16]`` in steps of ``2^-8``, to multiples of ``2^-24``: a Bernoulli's probability of a
+    one from its logit, the same on every machine (the sequence codecs' tables)."""
+    return build_lut(_np_sigmoid, _d_sigmoid, -16.0, 16.0, 8, out_bits=24)
+
+
+@functools.lru_cache(maxsize=None)
 def sigmoid_lut() -> Lut:
     """``sigmoid(x)`` on ``[-12, 12]`` (steps of ``2^-12``), on the activation grid: gates."""
     return build_lut(_np_sigmoid, _d_sigmoid, -12.0, 12.0, 12, out_bits=GRID_BITS)

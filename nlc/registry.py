@@ -166,7 +166,7 @@ def get_spec(name: str = DEFAULT) -> CodecSpec:
         return CodecSpec(**raw)
 
 
-FAMILIES = ("autoregressive", "flow", "bitsback")  # how a family's models are coded (nlc.coding)
+FAMILIES = ("autoregressive", "flow", "bitsback", "sequence")  # how a family's models are coded (nlc.families)
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,8 @@ ARCHITECTURES: dict[str, Architecture] = {}
 def register_architecture(name: str, builder: Callable[[dict], torch.nn.Module], family: str) -> None:
     """Make ``name`` usable in codec TOMLs: ``builder(hyperparameters)`` returns an untrained model, coded by
     ``family`` (``autoregressive``: a stepped mixture model, see :mod:`nlc.coding.autoregressive`; ``flow``:
-    an integer flow; ``bitsback``: a latent-variable model for sets). The shipped models register here too."""
+    an integer flow; ``bitsback``: a latent-variable model for sets; ``sequence``: a model that steps through
+    a set's items position by position, see :mod:`nlc.families.sequence`). The shipped models register here too."""
     if family not in FAMILIES:
         raise ValueError(f"unknown codec family {family!r} (known: {', '.join(FAMILIES)})")
     ARCHITECTURES[name] = Architecture(name, builder, family)
@@ -210,6 +211,7 @@ for _name, _module, _model, _config, _family in [
     ("vae", ".models.vae", "VAE", "VAEConfig", "bitsback"),
     ("bitswap", ".models.bitswap", "BitSwapVAE", "BitSwapConfig", "bitsback"),
     ("vrnn", ".models.vrnn", "VRNN", "VRNNConfig", "bitsback"),
+    ("made", ".models.made", "MADE", "MADEConfig", "sequence"),
 ]:
     register_architecture(_name, _lazy(_module, _model, _config), _family)
 
@@ -246,8 +248,9 @@ def _load(name: str, path: str, sha: str, architecture: str, hp: tuple, arithmet
     if arithmetic == "exact":
         from .models.exact import make_exact
 
-        try:
-            return make_exact(model)
+        try:  # a model that makes its own exact twin (MADE), else the fixed-point layers of nlc.models.exact
+            own = getattr(model, "exact", None)
+            return own() if callable(own) else make_exact(model)
         except ValueError as e:
             raise CodecError(f"codec {name!r}: {e}") from None
     return model.eval()

@@ -77,7 +77,8 @@ def check_extra(extra: Any) -> dict:
         elif key == "palette_mode":
             _choice(value, ("RGB", "RGBA"), "palette mode")
         elif key == "pixels":
-            _choice(value, ("model", "webp"), "pixel coder")
+            if isinstance(value, bool) or value not in ("model", "webp"):
+                raise FormatError(f"unknown pixel coder {_show(value)} (this nlc knows model and webp)")
         elif key == "cpu":
             _word(value, "CPU kind")
         elif key == "threads":
@@ -161,4 +162,4 @@ def check_set_header(fields: dict, max_side: int, max_pixels: int) -> None:
         if key in fields:
             _number(fields[key], 2.0**-16, 64.0, key.replace("_", " "))
     if "coding" in fields:
-        _choice(fields["coding"], ("bits-back", "tiles"), "coding")
+        _choice(fields["coding"], ("bits-back", "tiles", "sequence"), "coding")

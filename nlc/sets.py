@@ -37,6 +37,7 @@ from .datasets import (
     read_array,
 )
 from .errors import CodecError, FormatError, InputError, file_errors
+from .families import family
 from .registry import spec_for_file
 
 IMAGE_SUFFIXES = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".pgm": "PPM",
@@ -46,8 +47,9 @@ PHOTO_MODES = ("L", "RGB")
 
 
 def is_set_codec(name: str) -> bool:
-    """Whether a codec (a registered name or a codec TOML's path) codes sets only: a latent-variable codec."""
-    return spec_of(name).family == "bitsback"
+    """Whether a codec (a registered name or a codec TOML's path) codes sets only (a latent-variable or a
+    sequence codec)."""
+    return family(spec_of(name).family).set_only
 
 
 def load_set_codec(codec: str | Codec, device: str = "auto") -> Codec:
@@ -61,7 +63,7 @@ def load_set_codec(codec: str | Codec, device: str = "auto") -> Codec:
     if spec.family == "flow":
         raise CodecError(f"codec {spec.name!r} codes single images only; a set takes a latent-variable codec "
                          "(the *-fmnist codecs) or an autoregressive one (pixelcnnpp, pixelsnail, ...)")
-    return Codec.load(codec, "cpu" if spec.family == "bitsback" else resolve_device(device))
+    return Codec.load(codec, "cpu" if family(spec.family).set_only else resolve_device(device))
 
 
 def _image_files(inputs: list[Path]) -> tuple[list[Path], list[str], str | None]:
@@ -157,7 +159,7 @@ def _decode_unpacked(header: container.SetHeader, payload: bytes, codec: Codec |
 
     if codec is None:
         spec = spec_for_file(header.codec, header.weights_sha256)
-        dev = "cpu" if spec.family == "bitsback" else resolve_device(device, header.device)
+        dev = "cpu" if family(spec.family).set_only else resolve_device(device, header.device)
         codec = Codec.from_spec(spec, dev)
     codec.check_file(header.codec, header.weights_sha256)
     if codec.family.set_coding != header.coding:

@@ -87,6 +87,8 @@ SETS = [  # file, codec, items
     ("vrnn-fmnist-set.nlc", "vrnn-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(2)])),
     ("vae-fmnist-binary-set.nlc", "vae-fmnist-binary", (np.stack([pattern(28, 28, s)[..., 0] for s in range(2)]) > 127)
      .astype(np.uint8)),
+    ("made-fmnist-binary-set.nlc", "made-fmnist-binary",
+     (np.stack([pattern(28, 28, s)[..., 1] for s in range(3)]) > 127).astype(np.uint8) * 255),
 ]
 
 

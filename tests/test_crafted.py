@@ -64,7 +64,6 @@ def test_a_set_made_in_memory_says_how_to_decode_it(tiny_codec, tmp_path):
     ("x", "extra fields of type str"),
     ({"transparency": "x"}, "transparency 'x'"),
     ({"transparency": [1] * 300}, "transparency with 300 entries"),
-    ({"pixels": "jpeg"}, "pixel coder 'jpeg'"),
     ({"threads": 10**9}, "threads 1000000000"),
     ({"cpu": "../x"}, "CPU kind '../x'"),
     ({"surprise": 1}, "unknown extra field 'surprise'"),

@@ -20,6 +20,8 @@ from nlc.registry import FAMILIES as FAMILY_NAMES
 from nlc.sets import decode_set, encode_set
 from tests.test_bitsback import TINY_LATENT, tiny_latent
 from tests.test_flows import TINY_FLOW, tiny_flow
+from tests.test_sequence import TINY as TINY_MADE
+from tests.test_sequence import tiny_made
 
 RATE_SLACK_BITS = 96  # the coder's flush words and the first symbols' start-up
 
@@ -48,6 +50,7 @@ def codecs(tiny_codec) -> dict[str, Codec]:
         "autoregressive": tiny_codec,
         "flow": Codec(CodecSpec("tiny-idf", "idf", sha256="0" * 64, tile=16, hyperparameters=TINY_FLOW), tiny_flow()),
         "bitsback": Codec(CodecSpec("tiny-vae", TINY_LATENT["vae"][0], sha256="0" * 64), tiny_latent("vae")),
+        "sequence": Codec(CodecSpec("tiny-made", "made", sha256="0" * 64, hyperparameters=TINY_MADE), tiny_made()),
     }
 
 
@@ -81,6 +84,13 @@ def test_autoregressive_sets_round_trip(codecs, n, side, rgb, seed):
 @given(n=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
 def test_bitsback_sets_round_trip(codecs, n, seed):
     check_set_codec(codecs["bitsback"], np.random.default_rng(seed).integers(0, 256, (n, 28, 28)).astype(np.uint8))
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
+def test_sequence_sets_round_trip(codecs, n, seed):
+    items = (np.random.default_rng(seed).random((n, 6, 5)) > 0.5).astype(np.uint8)
+    check_set_codec(codecs["sequence"], items)
 
 
 def test_each_family_refuses_what_it_does_not_code_in_one_line(codecs):

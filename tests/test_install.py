@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, gradient_image
+from tests.conftest import ROOT
 
 SITE = sysconfig.get_paths()["purelib"]  # this environment's torch, numpy, ... for the installed nlc
 SCRIPT = """
@@ -72,11 +72,16 @@ def test_the_wheel_holds_the_registry_and_the_weights(wheel):
 @pytest.mark.parametrize("how", ["--prefix", "--target"])
 def test_a_wheel_installed_with_a_prefix_or_a_target_works(wheel, tmp_path, how):
     dest = tmp_path / "inst"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", how, str(dest), str(wheel)],
+    # --ignore-installed: never uninstall the nlc of this environment (pip would, for --prefix)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", "-q", how,
+                    str(dest), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     lib = dest if how == "--target" else Path(sysconfig.get_path("purelib", vars={"base": str(dest),
                                                                                     "platbase": str(dest)}))
     _check(sys.executable, _env(PYTHONPATH=f"{lib}{os.pathsep}{SITE}"), lib / "nlc", tmp_path)
+    here = subprocess.run([sys.executable, "-c", "import nlc; print(nlc.__file__)"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True)
+    assert here.stdout.startswith(str(ROOT)), here.stderr  # this environment's nlc is still the checkout
 
 
 def test_a_wheel_installed_for_the_user_works(wheel, tmp_path):

@@ -12,6 +12,7 @@ family             single images                   sets (many same-sized images,
 ``autoregressive`` tiles stepped pixel by pixel     the tiles of all images in one batch
 ``flow``           integer flow, latents coded      no
 ``bitsback``       no                               one bits-back ANS chain
+``sequence``       no                               all items at once, one position per step
 =================  ==============================  ===========================================
 """
 
@@ -22,8 +23,9 @@ from .autoregressive import AUTOREGRESSIVE
 from .base import Family, LoadedCodec, Unsupported
 from .bitsback import BITSBACK
 from .flow import FLOW
+from .sequence import SEQUENCE
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (AUTOREGRESSIVE, FLOW, BITSBACK)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (AUTOREGRESSIVE, FLOW, BITSBACK, SEQUENCE)}
 
 
 def family(name: str) -> Family:

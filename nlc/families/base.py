@@ -41,6 +41,7 @@ class Family(Protocol):
     """What a codec family does; :class:`Unsupported` gives the refusals a family inherits."""
 
     name: str
+    set_only: bool  # codes sets, never single images
     set_coding: str  # the set header's ``coding`` of this family's sets ("" for none)
     set_modes: tuple[str, ...]  # image modes a set of this family holds
 
@@ -66,6 +67,7 @@ class Unsupported:
     """The refusals of a family that codes only images or only sets."""
 
     name = ""
+    set_only = False
     set_coding = ""
     set_modes: tuple[str, ...] = ()
 

@@ -49,6 +49,7 @@ class BitsBack(Unsupported):
     the latent pushed; the first items are coded without bits-back (the chain's start)."""
 
     name = "bitsback"
+    set_only = True
     set_coding = "bits-back"
     set_modes: tuple[str, ...] = ("L", "1")
 

@@ -1,0 +1,89 @@
+"""Sequence codecs: every item of a batch coded one position at a time, in the same order on both sides.
+
+A sequence model (MADE, and the char-RNN and WaveNet of issue 28) gives, through a *stepper*, the
+logits of position ``d`` for every item given the positions before it; :meth:`put` hands it the
+position's values once known. Encoder and decoder make the same calls in the same order, so the
+decoder sees the same logits. Logits become probabilities here only: rounded to ``2^-8`` and looked
+up in a table that every machine builds alike (:func:`nlc.fixed.bernoulli_lut`), so a model whose
+logits are exact sums (:meth:`nlc.models.made.MADE.exact`) writes files that decode anywhere.
+
+    >>> import numpy as np, torch
+    >>> class Coin:                                     # every bit a fair coin: 1 bit each
+    ...     def logits(self, d): return torch.zeros(3, dtype=torch.float64)
+    ...     def put(self, d, x): pass
+    >>> bits = np.array([[0, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]], np.uint8)
+    >>> payload, model_bits = encode_binary(Coin(), bits)
+    >>> model_bits, (decode_binary(Coin(), payload, 3, 4) == bits).all()
+    (12.0, True)
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from ..fixed import bernoulli_lut
+from .coders import CoderError, make_coder
+
+Progress = Callable[[int], None] | None
+FLOOR = 2.0**-24  # the least probability of a value: any value stays codable
+
+
+class SequenceStepper(Protocol):
+    """What a sequence model gives the coder."""
+
+    def logits(self, d: int) -> torch.Tensor:
+        """``(batch,)`` logits of position ``d`` being 1, given positions ``< d`` (exact float64 sums)."""
+
+    def put(self, d: int, x: torch.Tensor) -> None:
+        """The values of position ``d``."""
+
+
+def bernoulli_rows(logits: torch.Tensor) -> np.ndarray:
+    """``(n, 2)`` probabilities of 0 and 1 (multiples of ``2^-24``, at least :data:`FLOOR`) from logits."""
+    p1 = np.clip(bernoulli_lut().at(logits.numpy().astype(np.float64)), FLOOR, 1.0 - FLOOR)
+    return np.stack([1.0 - p1, p1], 1)
+
+
+def encode_binary(stepper: SequenceStepper, values: np.ndarray, coder: str = "range",
+                  progress: Progress = None) -> tuple[bytes, float]:
+    """``(N, D)`` 0/1 values, position by position for all items at once; returns the payload and the model's
+    ``-log2 p`` of them under the tables coded with."""
+    n, dims = values.shape
+    enc = make_coder(coder)
+    held = []  # a stack (ANS) pushes in reverse, so that the decoder pops in order
+    bits = 0.0
+    for d in range(dims):  # the decoder's order: the stepper sees each position before the next
+        rows = bernoulli_rows(stepper.logits(d))
+        column = values[:, d].astype(np.int64)
+        bits -= float(np.log2(rows[np.arange(n), column]).sum())
+        if enc.lifo:
+            held.append((column, rows))
+        elif n:
+            enc.encode(column, rows)
+        stepper.put(d, torch.from_numpy(column))
+        if progress:
+            progress(1)
+    for column, rows in reversed(held):
+        if n:
+            enc.encode(column, rows)
+    return enc.to_bytes(), bits
+
+
+def decode_binary(stepper: SequenceStepper, payload: bytes, n: int, dims: int, coder: str = "range",
+                  progress: Progress = None) -> np.ndarray:
+    """The ``(n, dims)`` values :func:`encode_binary` coded into ``payload``."""
+    dec = make_coder(coder, payload)
+    out = np.zeros((n, dims), np.uint8)
+    for d in range(dims):
+        rows = bernoulli_rows(stepper.logits(d))
+        column = dec.decode(rows) if n else np.zeros(0, np.int64)
+        if column.size and (column.min() < 0 or column.max() > 1):
+            raise CoderError("decoded a value outside {0, 1}")
+        out[:, d] = column
+        stepper.put(d, torch.from_numpy(column.astype(np.int64)))
+        if progress:
+            progress(1)
+    return out
