@@ -148,3 +148,27 @@ def test_fuzz_set_headers(tiny_codec, files, field, value):
     head = container.SET_MAGIC + bytes([container.SET_VERSION_TILES]) + len(blob).to_bytes(4, "little") + blob
     data = head + zlib.crc32(head).to_bytes(4, "little") + payload + zlib.crc32(payload).to_bytes(4, "little")
     _clean(lambda: decode_set(data, tiny_codec)[0].tobytes())
+
+
+def test_a_header_asking_for_a_huge_coder_group_is_refused_before_allocating(tiny_codec, tmp_path):
+    """A 4096x4096 header with 4096 tiles per group would make a decoder hold gigabytes: refused in one line,
+    with the process's peak memory far below that (measured in a fresh process)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    data, _ = encode_image(gradient_image(20, 18), "pixelcnnpp", fallback=False)  # a shipped codec
+    header, model, plane = container.unpack(data)
+    header.width = header.height = 4096
+    header.tile, header.group = 64, 4096
+    with pytest.raises(FormatError, match=r"header asks for 4096 tiles of 64x64 per coder group"):
+        decode_image(container.pack(header, model, plane))
+    (tmp_path / "big.nlc").write_bytes(container.pack(header, model, plane))
+    script = ("import resource, sys\nfrom nlc.cli import run\nsys.argv = ['nlc', 'verify', sys.argv[1]]\n"
+              "try:\n    run()\nexcept SystemExit as e:\n    code = e.code\n"
+              "print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "big.nlc")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    status, peak_mb = map(int, r.stdout.split())
+    assert status == 1 and "coder group" in r.stderr and peak_mb < 1500, (r.stderr, peak_mb)

@@ -97,6 +97,48 @@ def test_a_truncated_or_mislabelled_sequence_set_is_refused(made_codec):
         decode_set(container.pack_set(header, payload), made_codec)
 
 
+GRAY = dict(bits=8, hidden=40, height=6, width=5, seed=2, mixtures=3)
+
+
+@pytest.fixture(scope="module")
+def gray_codec() -> Codec:
+    torch.manual_seed(9)
+    m = MADE(MADEConfig(**GRAY))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.2)
+    return Codec(CodecSpec("tiny-made8", "made", sha256="0" * 64, hyperparameters=GRAY), m.eval())
+
+
+def test_a_gray_made_steps_equal_its_parallel_pass_and_never_look_ahead(gray_codec):
+    e = gray_codec.model.exact()
+    x = torch.randint(0, 256, (6, 30))
+    whole = e.outputs(x)
+    step = e.stepper(6)
+    for d in range(30):
+        assert torch.equal(step.outputs(d), whole[:, d]), d
+        step.put(d, x[:, d])
+    xf = x.double().requires_grad_(True)
+    out = e.outputs(xf)
+    for d in (0, 7, 29):
+        (grad,) = torch.autograd.grad(out[0, d].sum(), xf, retain_graph=True)
+        assert (grad[0, d:] == 0).all()
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(0, 5), coder=st.sampled_from(["range", "ans"]), seed=st.integers(0, 2**32 - 1))
+def test_gray_sets_round_trip_exactly_near_the_models_log_loss(gray_codec, n, coder, seed):
+    items = np.random.default_rng(seed).integers(0, 256, (n, 6, 5)).astype(np.uint8)
+    data, stats = encode_set(items, gray_codec, coder=coder)
+    out, _ = decode_set(data, gray_codec)
+    assert np.array_equal(out, items)
+    if n:
+        exact = gray_codec.model.exact()
+        with torch.no_grad():
+            nats = float(exact.loss_terms(torch.from_numpy(items))["nll"].sum())
+        assert abs(stats["model_bits"] - nats / np.log(2)) < 2e-3 * stats["model_bits"]  # tables: the model
+
+
 def test_gray_items_are_refused_by_a_binary_made(made_codec):
     from nlc.errors import InputError
 

@@ -26,6 +26,7 @@ import torch
 
 from ..fixed import bernoulli_lut
 from .coders import CoderError, make_coder
+from .exact_tables import code_pixels_exact, stage_symbols
 
 Progress = Callable[[int], None] | None
 FLOOR = 2.0**-24  # the least probability of a value: any value stays codable
@@ -87,3 +88,65 @@ def decode_binary(stepper: SequenceStepper, payload: bytes, n: int, dims: int, c
         if progress:
             progress(1)
     return out
+
+
+def encode_levels(stepper: "LevelStepper", values: np.ndarray, mixtures: int, coder: str = "range",
+                  progress: Progress = None) -> tuple[bytes, float]:
+    """``(N, D)`` gray values 0..255, position by position for all items at once, each under its exact
+    mixture (``stepper.params(d)``, on the ``2^-16`` grid) in the two stages of
+    :func:`nlc.coding.exact_tables.code_pixels_exact`; returns the payload and the model's ``-log2 p``."""
+    n, dims = values.shape
+    enc = make_coder(coder)
+    held: list[tuple[np.ndarray, np.ndarray]] = []
+    bits = 0.0
+    for d in range(dims):
+        known = values[:, d: d + 1]
+
+        def code(stage: int, table: np.ndarray, known: np.ndarray = known) -> np.ndarray:
+            symbols = stage_symbols(known, stage)
+            if enc.lifo:
+                held.append((symbols, table))
+            elif n:
+                enc.encode(symbols, table)
+            return symbols
+
+        _, b = code_pixels_exact(stepper.params(d), mixtures, 1, code)
+        bits += float(b.sum())
+        stepper.put(d, torch.from_numpy(values[:, d].astype(np.int64)))
+        if progress:
+            progress(1)
+    for symbols, table in reversed(held):
+        if n:
+            enc.encode(symbols, table)
+    return enc.to_bytes(), bits
+
+
+def decode_levels(stepper: "LevelStepper", payload: bytes, n: int, dims: int, mixtures: int, coder: str = "range",
+                  progress: Progress = None) -> np.ndarray:
+    """The ``(n, dims)`` gray values :func:`encode_levels` coded into ``payload``."""
+    dec = make_coder(coder, payload)
+    out = np.zeros((n, dims), np.uint8)
+
+    def code(stage: int, table: np.ndarray) -> np.ndarray:
+        symbols = dec.decode(table) if n else np.zeros(0, np.int64)
+        if symbols.size and (symbols.min() < 0 or symbols.max() >= table.shape[1]):
+            raise CoderError("decoded a symbol outside its table")
+        return symbols
+
+    for d in range(dims):
+        values, _ = code_pixels_exact(stepper.params(d), mixtures, 1, code, with_bits=False)
+        out[:, d] = values[:, 0]
+        stepper.put(d, torch.from_numpy(out[:, d].astype(np.int64)))
+        if progress:
+            progress(1)
+    return out
+
+
+class LevelStepper(Protocol):
+    """What a gray sequence model gives the coder."""
+
+    def params(self, d: int) -> torch.Tensor:
+        """``(batch, 10M)`` mixture parameters of position ``d`` (one channel, on the ``2^-16`` grid)."""
+
+    def put(self, d: int, x: torch.Tensor) -> None:
+        """The values 0..255 of position ``d``."""

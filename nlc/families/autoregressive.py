@@ -33,6 +33,24 @@ if TYPE_CHECKING:
     from ..container import Header, SetHeader
 
 
+MAX_GROUP_PIXELS = GROUP * 128 * 128  # pixels a coder group may hold: 384 tiles of 128x128 (a few GB to decode)
+
+
+def check_group(tiles: int, tile: int, group: int, writing: bool = False) -> None:
+    """Refuse a coder group larger than :data:`MAX_GROUP_PIXELS`: a header that asks for one would make the
+    decoder hold gigabytes (``group`` tiles of ``tile x tile`` at once) before the payload says anything."""
+    pixels = min(tiles, group) * tile * tile
+    if pixels > MAX_GROUP_PIXELS:
+        what = f"{min(tiles, group)} tiles of {tile}x{tile} per coder group ({pixels:,} pixels)"
+        if writing:
+            raise InputError(f"{what}: more than nlc decodes ({MAX_GROUP_PIXELS:,}); choose a smaller --tile")
+        raise FormatError(f"header asks for {what}: more than nlc decodes ({MAX_GROUP_PIXELS:,})")
+
+
+def _tiles(height: int, width: int, tile: int, items: int = 1) -> int:
+    return items * -(-height // tile) * -(-width // tile)
+
+
 class Autoregressive(Unsupported):
     """Images and sets of tiles, each sub-pixel coded with the model's mixture given the ones before it."""
 
@@ -48,6 +66,7 @@ class Autoregressive(Unsupported):
                       progress: bool) -> tuple[bytes, float, dict]:
         """The image's tiles in one batch; a float codec's file records the CPU kind its floats need."""
         h, w = pixels.shape[:2]
+        check_group(_tiles(h, w, tile), tile, GROUP, writing=True)
         with progress_bar(progress_total(h, w, tile), "encode", progress) as bar:
             payload, bits = encode_tiles(codec.model, codec.mixtures, pixels, tile, coder, GROUP, bar,
                                          codec.spec.adaptive or None)
@@ -56,6 +75,7 @@ class Autoregressive(Unsupported):
 
     def decode_pixels(self, codec: LoadedCodec, header: "Header", payload: bytes, progress: bool) -> np.ndarray:
         """The image's tiles, stepped in the encoder's order."""
+        check_group(_tiles(header.height, header.width, header.tile), header.tile, header.group)
         total = progress_total(header.height, header.width, header.tile, header.group)
         with progress_bar(total, "decode", progress) as bar:
             return decode_tiles(codec.model, codec.mixtures, header.height, header.width, header.model_channels,
@@ -72,6 +92,7 @@ class Autoregressive(Unsupported):
         coder, tile = codec.coding(coder, tile)
         pixels = items if items.ndim == 4 else items[..., None]
         n, h, w, channels = pixels.shape
+        check_group(_tiles(h, w, tile, n), tile, GROUP, writing=True)
         t0 = time.perf_counter()
         with progress_bar(progress_total(h, w, tile, GROUP, n), "encode", progress) as bar:
             payload, bits = encode_items(codec.model, codec.mixtures, pixels, tile, coder, GROUP, bar,
@@ -99,6 +120,7 @@ class Autoregressive(Unsupported):
         if not (1 <= header.tile <= container.MAX_SIDE and 1 <= header.group <= 1 << 20
                 and 1 <= header.threads <= 1024):
             raise FormatError(f"corrupted header (tile {header.tile}, group {header.group}, threads {header.threads})")
+        check_group(_tiles(h, w, header.tile, n), header.tile, header.group)
         with torch_threads(header.threads), \
                 progress_bar(progress_total(h, w, header.tile, header.group, n), "decode", progress) as bar:
             pixels = decode_items(codec.model, codec.mixtures, n, h, w, ch, header.tile, header.coder, payload,

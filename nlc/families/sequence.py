@@ -15,7 +15,7 @@ import torch
 
 from .. import container
 from ..coding.coders import CODERS, PRECISION
-from ..coding.sequence import decode_binary, encode_binary
+from ..coding.sequence import decode_binary, decode_levels, encode_binary, encode_levels
 from ..errors import FormatError, InputError
 from ..progress import progress_bar
 from .base import LoadedCodec, Unsupported
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 
 class Sequence(Unsupported):
-    """Sets of binary items (``0/1`` or ``0/255``), each a sequence of ``height x width`` pixels in raster
-    order, coded with a model's exact stepper (``model.exact().stepper(n)``)."""
+    """Sets of binary (``0/1`` or ``0/255``) or gray items, each a sequence of ``height x width`` pixels in
+    raster order, coded with a model's exact stepper (``model.exact().stepper(n)``)."""
 
     name = "sequence"
     set_only = True
@@ -46,7 +46,11 @@ class Sequence(Unsupported):
         n, dims = len(items), cfg.height * cfg.width
         t0 = time.perf_counter()
         with progress_bar(dims, "encode", progress, "position") as bar:
-            payload, bits = encode_binary(_exact(codec).stepper(n), values.reshape(n, dims), coder, bar)
+            stepper, flat = _exact(codec).stepper(n), values.reshape(n, dims)
+            if cfg.bits == 1:
+                payload, bits = encode_binary(stepper, flat, coder, bar)
+            else:
+                payload, bits = encode_levels(stepper, flat, cfg.mixtures, coder, bar)
         header = container.SetHeader(
             codec=codec.spec.name, weights_sha256=codec.spec.sha256,
             constriction=importlib.metadata.version("constriction"), torch=torch.__version__, device="cpu",
@@ -66,7 +70,11 @@ class Sequence(Unsupported):
                               f"coder {header.coder!r}) for codec {codec.spec.name!r}")
         n, dims = header.count, cfg.height * cfg.width
         with progress_bar(dims, "decode", progress, "position") as bar:
-            values = decode_binary(_exact(codec).stepper(n), payload, n, dims, header.coder, bar)
+            stepper = _exact(codec).stepper(n)
+            if cfg.bits == 1:
+                values = decode_binary(stepper, payload, n, dims, header.coder, bar)
+            else:
+                values = decode_levels(stepper, payload, n, dims, cfg.mixtures, header.coder, bar)
         return (values.reshape(n, cfg.height, cfg.width) * header.scale).astype(np.uint8)
 
 

@@ -1,18 +1,22 @@
-"""MADE: a masked autoencoder for distribution estimation (Germain et al. 2015), here on binarized 28x28
-images as a 784-step sequence in raster order.
+"""MADE: a masked autoencoder for distribution estimation (Germain et al. 2015), here on 28x28 images as a
+784-step sequence in raster order: a Bernoulli per pixel for binarized images, a discretized logistic
+mixture per pixel (the PixelCNN++ head, one channel) for gray levels.
 
 One hidden layer of ``hidden`` ReLU units, each given a connectivity number ``m`` in ``1 .. D-1`` (a
 seeded draw, stored with the weights). Input ``j`` (0-based, raster order) reaches unit ``k`` only if
 ``m_k > j``; unit ``k`` reaches output ``d`` only if ``d >= m_k``; so output ``d`` depends on inputs
 ``j < d`` only, and one pass gives every conditional ``p(x_d | x_<d)``. A direct, strictly lower-triangular
 linear path from inputs to outputs (as in the paper's "direct connections") adds each pixel's linear
-dependence on all earlier ones. Masks are multiplied into the weights on every use.
+dependence on all earlier ones (to the logit of a binary pixel, to every component's mean of a gray
+one). Masks are multiplied into the weights on every use.
 
 For coding, :meth:`MADE.stepper` gives the same logits one position at a time: the hidden units'
 pre-activations grow by one input column per decoded pixel, and position ``d`` needs one row of the
 output weights. :meth:`MADE.exact` rounds the weights to multiples of ``2^-14`` (checked to keep every
-sum below ``2^52`` grid units), so every logit is an exact float64 sum whatever the order: the parallel
-pass and the steps agree bit for bit, on any machine.
+sum below ``2^52`` grid units; gray inputs enter as ``x/128 - 1``, on the ``2^-7`` grid), so every output
+is an exact float64 sum whatever the order: the parallel pass and the steps agree bit for bit, on any
+machine. A gray model's mixture parameters are then rounded to ``2^-16`` (:meth:`MADE.mixture_params`),
+the grid the exact tables of :mod:`nlc.coding.exact_tables` take.
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ GRID = 14  # fractional bits of the exact weights
 class MADEConfig:
     """Hyper-parameters of :class:`MADE`."""
 
-    bits: int = 1  # binarized pixels (the only kind this MADE codes)
+    bits: int = 1  # 1: binarized pixels (a Bernoulli each); 8: gray levels (a logistic mixture each)
     hidden: int = 500
     height: int = 28
     width: int = 28
     seed: int = 0  # draws the hidden units' connectivity numbers
     direct: bool = True  # the direct input-to-output path
     dropout: float = 0.0  # on the hidden units, in training only
+    mixtures: int = 5  # logistic components per gray pixel
 
 
 def connectivity(dims: int, hidden: int, seed: int) -> np.ndarray:
@@ -46,23 +51,24 @@ def connectivity(dims: int, hidden: int, seed: int) -> np.ndarray:
 
 
 class MADE(nn.Module):
-    """Bernoulli conditionals of binary images in raster order from one masked pass."""
+    """Conditionals of binary or gray images in raster order from one masked pass."""
 
     def __init__(self, config: MADEConfig) -> None:
         super().__init__()
-        if config.bits != 1:
-            raise ValueError("this MADE codes binarized images (bits = 1)")
+        if config.bits not in (1, 8):
+            raise ValueError("a MADE codes binarized (bits = 1) or gray (bits = 8) images")
         self.config = config
-        d, h = config.height * config.width, config.hidden
+        d, h, k = config.height * config.width, config.hidden, self.outputs_per_pixel
         m = torch.from_numpy(connectivity(d, h, config.seed))
         order = torch.arange(d)
         self.register_buffer("mask_in", (m[:, None] > order[None, :]).float())  # (H, D): input j -> unit k
-        self.register_buffer("mask_out", (order[:, None] >= m[None, :]).float())  # (D, H): unit k -> output d
+        out = (order[:, None] >= m[None, :]).float()  # (D, H): unit k -> output d
+        self.register_buffer("mask_out", out.repeat_interleave(k, 0))  # (D*K, H): every output of pixel d
         self.register_buffer("mask_direct", torch.tril(torch.ones(d, d), -1))  # (D, D): input j < d -> output d
         self.w_in = nn.Parameter(torch.randn(h, d) * (1.0 / d**0.5))
         self.b_in = nn.Parameter(torch.zeros(h))
-        self.w_out = nn.Parameter(torch.randn(d, h) * (1.0 / h**0.5))
-        self.b_out = nn.Parameter(torch.zeros(d))
+        self.w_out = nn.Parameter(torch.randn(d * k, h) * (1.0 / h**0.5))
+        self.b_out = nn.Parameter(torch.zeros(d * k))
         self.w_direct = nn.Parameter(torch.zeros(d, d)) if config.direct else None
 
     @property
@@ -70,42 +76,85 @@ class MADE(nn.Module):
         """Pixels per image (the sequence's length)."""
         return self.config.height * self.config.width
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, D)`` logits of ``p(x_d = 1 | x_<d)`` for binary ``x`` of shape ``(B, H, W)`` or ``(B, D)``."""
-        v = x.reshape(len(x), -1).to(self.w_in.dtype)
+    @property
+    def outputs_per_pixel(self) -> int:
+        """1 (a logit) for binary pixels; logits, means and log-scales of the mixture for gray ones."""
+        return 1 if self.config.bits == 1 else 3 * self.config.mixtures
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels as the network takes them: 0/1, or gray ``x/128 - 1`` (exact on the ``2^-7`` grid)."""
+        v = x.to(self.w_in.dtype)
+        return v if self.config.bits == 1 else v / 128 - 1
+
+    def _direct_slot(self) -> slice:
+        """Which of a pixel's outputs the direct path adds to: the logit, or every component's mean."""
+        mix = self.config.mixtures
+        return slice(0, 1) if self.config.bits == 1 else slice(mix, 2 * mix)
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, D, K)`` outputs for images ``x`` of shape ``(B, H, W)`` or ``(B, D)`` (values 0/1 or 0..255)."""
+        v = self.inputs(x.reshape(len(x), -1))
         a = F.dropout(F.relu(F.linear(v, self.w_in * self.mask_in, self.b_in)), self.config.dropout, self.training)
-        out = F.linear(a, self.w_out * self.mask_out, self.b_out)
+        out = F.linear(a, self.w_out * self.mask_out, self.b_out).reshape(len(x), self.dims, -1)
         if self.w_direct is not None:
-            out = out + F.linear(v, self.w_direct * self.mask_direct)
+            shift = F.linear(v, self.w_direct * self.mask_direct)
+            slot = self._direct_slot()
+            out = torch.cat([out[..., : slot.start], out[..., slot] + shift[..., None], out[..., slot.stop:]], -1)
         return out
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` logits of ``p(x_d = 1 | x_<d)`` (binary models)."""
+        return self.outputs(x)[..., 0]
+
+    def mixture_params(self, out: torch.Tensor, grid: bool = False) -> torch.Tensor:
+        """A gray pixel's outputs ``(..., 3M)`` laid out as the PixelCNN++ head's ``(..., 10M)`` (one channel:
+        logits, then the first channel's means, log-scales and zero coefficients, the other channels zero);
+        ``grid`` rounds them to ``2^-16``, the exact tables' grid."""
+        mix = self.config.mixtures
+        if grid:
+            out = torch.round(out * 2**16) / 2**16
+        zeros = torch.zeros(*out.shape[:-1], mix, dtype=out.dtype)
+        return torch.cat([out[..., :mix], out[..., mix: 2 * mix], out[..., 2 * mix:], zeros] + [zeros] * 6, -1)
 
     def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-item negative log-likelihood in nats (what training minimises and validation reports)."""
-        v = x.reshape(len(x), -1).float()
-        nll = F.binary_cross_entropy_with_logits(self.logits(v.to(self.w_in.dtype)).float(), v, reduction="none")
-        return {"nll": nll.sum(1)}
+        v = x.reshape(len(x), -1)
+        out = self.outputs(v)
+        if self.config.bits == 1:
+            nll = F.binary_cross_entropy_with_logits(out[..., 0].float(), v.float(), reduction="none")
+            return {"nll": nll.sum(1)}
+        from .mixture import log_likelihood
+
+        n = v.numel()
+        pix = torch.zeros(n, 3, dtype=out.dtype)
+        pix[:, 0] = v.reshape(-1).to(out.dtype) / 127.5 - 1
+        ll = log_likelihood(pix, self.mixture_params(out).reshape(n, -1), self.config.mixtures, channels=1)
+        return {"nll": -ll.reshape(len(x), -1).sum(1).float()}
 
     def exact(self) -> "MADE":
-        """A float64 copy whose weights are multiples of ``2^-14``, with every logit an exact sum (checked)."""
+        """A float64 copy whose weights are multiples of ``2^-14``, with every output an exact sum (checked)."""
         m = MADE(self.config).double()
         with torch.no_grad():
-            for (name, p), (_, q) in zip(self.named_parameters(), m.named_parameters()):
+            for p, q in zip(self.parameters(), m.parameters()):
                 q.copy_(torch.round(p.double() * 2**GRID) / 2**GRID)
-            hidden_max = (m.w_in * m.mask_in).abs().sum(1) + m.b_in.abs()  # binary inputs: |a_k| at most this
+            # |input| <= 1 (binary, or gray on [-1, 1)): bounds of every sum, in units of its grid
+            in_grid = GRID if self.config.bits == 1 else GRID + 7
+            hidden_max = (m.w_in * m.mask_in).abs().sum(1) + m.b_in.abs()
             out_max = ((m.w_out * m.mask_out).abs() * hidden_max[None, :]).sum(1) + m.b_out.abs()
             if m.w_direct is not None:
-                out_max = out_max + (m.w_direct * m.mask_direct).abs().sum(1)
-        if float(out_max.max()) * 2 ** (2 * GRID) >= 2**52 or float(hidden_max.max()) * 2**GRID >= 2**52:
+                out_max = out_max + (m.w_direct * m.mask_direct).abs().sum(1).repeat_interleave(
+                    self.outputs_per_pixel)
+        if float(out_max.max()) * 2 ** (in_grid + GRID) >= 2**52 or float(hidden_max.max()) * 2**in_grid >= 2**52:
             raise ValueError("weights too large for exact sums")
         return m.eval()
 
     def stepper(self, batch: int) -> "MADEStepper":
-        """A position-by-position view of :meth:`logits` for ``batch`` items (see :class:`MADEStepper`)."""
+        """A position-by-position view of :meth:`outputs` for ``batch`` items (see :class:`MADEStepper`)."""
         return MADEStepper(self, batch)
 
 
 class MADEStepper:
-    """The logits of position ``d`` for a batch, given the pixels before it; :meth:`put` adds pixel ``d``.
+    """The outputs of position ``d`` for a batch, given the pixels before it; :meth:`put` adds pixel ``d``.
 
     The hidden units are taken in the order of their connectivity number ``m``: unit ``k`` sees inputs
     ``j < m_k`` and feeds outputs ``d >= m_k``, so at position ``d`` the units with ``m_k <= d`` are complete
@@ -114,31 +163,42 @@ class MADEStepper:
     """
 
     def __init__(self, model: MADE, batch: int) -> None:
+        self.model = model
+        k = model.outputs_per_pixel
         m = (model.mask_in.sum(1)).long()  # unit k sees inputs j < m_k
         order = torch.argsort(m, stable=True)
         self.m = m[order]
         self.w_in_t = (model.w_in * model.mask_in).detach()[order].t().contiguous()  # (D, H): a row per input
-        self.w_out = (model.w_out * model.mask_out).detach()[:, order].contiguous()  # (D, H)
-        self.b_out = model.b_out.detach()
+        self.w_out = (model.w_out * model.mask_out).detach()[:, order].reshape(model.dims, k, -1).contiguous()
+        self.b_out = model.b_out.detach().reshape(model.dims, k)
         self.w_direct = None if model.w_direct is None else (model.w_direct * model.mask_direct).detach()
+        self.slot = model._direct_slot()
         self.pre = model.b_in.detach()[order][:, None].expand(-1, batch).clone()  # (H, batch) pre-activations
         self.act = torch.zeros_like(self.pre)  # activations of the complete units
         self.done = 0  # units complete so far (a prefix of the order)
-        self.seen = torch.zeros(model.dims, batch, dtype=self.pre.dtype)  # pixel-major: a prefix is contiguous
+        self.seen = torch.zeros(model.dims, batch, dtype=self.pre.dtype)  # inputs, pixel-major
 
-    def logits(self, d: int) -> torch.Tensor:
-        """``(batch,)`` logits of ``p(x_d = 1 | x_<d)``."""
+    def outputs(self, d: int) -> torch.Tensor:
+        """``(batch, K)`` outputs of position ``d``."""
         ready = int(torch.searchsorted(self.m, torch.tensor(d), right=True))  # units with m_k <= d
         if ready > self.done:
             self.act[self.done:ready] = F.relu(self.pre[self.done:ready])
             self.done = ready
-        out = self.w_out[d, :ready] @ self.act[:ready] + self.b_out[d]
+        out = (self.w_out[d, :, :ready] @ self.act[:ready]).t() + self.b_out[d]
         if self.w_direct is not None and d:
-            out = out + self.w_direct[d, :d] @ self.seen[:d]
+            out[:, self.slot] += (self.w_direct[d, :d] @ self.seen[:d])[:, None]
         return out
 
+    def logits(self, d: int) -> torch.Tensor:
+        """``(batch,)`` logits of ``p(x_d = 1 | x_<d)`` (binary models)."""
+        return self.outputs(d)[:, 0]
+
+    def params(self, d: int) -> torch.Tensor:
+        """``(batch, 10M)`` mixture parameters of position ``d`` on the ``2^-16`` grid (gray models)."""
+        return self.model.mixture_params(self.outputs(d), grid=True)
+
     def put(self, d: int, x: torch.Tensor) -> None:
-        """Pixel ``d`` of every item (0 or 1)."""
-        v = x.to(self.pre.dtype)
+        """Pixel ``d`` of every item (0/1, or 0..255)."""
+        v = self.model.inputs(x)
         self.seen[d] = v
         self.pre[self.done:].addr_(self.w_in_t[d, self.done:], v)  # each entry one product and one sum: exact
