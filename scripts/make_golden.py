@@ -89,6 +89,7 @@ SETS = [  # file, codec, items
      .astype(np.uint8)),
     ("made-fmnist-binary-set.nlc", "made-fmnist-binary",
      (np.stack([pattern(28, 28, s)[..., 1] for s in range(3)]) > 127).astype(np.uint8) * 255),
+    ("made-fmnist-set.nlc", "made-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(3)])),
 ]
 
 

@@ -61,15 +61,24 @@ class MADE(nn.Module):
         d, h, k = config.height * config.width, config.hidden, self.outputs_per_pixel
         m = torch.from_numpy(connectivity(d, h, config.seed))
         order = torch.arange(d)
-        self.register_buffer("mask_in", (m[:, None] > order[None, :]).float())  # (H, D): input j -> unit k
+        # The masks follow from the config (the seed's draw), so they are not saved with the weights.
+        self.register_buffer("mask_in", (m[:, None] > order[None, :]).float(), persistent=False)  # (H, D): j -> k
         out = (order[:, None] >= m[None, :]).float()  # (D, H): unit k -> output d
-        self.register_buffer("mask_out", out.repeat_interleave(k, 0))  # (D*K, H): every output of pixel d
-        self.register_buffer("mask_direct", torch.tril(torch.ones(d, d), -1))  # (D, D): input j < d -> output d
+        self.register_buffer("mask_out", out.repeat_interleave(k, 0), persistent=False)  # (D*K, H)
+        self.register_buffer("mask_direct", torch.tril(torch.ones(d, d), -1), persistent=False)  # (D, D): j < d -> d
         self.w_in = nn.Parameter(torch.randn(h, d) * (1.0 / d**0.5))
         self.b_in = nn.Parameter(torch.zeros(h))
         self.w_out = nn.Parameter(torch.randn(d * k, h) * (1.0 / h**0.5))
         self.b_out = nn.Parameter(torch.zeros(d * k))
         self.w_direct = nn.Parameter(torch.zeros(d, d)) if config.direct else None
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        """Weights saved with their masks (``made-fmnist-binary``'s): the masks are checked, then left out."""
+        for name in ("mask_in", "mask_out", "mask_direct"):
+            saved = state_dict.pop(prefix + name, None)
+            if saved is not None and not torch.equal(saved.to(getattr(self, name).dtype), getattr(self, name)):
+                raise ValueError(f"saved {name} differs from the one the config draws")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def dims(self) -> int:
