@@ -210,4 +210,17 @@ def save_png(im: Image.Image, path: str | Path, transparency: object = None) -> 
             kw["transparency"] = tuple(transparency)
         else:
             kw["transparency"] = transparency
-    im.save(path, format="PNG", **kw)
+    aspect = im.info.get("aspect") if im.info.get("dpi") is None else None
+    if aspect is None:
+        im.save(path, format="PNG", **kw)
+        return
+    buf = io.BytesIO()  # Pillow writes pHYs only for dpi: a unit-less one goes in before the first IDAT
+    im.save(buf, format="PNG", **kw)
+    data = buf.getvalue()
+    body = b"pHYs" + struct.pack(">IIB", int(aspect[0]), int(aspect[1]), 0)
+    at = data.index(b"IDAT") - 4
+    data = data[:at] + struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body)) + data[at:]
+    if isinstance(path, io.BytesIO):
+        path.write(data)
+    else:
+        Path(path).write_bytes(data)

@@ -48,7 +48,8 @@ def _text_chunks(im: Image.Image) -> list[list[str]]:
 def collect(im: Image.Image) -> dict:
     """The metadata of an opened image: a dict with any of ``icc_profile``, ``exif``, ``xmp`` (bytes),
     ``gamma`` (the PNG gAMA integer), ``chromaticity`` (8 cHRM integers), ``srgb`` (rendering intent),
-    ``dpi`` (two numbers), ``text`` (PNG text chunks) and ``comment`` (bytes)."""
+    ``dpi`` (two numbers), ``aspect`` (PNG pHYs without a unit: two integers), ``text`` (PNG text chunks)
+    and ``comment`` (bytes)."""
     info = im.info
     record: dict = {}
     for key in RAW_KEYS:
@@ -65,6 +66,8 @@ def collect(im: Image.Image) -> dict:
         record["srgb"] = int(info["srgb"])
     if info.get("dpi") is not None:
         record["dpi"] = [float(d) for d in info["dpi"]]
+    elif info.get("aspect") is not None:  # PNG pHYs without a unit: the pixels' aspect ratio only
+        record["aspect"] = [int(a) for a in info["aspect"]]
     text = _text_chunks(im)
     if text:
         record["text"] = text
@@ -156,6 +159,11 @@ def _attach(im: Image.Image, record: dict) -> Image.Image:
             im.info[key] = record[key]
     if "dpi" in record:
         im.info["dpi"] = tuple(record["dpi"])
+    if "aspect" in record:
+        x, y = (int(a) for a in record["aspect"])
+        if not (0 < x < 2**31 and 0 < y < 2**31):
+            raise ValueError("aspect out of range")
+        im.info["aspect"] = (x, y)
     if "text" in record:
         im.info["nlc_text"] = record["text"]
     return im

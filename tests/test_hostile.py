@@ -154,8 +154,9 @@ def test_every_corrupt_pngsuite_file_is_refused_with_one_line():
 
 @pytest.mark.skipif(not PNGSUITE.is_dir(), reason="PngSuite is in ../shared/data")
 def test_every_valid_pngsuite_file_round_trips_or_is_refused_as_16_bit(tiny_codec):
-    """All of PngSuite's valid files: the 8-bit ones come back with the same mode, size, pixels, palette and
-    transparency (through the PNG nlc decompress writes); the 16-bit ones are refused in one line."""
+    """All of PngSuite's valid files: the 8-bit ones come back with the same mode, size, pixels, palette,
+    transparency and aspect ratio (through the PNG nlc decompress writes); the 16-bit ones are refused in one
+    line."""
     import io
 
     from PIL import Image
@@ -180,5 +181,6 @@ def test_every_valid_pngsuite_file_round_trips_or_is_refused_as_16_bit(tiny_code
         back = Image.open(io.BytesIO(png_bytes(out, transparency)))
         assert same_image(back, im), path.name
         assert back.info.get("transparency") == im.info.get("transparency"), path.name
+        assert back.info.get("aspect") == im.info.get("aspect"), path.name  # unit-less pHYs (cd?n2c08)
         kept += 1
     assert kept + refused == 161 and refused < 40, (kept, refused)

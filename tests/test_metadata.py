@@ -117,3 +117,19 @@ def test_webp_output_keeps_icc_exif_and_xmp(tmp_path, tiny_home):
     assert back.format == "WEBP" and same_pixels(back, reopen(src.read_bytes()))
     assert {k: metadata.collect(back)[k] for k in ("icc_profile", "exif", "xmp")} == \
         {k: kept[k] for k in ("icc_profile", "exif", "xmp")}
+
+
+def test_a_unitless_aspect_ratio_is_kept(tiny_codec):
+    """PNG pHYs without a unit (PngSuite's cdfn2c08, cdhn2c08, cdsn2c08 hold one) comes back as it was."""
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("RGB", (6, 5), (10, 200, 30)).save(buf, "PNG")
+    data = buf.getvalue()
+    at = data.index(b"IDAT") - 4  # a pHYs chunk with unit 0 before the pixels (Pillow writes dpi only)
+    body = b"pHYs" + struct.pack(">IIB", 1, 4, 0)
+    data = data[:at] + struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body)) + data[at:]
+    im = Image.open(io.BytesIO(data))
+    assert im.info["aspect"] == (1, 4)
+    out, t = decode_image(encode_image(im, tiny_codec)[0], codec=tiny_codec)
+    assert Image.open(io.BytesIO(png_bytes(out, t))).info["aspect"] == (1, 4)
