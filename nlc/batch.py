@@ -28,6 +28,13 @@ from typing import Any, Callable, Iterator
 from .errors import InputError, NlcError, UsageError
 
 
+def image_suffixes() -> set[str]:
+    """What a folder's images are called: the suffixes a set restores, and JPEG and PPM (decoded to PNG)."""
+    from .sets import IMAGE_SUFFIXES
+
+    return set(IMAGE_SUFFIXES) | {".jpg", ".jpeg", ".ppm"}
+
+
 @dataclass(frozen=True)
 class Job:
     """One file to code: its input and its output (``None``: the default name beside the input)."""

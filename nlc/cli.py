@@ -74,13 +74,6 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
-def _folder_image_suffixes() -> set[str]:
-    """What a folder's images are called: the suffixes a set restores, and JPEG and PPM (decoded to PNG)."""
-    from .sets import IMAGE_SUFFIXES
-
-    return set(IMAGE_SUFFIXES) | {".jpg", ".jpeg", ".ppm"}
-
-
 def _expand_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[str]:
     """``.nlc`` inputs with every folder replaced by its ``.nlc`` files, sorted (``recursive``: its whole tree)."""
     from .batch import plan
@@ -220,7 +213,7 @@ def compress(inputs, output, model, coder, tile, force, as_set, strip, no_fallba
             _compress_pipe(inputs[0], output, codec, force, say, coder=coder, tile=tile, device=device,
                            keep_metadata=not strip, fallback=not no_fallback)
             return
-        plan = batch.plan(inputs, output, suffixes=_folder_image_suffixes(), decompress=False, recursive=recursive)
+        plan = batch.plan(inputs, output, suffixes=batch.image_suffixes(), decompress=False, recursive=recursive)
     except NlcError as e:
         _error(e)
     options = dict(codec=codec if jobs == 1 else model, force=force, progress=_progress() and jobs == 1 and not quiet,
