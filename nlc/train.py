@@ -24,7 +24,7 @@ import torch
 
 from .models.pixelcnnpp import PixelCNNPPConfig
 from .registry import build_model
-from .trainloop import git_revision, run_training
+from .trainloop import distributed, git_revision, run_training
 
 IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -65,13 +65,22 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def load_rgb(folder: str | Path) -> list[np.ndarray]:
-    """Every image of a folder as ``(H, W, 3)`` uint8."""
+def load_rgb(folder: str | Path, shard: tuple[int, int] = (0, 1)) -> list[np.ndarray]:
+    """The images of a folder as ``(H, W, 3)`` uint8; with ``shard = (rank, processes)`` only that process's
+    share, ``files[rank::processes]`` (so each process of a distributed run reads its own files)."""
     from PIL import Image
 
     if "kodak" in str(Path(folder).resolve()).lower():
         raise ValueError(f"{folder}: refusing to train or validate on Kodak, the benchmark")
-    return [np.asarray(Image.open(p).convert("RGB")) for p in list_images(folder)]
+    rank, processes = shard
+    files = list_images(folder)
+    mine = files[rank::processes]
+    if not mine:
+        raise ValueError(f"{folder}: {len(files)} images for {processes} processes; each process needs one")
+    if processes > 1:
+        print(f"rank {rank}/{processes} reads {len(mine)} of {len(files)} images: "
+              + ", ".join(p.name for p in mine), file=sys.stderr)
+    return [np.asarray(Image.open(p).convert("RGB")) for p in mine]
 
 
 def to_model_range(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -149,7 +158,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
     """Run (or resume) a training run; returns the final metadata."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    train_imgs = load_rgb(cfg.data)
+    train_imgs = load_rgb(cfg.data, distributed())  # under torchrun, each process reads its own share
     vcrops = val_crops(load_rgb(cfg.val), cfg.val_crop)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, cfg.model)
@@ -181,6 +190,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
             "torch": torch.__version__,
             "device": cfg.device,
             "processes": int(os.environ.get("WORLD_SIZE", "1")),
+            "data_shards": "each process reads files[rank::processes] of the training folder",
             **({"init": cfg.init, "init_sha256": init_sha} if cfg.init else {}),
             **({"init_fresh": fresh} if fresh else {}),
             **({"freeze": cfg.freeze} if cfg.freeze else {}),

@@ -92,3 +92,32 @@ def test_photo_trainer_under_two_processes(tmp_path):
     mp.spawn(_train_worker, args=(str(tmp_path / "store"), str(photos), str(out)), nprocs=2)
     meta = json.loads(Path(f"{out}.json").read_text())
     assert meta["processes"] == 2 and meta["steps"] == 2 and np.isfinite(meta["val_bits_per_dim"])
+
+
+def test_torchrun_trains_with_each_rank_reading_its_own_share(tiny_home, tmp_path):
+    """`torchrun --nproc_per_node 2 -m nlc train ...` itself: both ranks step together (gloo on the CPU), each
+    reads a disjoint share of the training images, and rank 0 writes the weights and metadata."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from tests.conftest import gradient_image
+
+    for i in range(5):
+        gradient_image(40, 40, seed=i).save(photos / f"p{i}.png")
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "nlc", "train", "--model", "tiny",
+           "--data", str(photos), "--val", str(photos), "--steps", "2", "--batch", "2", "--crop", "8",
+           "--val-crop", "8", "--out", str(tmp_path / "run"), "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    shares = dict(re.findall(r"rank (\d)/2 reads \d of 5 images: ([^\n]+)", r.stderr))
+    assert set(shares) == {"0", "1"}, r.stderr[-2000:]
+    a, b = (set(shares[k].split(", ")) for k in ("0", "1"))
+    assert not a & b and a | b == {f"p{i}.png" for i in range(5)}
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["processes"] == 2 and meta["steps"] == 2 and "files[rank::processes]" in meta["data_shards"]
