@@ -145,6 +145,7 @@ def build_lut(
         _, e = np.frexp(y)  # y = m * 2^e with 0.5 <= |m| < 1 (a wrong exponent next to a power of 2 rounds the same)
         shift = (significant - e).astype(np.float64)
     else:
+        assert out_bits is not None, "round to out_bits or to significant bits"
         shift = np.full(n, float(out_bits))
     scaled = np.ldexp(y, shift.astype(np.int64))
     rounded = np.round(scaled)

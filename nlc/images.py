@@ -34,8 +34,9 @@ def check_image(im: Image.Image, name: str = "image") -> None:
         raise InputError(f"{name}: {im.mode} mode ({'32-bit integer' if im.mode == 'I' else 'float'}) images are not supported")
     if im.mode not in MODEL_MODES:
         raise InputError(f"{name}: unsupported image mode {im.mode} (supported: {', '.join(SUPPORTED)})")
-    if getattr(im, "n_frames", 1) > 1:
-        raise InputError(f"{name}: animated or multi-frame images are not supported ({im.n_frames} frames)")
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        raise InputError(f"{name}: animated or multi-frame images are not supported ({frames} frames)")
     if im.width < 1 or im.height < 1:
         raise InputError(f"{name}: empty image")
 
@@ -128,19 +129,21 @@ def plane_of(im: Image.Image) -> np.ndarray | None:
 def assemble(mode: str, pixels: np.ndarray | None, plane: np.ndarray | None,
              palette: bytes = b"", palette_mode: str = "RGB") -> Image.Image:
     """Rebuild an image of ``mode`` from the parts made by :func:`model_pixels` and :func:`plane_of`."""
+    px = pixels if pixels is not None else np.zeros((0, 0, 3), np.uint8)  # each mode uses the parts it has
+    pl = plane if plane is not None else np.zeros((0, 0), np.uint8)
     if mode == "RGB":
-        return Image.fromarray(pixels, "RGB")
+        return Image.fromarray(px, "RGB")
     if mode == "L":
-        return Image.fromarray(pixels[:, :, 0], "L")
+        return Image.fromarray(px[:, :, 0], "L")
     if mode == "RGBA":
-        return Image.fromarray(np.dstack([pixels, plane]), "RGBA")
+        return Image.fromarray(np.dstack([px, pl]), "RGBA")
     if mode == "LA":
-        return Image.fromarray(np.dstack([pixels[:, :, 0], plane]), "LA")
+        return Image.fromarray(np.dstack([px[:, :, 0], pl]), "LA")
     if mode == "1":
-        h, w = plane.shape
-        return Image.frombytes("1", (w, h), np.packbits(plane.astype(bool), axis=1).tobytes())
+        h, w = pl.shape
+        return Image.frombytes("1", (w, h), np.packbits(pl.astype(bool), axis=1).tobytes())
     if mode == "P":
-        im = Image.fromarray(plane, "P")
+        im = Image.fromarray(pl, "P")
         im.putpalette(palette, rawmode=palette_mode)
         return im
     raise InputError(f"unsupported image mode {mode}")
@@ -197,7 +200,7 @@ def save_image(im: Image.Image, path: str | Path | io.BytesIO, transparency: obj
     im.save(path, format="WEBP", **WEBP_LOSSLESS, **kw)
 
 
-def save_png(im: Image.Image, path: str | Path, transparency: object = None) -> None:
+def save_png(im: Image.Image, path: str | Path | io.BytesIO, transparency: object = None) -> None:
     """Write ``im`` as PNG (``transparency`` as stored by :func:`transparency_of`), with the metadata
     a decoder put on ``im.info`` (:func:`nlc.metadata.attach`)."""
     from .metadata import png_options

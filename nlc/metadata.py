@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from typing import Any
 
 from PIL import Image, PngImagePlugin
 
@@ -30,7 +31,7 @@ BYTES_KEYS = RAW_KEYS + ("comment",)  # the entries stored as bytes; the others 
 XMP_KEYWORD = "XML:com.adobe.xmp"  # the PNG iTXt keyword that holds XMP
 
 
-def _as_bytes(v: object) -> bytes:
+def _as_bytes(v: Any) -> bytes:
     return v.encode("utf-8") if isinstance(v, str) else bytes(v)
 
 

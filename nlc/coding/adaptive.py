@@ -158,6 +158,7 @@ class OnlineBias:
         predicted error where the gate is open; ``weights`` ``(n, M)`` are the integer mixture weights,
         ``log_scales`` the components' log-scales on the ``2^-16`` grid, ``inv_scales`` their inverse
         scales in levels (:class:`~nlc.coding.exact_tables.ExactMixture`)."""
+        assert self._step is not None, "at() positions the stage before a step"
         r, c, tiles = self._step
         n = len(tiles)
         current = np.stack(self._current, 1) if self._current else np.zeros((n, 0), np.int64)
@@ -173,6 +174,7 @@ class OnlineBias:
 
     def observe(self, ch: int, values: np.ndarray) -> None:
         """Learn from channel ``ch``'s coded ``values`` ``(n,)`` of the current step."""
+        assert self._step is not None, "at() positions the stage before a step"
         r, c, tiles = self._step
         f, cls, mean, inv, weights, levels, moved, inv_scales = self._pending
         cdf = fixed.cdf_lut()

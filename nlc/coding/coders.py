@@ -29,6 +29,9 @@ class Coder:
     name: str = ""
     lifo: bool = False
 
+    def __init__(self, data: bytes | None = None) -> None:  # pragma: no cover - interface
+        """An empty coder, or one reading ``data``."""
+
     def encode(self, symbols: np.ndarray, probs: np.ndarray) -> None:  # pragma: no cover - interface
         """Code ``symbols`` (``(n,)`` ints) under the rows of ``probs`` (``(n, K)``)."""
         raise NotImplementedError
@@ -79,6 +82,8 @@ class RangeQueue(Coder):
 
     def decode(self, probs: np.ndarray) -> np.ndarray:
         """Take the next ``len(probs)`` symbols from the queue."""
+        if self._dec is None:
+            raise CoderError("this range queue encodes; it has no data to decode")
         try:
             return self._dec.decode(_FAMILY, _as_probs(probs))
         except Exception as e:  # constriction raises on exhausted or invalid data

@@ -111,6 +111,7 @@ def encode_levels(stepper: "LevelStepper", values: np.ndarray, mixtures: int, co
             return symbols
 
         _, b = code_pixels_exact(stepper.params(d), mixtures, 1, code)
+        assert b is not None  # with_bits
         bits += float(b.sum())
         stepper.put(d, torch.from_numpy(values[:, d].astype(np.int64)))
         if progress:
