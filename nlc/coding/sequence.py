@@ -42,6 +42,27 @@ class SequenceStepper(Protocol):
         """The values of position ``d``."""
 
 
+class _Pushes:
+    """Symbols in the decoder's order onto a coder: a queue takes them as they come, a stack (ANS) gets them
+    reversed at the end, so that the decoder pops them in order."""
+
+    def __init__(self, coder: str) -> None:
+        self.enc = make_coder(coder)
+        self.held: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def push(self, symbols: np.ndarray, table: np.ndarray) -> None:
+        if self.enc.lifo:
+            self.held.append((symbols, table))
+        elif len(symbols):
+            self.enc.encode(symbols, table)
+
+    def finish(self) -> bytes:
+        for symbols, table in reversed(self.held):
+            if len(symbols):
+                self.enc.encode(symbols, table)
+        return self.enc.to_bytes()
+
+
 def bernoulli_rows(logits: torch.Tensor) -> np.ndarray:
     """``(n, 2)`` probabilities of 0 and 1 (multiples of ``2^-24``, at least :data:`FLOOR`) from logits."""
     p1 = np.clip(bernoulli_lut().at(logits.numpy().astype(np.float64)), FLOOR, 1.0 - FLOOR)
@@ -53,24 +74,17 @@ def encode_binary(stepper: SequenceStepper, values: np.ndarray, coder: str = "ra
     """``(N, D)`` 0/1 values, position by position for all items at once; returns the payload and the model's
     ``-log2 p`` of them under the tables coded with."""
     n, dims = values.shape
-    enc = make_coder(coder)
-    held = []  # a stack (ANS) pushes in reverse, so that the decoder pops in order
+    pushes = _Pushes(coder)
     bits = 0.0
     for d in range(dims):  # the decoder's order: the stepper sees each position before the next
         rows = bernoulli_rows(stepper.logits(d))
         column = values[:, d].astype(np.int64)
         bits -= float(np.log2(rows[np.arange(n), column]).sum())
-        if enc.lifo:
-            held.append((column, rows))
-        elif n:
-            enc.encode(column, rows)
+        pushes.push(column, rows)
         stepper.put(d, torch.from_numpy(column))
         if progress:
             progress(1)
-    for column, rows in reversed(held):
-        if n:
-            enc.encode(column, rows)
-    return enc.to_bytes(), bits
+    return pushes.finish(), bits
 
 
 def decode_binary(stepper: SequenceStepper, payload: bytes, n: int, dims: int, coder: str = "range",
@@ -96,18 +110,14 @@ def encode_levels(stepper: "LevelStepper", values: np.ndarray, mixtures: int, co
     mixture (``stepper.params(d)``, on the ``2^-16`` grid) in the two stages of
     :func:`nlc.coding.exact_tables.code_pixels_exact`; returns the payload and the model's ``-log2 p``."""
     n, dims = values.shape
-    enc = make_coder(coder)
-    held: list[tuple[np.ndarray, np.ndarray]] = []
+    pushes = _Pushes(coder)
     bits = 0.0
     for d in range(dims):
         known = values[:, d: d + 1]
 
         def code(stage: int, table: np.ndarray, known: np.ndarray = known) -> np.ndarray:
             symbols = stage_symbols(known, stage)
-            if enc.lifo:
-                held.append((symbols, table))
-            elif n:
-                enc.encode(symbols, table)
+            pushes.push(symbols, table)
             return symbols
 
         _, b = code_pixels_exact(stepper.params(d), mixtures, 1, code)
@@ -116,10 +126,7 @@ def encode_levels(stepper: "LevelStepper", values: np.ndarray, mixtures: int, co
         stepper.put(d, torch.from_numpy(values[:, d].astype(np.int64)))
         if progress:
             progress(1)
-    for symbols, table in reversed(held):
-        if n:
-            enc.encode(symbols, table)
-    return enc.to_bytes(), bits
+    return pushes.finish(), bits
 
 
 def decode_levels(stepper: "LevelStepper", payload: bytes, n: int, dims: int, mixtures: int, coder: str = "range",
