@@ -331,13 +331,9 @@ def read_nlc(src: str | Path) -> bytes:
         return Path(src).read_bytes()
 
 
-def output_format(dst: str | Path, data: bytes) -> str:
-    """The format the image in ``.nlc`` bytes ``data`` is written in at ``dst`` (:func:`nlc.images.output_format`:
-    PNG, or lossless WebP for a ``.webp`` name), checked against the file's header before any decoding."""
-    return _output_format(dst, read_header(data))
-
-
 def _output_format(dst: str | Path | None, header: container.Header) -> str:
+    """The format the image is written in at ``dst`` (:func:`nlc.images.output_format`: PNG, or lossless WebP
+    for a ``.webp`` name), checked against the file's header before any decoding."""
     if dst is None:
         return "PNG"
     return images.output_format(dst, header.mode, header.extra.get("transparency"), (header.width, header.height))

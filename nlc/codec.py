@@ -23,7 +23,16 @@ import torch
 from .coding.coders import CODERS
 from .errors import CodecError, InputError
 from .families import Family, family
-from .registry import CODEC_NAME, DEFAULT, CodecSpec, build_model, get_spec, load_model, sha256_file
+from .registry import (
+    CODEC_NAME,
+    DEFAULT,
+    CodecSpec,
+    build_model,
+    get_spec,
+    in_arithmetic,
+    load_model,
+    sha256_file,
+)
 
 
 @dataclass
@@ -69,11 +78,7 @@ class Codec:
         digest = sha256_file(weights)
         run = replace(spec, name=run_name(spec.name, digest), weights=str(weights.resolve()), sha256=digest,
                       hyperparameters=hp)
-        if spec.arithmetic == "exact":
-            from .models.exact import make_exact
-
-            return cls(run, make_exact(model))
-        return cls(run, model.eval())
+        return cls(run, in_arithmetic(model, spec.arithmetic, run.name))
 
     @property
     def family(self) -> Family:

@@ -245,15 +245,21 @@ def _load(name: str, path: str, sha: str, architecture: str, hp: tuple, arithmet
         raise CodecError(f"codec {name!r}: unknown arithmetic {arithmetic!r} (known: {', '.join(ARITHMETICS)})")
     model = build_model(architecture, dict(hp))
     model.load_state_dict(load_file(path))
-    if arithmetic == "exact":
-        from .models.exact import make_exact
+    return in_arithmetic(model, arithmetic, name)
 
-        try:  # a model that makes its own exact twin (MADE), else the fixed-point layers of nlc.models.exact
-            own = getattr(model, "exact", None)
-            return own() if callable(own) else make_exact(model)
-        except ValueError as e:
-            raise CodecError(f"codec {name!r}: {e}") from None
-    return model.eval()
+
+def in_arithmetic(model: torch.nn.Module, arithmetic: str, name: str) -> torch.nn.Module:
+    """A trained model ready to code in ``arithmetic``: for ``exact``, the model's own exact twin (MADE) or the
+    fixed-point layers of :mod:`nlc.models.exact`; for ``float``, the model in eval mode."""
+    if arithmetic != "exact":
+        return model.eval()
+    from .models.exact import make_exact
+
+    try:
+        own = getattr(model, "exact", None)
+        return own() if callable(own) else make_exact(model)
+    except ValueError as e:
+        raise CodecError(f"codec {name!r}: {e}") from None
 
 
 def load_model(spec: CodecSpec) -> torch.nn.Module:
