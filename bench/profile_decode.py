@@ -1,7 +1,7 @@
 """Where one decode spends its time, phase by phase (cProfile, aggregated by the functions of each phase).
 
 Usage: python bench/profile_decode.py --image ../shared/data/kodak/kodim05.png [--codec default]
-       [--json bench/results/profile-decode-kodim05.json]
+       [--tile N] [--json bench/results/profile-decode-kodim05.json]
 
 The image is encoded once, then decoded under cProfile. Phases, by the functions that run them:
 ``vertical`` (once per row: the row-at-a-time U-net, in worker threads for an exact model, and its
@@ -51,10 +51,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", required=True)
     ap.add_argument("--codec", default="default")
+    ap.add_argument("--tile", type=int, default=None, help="tile side (default: the codec's)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     im = Image.open(args.image).convert("RGB")
-    data, _ = encode_image(im, args.codec, fallback=False)
+    data, _ = encode_image(im, args.codec, tile=args.tile, fallback=False)
     t0 = time.perf_counter()
     decode_image(data)
     plain = time.perf_counter() - t0
@@ -67,7 +68,7 @@ def main() -> None:
     phases["tables"] -= phases["adaptive"] - cumulative(stats, [("adaptive.py", "start_row")])  # shift/observe run inside
     phases["tables"] -= phases["coder"]  # the coder is called from inside the tables' function
     phases["other"] = profiled - sum(phases.values())
-    result = {"image": Path(args.image).name, "codec": get_spec(args.codec).name, "size": list(im.size),
+    result = {"image": Path(args.image).name, "codec": get_spec(args.codec).name, "size": list(im.size), "tile": args.tile or get_spec(args.codec).tile,
               "decode_s": round(plain, 2), "profiled_s": round(profiled, 2),
               "phases_s": {k: round(v, 2) for k, v in phases.items()},
               "phases_pct": {k: round(100 * v / profiled, 1) for k, v in phases.items()},

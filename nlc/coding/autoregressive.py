@@ -35,7 +35,7 @@ from ..models.mixture import log_likelihood
 from ..threads import pass_workers, step_threads
 from .adaptive import OnlineBias, make_stage
 from .coders import Coder, CoderError, make_coder
-from .exact_tables import code_pixels_exact, stage_symbols
+from .exact_tables import ExactMixture, code_pixels_exact, stage_symbols
 from .logistic_mixture import code_pixels
 
 
@@ -349,7 +349,8 @@ def encode_items(
     return b"".join(payload), bits
 
 
-TILE_CHUNK = 4  # tiles per parallel pass of the exact encoder (smaller passes ran faster)
+PASS_PIXELS = 4 * 64 * 64  # pixels per parallel pass of the exact encoder: 4 tiles of 64x64, 1 of 128x128
+# (smaller passes ran faster; 4 tiles of 128x128 at once took twice as long, their activations out of cache)
 PIXEL_CHUNK = 256  # about this many pixels' tables at once (their tables stay in cache)
 
 
@@ -366,10 +367,12 @@ def _parallel_params(model: SteppedModel, grid: TileGrid, hs: np.ndarray, ws: np
     dev = next(model.parameters()).device
     x4 = _input(grid, hs, ws, channels, tiles, dev)
 
-    def chunk(i: int) -> torch.Tensor:
-        return (model.forward_x4(x4[i : i + TILE_CHUNK]) / GRID).to(torch.int32)
+    per_pass = max(1, PASS_PIXELS // (grid.tile_h * grid.tile_w))
 
-    starts = range(0, len(hs), TILE_CHUNK)
+    def chunk(i: int) -> torch.Tensor:
+        return (model.forward_x4(x4[i : i + per_pass]) / GRID).to(torch.int32)
+
+    starts = range(0, len(hs), per_pass)
     with exact_kernels(model), torch.no_grad():
         if dev.type != "cpu":
             return torch.cat([chunk(i) for i in starts])
@@ -386,10 +389,13 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     params = _parallel_params(model, grid, hs, ws, channels, tiles).numpy()
     bits = 0.0
     steps: list[tuple[np.ndarray, np.ndarray]] = []
+    width = grid.tile_w
     for r in range(grid.tile_h):
         stage.start_row(r)
         row_tiles = hs > r
-        for c in range(grid.tile_w):
+        # the row's mixtures at once, pixel (tile t, column c) at t * width + c: one step takes its part
+        row_mix = ExactMixture(params[:, :, r].transpose(0, 2, 1).reshape(-1, params.shape[1]) * GRID, mixtures)
+        for c in range(width):
             idx = np.flatnonzero(row_tiles & (ws > c))
             known = tiles[idx, r, c]
             tables: list[np.ndarray] = []
@@ -401,7 +407,7 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
                 return coded[-1]
 
             stage.at(r, c, idx)
-            _, b = code_pixels_exact(params[idx, :, r, c] * GRID, mixtures, channels, collect, adapt=stage)
+            _, b = code_pixels_exact(row_mix.take(idx * width + c), mixtures, channels, collect, adapt=stage)
             bits += float(b.sum())
             step = (np.concatenate(coded), np.concatenate(tables))  # the step's symbols, stage by stage
             if enc.lifo:

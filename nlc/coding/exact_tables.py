@@ -61,6 +61,13 @@ class ExactMixture:
         self.inv_scales = fixed.inverse_scale_lut().at(self.log_scales)
         self.coeffs = fixed.tanh_lut().at(tail[:, :, 2 * m :])
 
+    def take(self, rows: np.ndarray) -> "ExactMixture":
+        """The mixtures of pixels ``rows`` (an encoder builds one step's from its row's at once)."""
+        part = object.__new__(ExactMixture)
+        for name in ("weights", "means", "log_scales", "inv_scales", "coeffs"):
+            setattr(part, name, getattr(self, name)[rows])
+        return part
+
     def channel_mean(self, ch: int, xs: list[np.ndarray]) -> np.ndarray:
         """Means ``(n, M)`` of channel ``ch`` given the earlier channels' values ``xs`` (each ``(n, 1)``)."""
         mean = self.means[:, ch]
@@ -132,9 +139,11 @@ def _pick(t: np.ndarray, j: np.ndarray) -> np.ndarray:
     return t[np.arange(len(j)), :, j]
 
 
-def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels: int, symbol_fn: SymbolFn,
-                      with_bits: bool = True, adapt: "OnlineBias | None" = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Code one pixel per row of ``params`` ``(n, 10*M)`` (from a model with exact arithmetic).
+def code_pixels_exact(params: torch.Tensor | np.ndarray | ExactMixture, mixtures: int, channels: int,
+                      symbol_fn: SymbolFn, with_bits: bool = True, adapt: "OnlineBias | None" = None
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Code one pixel per row of ``params`` ``(n, 10*M)`` (from a model with exact arithmetic), or of their
+    :class:`ExactMixture`.
 
     Each channel's value is coded in two stages, each through
     ``symbol_fn(stage, table)`` with ``stage = 2 * channel + k``: ``k = 0``
@@ -152,7 +161,7 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray, mixtures: int, channels
     from each coded channel. The tables come from the compiled kernels of
     :mod:`nlc.coding.exact_kernels`, the same numbers as :func:`code_pixels_exact_numpy`.
     """
-    mx = ExactMixture(params, mixtures)
+    mx = params if isinstance(params, ExactMixture) else ExactMixture(params, mixtures)
     n = mx.weights.shape[0]
     lut = fixed.cdf_lut()
     steps = 2.0**lut.in_bits
