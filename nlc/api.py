@@ -22,7 +22,7 @@ from PIL import Image
 
 from . import container, images, metadata
 from .codec import Codec
-from .coding.autoregressive import GROUP, is_exact
+from .coding.autoregressive import group_for, is_exact
 from .coding.coders import CODERS, PRECISION, CoderError
 from .coding.planes import (
     decode_bits,
@@ -133,7 +133,7 @@ def encode_image(
     images.check_image(image)
     c = _resolve(codec, resolve_device(device))
     dev = c.device
-    coder_name, tile = c.coding(coder, tile)
+    coder_name, tile = c.coding(coder, tile, (image.height, image.width))
     pixels = images.model_pixels(image)
     plane = images.plane_of(image)
     model_bits: float | None = 0.0
@@ -157,7 +157,7 @@ def encode_image(
         constriction=_CONSTRICTION, torch=torch.__version__, device=dev,
         width=image.width, height=image.height, mode=image.mode,
         model_channels=0 if pixels is None else pixels.shape[2], bit_depth=1 if image.mode == "1" else 8,
-        tile=tile, group=GROUP, pixels_crc32=images.pixels_crc32(image), palette=palette, extra=extra,
+        tile=tile, group=group_for(tile), pixels_crc32=images.pixels_crc32(image), palette=palette, extra=extra,
         metadata=metadata.pack(metadata.collect(image)) if keep_metadata else b"",
     )
     data = container.pack(header, model_payload, plane_payload)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .coding.autoregressive import large_tile_fits
 from .coding.coders import CODERS
 from .errors import CodecError, InputError
 from .families import Family, family
@@ -110,12 +111,21 @@ class Codec:
         """Item height and width a bits-back set codec codes."""
         return (28, 28)
 
-    def coding(self, coder: str | None, tile: int | None) -> tuple[str, int]:
-        """The coder and tile side to code with: those given, else the codec's; an unknown coder is refused."""
+    def coding(self, coder: str | None, tile: int | None, size: tuple[int, int] | None = None) -> tuple[str, int]:
+        """The coder and tile side to code with: those given, else the codec's; an unknown coder is refused.
+
+        A codec with a ``large_tile`` codes an image of ``size`` ``(height, width)`` in such tiles where it
+        makes at least :data:`~nlc.coding.autoregressive.LARGE_TILE_MIN_TILES` of them and they fit one
+        coder group (:func:`~nlc.coding.autoregressive.large_tile_fits`): more context for the network at
+        the cost of more, smaller steps."""
         coder = coder or self.spec.coder
         if coder not in CODERS:
             raise InputError(f"unknown coder {coder!r} (known: {', '.join(CODERS)})")
-        return coder, tile or self.spec.tile
+        if tile:
+            return coder, tile
+        if size is not None and self.spec.large_tile and large_tile_fits(*size, self.spec.large_tile):
+            return coder, self.spec.large_tile
+        return coder, self.spec.tile
 
     def check_file(self, name: str, sha256: str) -> None:
         """Refuse a file coded by another codec, or by other weights of this one."""

@@ -82,6 +82,7 @@ class CodecSpec:
     sha256: str = ""
     coder: str = "range"
     tile: int = 64
+    large_tile: int = 0  # where set: the tile side for images of LARGE_TILE_MIN_TILES such tiles or more that fit one group
     arithmetic: str = "float"  # "exact": fixed-point twin of the weights, files decode on any machine
     adaptive: str = ""  # an adaptive stage (nlc.coding.adaptive) between the model and the coder; exact only
     hyperparameters: dict = field(default_factory=dict)
@@ -129,6 +130,8 @@ def write_spec_toml(spec: CodecSpec, path: Path) -> Path:
         fields["arithmetic"] = spec.arithmetic
     if spec.adaptive:
         fields["adaptive"] = spec.adaptive
+    if spec.large_tile:
+        fields["large_tile"] = spec.large_tile
     lines = [f"{k} = {_toml_value(v)}" for k, v in fields.items()]
     lines += ["", "[hyperparameters]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.hyperparameters.items()]
     path.write_text("\n".join(lines) + "\n")

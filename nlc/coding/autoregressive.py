@@ -138,6 +138,21 @@ def _normalised(symbols: np.ndarray) -> torch.Tensor:
 
 
 GROUP = 384  # tiles coded together: bounds memory on huge images
+LARGE_TILE_MIN_TILES = 24  # a codec's large tile is used where the image makes at least this many (a Kodak image)
+
+
+def group_for(tile: int) -> int:
+    """Tiles per coder group for tiles of ``tile x tile``: :data:`GROUP`, and for tiles over 64 fewer, so that a
+    group holds the pixels of :data:`GROUP` tiles of 64x64 at most (the decoder's memory stays as bounded)."""
+    return GROUP if tile <= 64 else max(1, GROUP * 64 * 64 // (tile * tile))
+
+
+def large_tile_fits(height: int, width: int, tile: int) -> bool:
+    """Whether an image codes in tiles of ``tile`` with at least :data:`LARGE_TILE_MIN_TILES` of them, all in one
+    coder group: a larger image would take several groups of the larger tile's many steps one after another
+    (measured: ``docs/adaptive.md``)."""
+    tiles = -(-height // tile) * -(-width // tile)
+    return LARGE_TILE_MIN_TILES <= tiles <= group_for(tile)
 
 
 def is_exact(model: object) -> bool:

@@ -19,6 +19,7 @@ from ..coding.autoregressive import (
     encode_items,
     encode_tiles,
     estimate_rate,
+    group_for,
     is_exact,
     progress_total,
 )
@@ -66,9 +67,10 @@ class Autoregressive(Unsupported):
                       progress: bool) -> tuple[bytes, float, dict]:
         """The image's tiles in one batch; a float codec's file records the CPU kind its floats need."""
         h, w = pixels.shape[:2]
-        check_group(_tiles(h, w, tile), tile, GROUP, writing=True)
-        with progress_bar(progress_total(h, w, tile), "encode", progress) as bar:
-            payload, bits = encode_tiles(codec.model, codec.mixtures, pixels, tile, coder, GROUP, bar,
+        group = group_for(tile)
+        check_group(_tiles(h, w, tile), tile, group, writing=True)
+        with progress_bar(progress_total(h, w, tile, group), "encode", progress) as bar:
+            payload, bits = encode_tiles(codec.model, codec.mixtures, pixels, tile, coder, group, bar,
                                          codec.spec.adaptive or None)
         extra = {"cpu": cpu_kind()} if codec.device == "cpu" and not is_exact(codec.model) else {}
         return payload, bits, extra
@@ -92,17 +94,18 @@ class Autoregressive(Unsupported):
         coder, tile = codec.coding(coder, tile)
         pixels = items if items.ndim == 4 else items[..., None]
         n, h, w, channels = pixels.shape
-        check_group(_tiles(h, w, tile, n), tile, GROUP, writing=True)
+        group = group_for(tile)
+        check_group(_tiles(h, w, tile, n), tile, group, writing=True)
         t0 = time.perf_counter()
-        with progress_bar(progress_total(h, w, tile, GROUP, n), "encode", progress) as bar:
-            payload, bits = encode_items(codec.model, codec.mixtures, pixels, tile, coder, GROUP, bar,
+        with progress_bar(progress_total(h, w, tile, group, n), "encode", progress) as bar:
+            payload, bits = encode_items(codec.model, codec.mixtures, pixels, tile, coder, group, bar,
                                          codec.spec.adaptive or None)
         header = container.SetHeader(
             codec=codec.spec.name, weights_sha256=codec.spec.sha256,
             constriction=importlib.metadata.version("constriction"), torch=torch.__version__, device=codec.device,
             count=n, height=h, width=w, bits=8, scale=1, pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()),
             schedule=[], source=source, coder=coder, precision=PRECISION, threads=torch.get_num_threads(),
-            coding=self.set_coding, channels=channels, tile=tile, group=GROUP)
+            coding=self.set_coding, channels=channels, tile=tile, group=group)
         data = container.pack_set(header, payload)
         return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
                       "model_bits": bits, "seconds": time.perf_counter() - t0}

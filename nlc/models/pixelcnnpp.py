@@ -32,8 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import fixed
 from ..threads import cores, vertical_parts
 from . import mixture
+from .exact import NUMPY_EXACT
+from .exact_steps import pixel_step
 from .image_model import MixtureImageModel, RasterStepper, zero_
 from .layers import (
     DownsampleConv2d,
@@ -159,6 +162,7 @@ class PixelStepper(RasterStepper):
     """
 
     numpy_steps = True
+    compiled = True  # an exact model's steps on a CPU run as one compiled kernel (exact_steps); False: numpy calls
 
     @torch.no_grad()
     def __init__(self, model: PixelCNNPP, batch: int, height: int, width: int) -> None:
@@ -178,6 +182,13 @@ class PixelStepper(RasterStepper):
                        for b in model.h_blocks]
         self.head = self.linear_weights(model.head)
         self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
+        self.kernel = self.compiled and S is NUMPY_EXACT
+        if self.kernel:  # the step's weights laid out for exact_steps.pixel_step
+            self.k_w1, self.k_b1, self.k_w2, self.k_b2 = (np.ascontiguousarray(np.stack([blk[i][j] for blk in self.blocks]))
+                                                          for i in (0, 1) for j in (0, 1))
+            self.k_head_wt = np.ascontiguousarray(self.head[0].T)
+            self.k_luts = tuple(v for lut in (S.elu_neg, S.sigmoid)
+                                for v in (lut.array, 2.0**lut.in_bits, 0.5 - lut.lo * 2.0**lut.in_bits))
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:
@@ -193,6 +204,9 @@ class PixelStepper(RasterStepper):
         self.hu = S.array(A.lin(m.h_u(eu)).transpose(1, 2).contiguous())  # (B, W, C)
         self.aux = [S.array(A.lin(blk.aux(eu)).transpose(1, 2).contiguous()) for blk in m.h_blocks]
         self.prev = [[self.zero, self.zero] for _ in m.h_blocks]
+        if self.kernel:
+            self.k_aux = np.stack(self.aux)
+            self.k_prev = np.zeros((2, len(self.blocks), *self.zero.shape))
 
     def release(self) -> None:
         """Drop the row caches now (their closures refer back to this stepper, a reference cycle)."""
@@ -204,6 +218,12 @@ class PixelStepper(RasterStepper):
     def params(self, c: int) -> torch.Tensor | np.ndarray:
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)`` (a numpy array where ``self.steps`` is numpy's)."""
         S = self.steps
+        if self.kernel:
+            sk = self.skip
+            return pixel_step(self.xs, self.r + self.TOP, c + self.LEFT, c, self.w_in, self.b_in, self.hu, self.k_w1,
+                              self.k_b1, self.k_w2, self.k_b2, self.k_aux, self.k_prev[0], self.k_prev[1],
+                              self.k_head_wt, self.head[1], sk.above, sk.nw, sk.w_left, *self.k_luts,
+                              2.0**fixed.GRID_BITS, fixed.LIMIT)
         row = self.xs[:, :, self.r + self.TOP]
         cl = c + self.LEFT
         window = row[:, :, cl - 3 : cl].swapaxes(1, 2).reshape(self.batch, -1)
