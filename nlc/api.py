@@ -163,6 +163,7 @@ def encode_image(
     data = container.pack(header, model_payload, plane_payload)
     stats = {
         "codec": c.spec.name,
+        "tile": tile,
         "model_bits": model_bits,
         "subpixels": 0 if pixels is None else int(pixels.size),
         "plane_bytes": len(plane_payload),

@@ -10,10 +10,10 @@ JSON schema (``--json FILE``; ``docs/bench.md`` explains every field)::
 
     {"model", "data", "device", "versions": {...},
      "provenance": {"codec": {"name", "architecture", "family", "weights", "sha256", "arithmetic", "adaptive",
-                              "coder", "tile"},
+                              "coder", "tile", "large_tile"},
                     "libraries": {...}, "machine": {...}, "baselines": {NAME: {"encoder", "settings"}},
                     "command", "git", "date"},
-     "images": [{"file", "pixels" (height*width), "height", "width", "channels",
+     "images": [{"file", "pixels" (height*width), "height", "width", "channels", "tile",
                  "bytes", "header_bytes", "bpsp", "bpsp_model", "gap_pct", "enc_s", "dec_s", "lossless",
                  "baselines": {NAME: {"bytes", "bpsp", "enc_s", "dec_s", "lossless"}}}],
      "summary": {"images", "bpsp", "bpsp_model", "gap_pct", "enc_s", "dec_s", "peak_mb", "all_lossless"},
@@ -201,7 +201,8 @@ def provenance(codec: Codec, command: str | None = None) -> dict:
     return {
         "codec": {"name": spec.name, "architecture": spec.architecture, "family": spec.family,
                   "weights": spec.weights, "sha256": spec.sha256, "arithmetic": spec.arithmetic,
-                  "adaptive": spec.adaptive or None, "coder": spec.coder, "tile": spec.tile},
+                  "adaptive": spec.adaptive or None, "coder": spec.coder, "tile": spec.tile,
+                  "large_tile": spec.large_tile or None},
         "libraries": {p: version(p) for p in ("nlc", "torch", "numpy", "constriction", "numba", "pillow",
                                               "imagecodecs")} | {"python": platform.python_version()},
         "machine": {"cpu": platform.processor() or platform.machine(), "cpu_kind": cpu_kind(), "cores": cores(),
@@ -248,7 +249,8 @@ def run_bench(model: str = DEFAULT, data: str = "", *, limit: int | None = None,
         subpixels = im.width * im.height * len(im.getbands())
         row = {
             "file": f.name, "pixels": im.width * im.height, "height": im.height, "width": im.width,
-            "channels": len(im.getbands()), "bytes": len(blob), "header_bytes": stats["header_bytes"],
+            "channels": len(im.getbands()), "tile": stats["tile"], "bytes": len(blob),
+            "header_bytes": stats["header_bytes"],
             "bpsp": len(blob) * 8 / subpixels,
             "bpsp_model": stats["model_bits"] / max(1, stats["subpixels"]),
             "gap_pct": 100 * (len(blob) * 8 / stats["model_bits"] - 1) if stats["model_bits"] else None,
