@@ -21,3 +21,34 @@ def test_registered_names_and_the_default_alias_resolve():
     assert get_spec("default").family == "autoregressive"
     assert get_spec("idf").family == "flow"
     assert get_spec("vae-fmnist").family == "bitsback"
+
+
+@pytest.mark.parametrize("size, tile", [((512, 768), 128), ((768, 512), 128), ((1024, 1024), 128), ((1224, 1632), 64),
+                                        ((256, 256), 64), ((400, 500), 64), ((1300, 1700), 64),
+                                        ((3000, 4000), 64), ((1, 30000), 64)])
+def test_the_default_codec_takes_its_large_tile_only_for_images_that_make_24_to_96_of_them(size, tile):
+    import nlc
+
+    codec = nlc.Codec.load("default")
+    assert codec.coding(None, None, size) == ("range", tile)
+    assert codec.coding("ans", 32, size) == ("ans", 32)  # what the user asks for wins
+    assert codec.coding(None, None) == ("range", 64)  # sets: the codec's tile
+
+
+def test_groups_of_large_tiles_hold_no_more_pixels_than_384_tiles_of_64():
+    from nlc.coding.autoregressive import GROUP, group_for
+
+    assert (group_for(16), group_for(64), group_for(128), group_for(256), group_for(4096)) == (GROUP, GROUP, 96, 24, 1)
+    assert all(group_for(t) * t * t <= GROUP * 64 * 64 for t in (65, 96, 100, 128, 200, 1000))
+
+
+def test_a_file_in_large_tiles_round_trips_and_records_its_tile_and_group():
+    import nlc
+    from nlc import api
+    from tests.conftest import gradient_image, same_pixels
+
+    im = gradient_image(20, 131)  # two tiles of 128 across, the second 3 wide
+    data, stats = api.encode_image(im, "default", tile=128, fallback=False)
+    header = api.read_header(data)
+    assert (header.tile, header.group, stats["tile"]) == (128, 96, 128)
+    assert same_pixels(nlc.api.decode_image(data)[0], im)

@@ -1,0 +1,41 @@
+"""The compiled per-pixel step of an exact PixelCNN++ (nlc.models.exact_steps) gives the numpy steps' numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import nlc
+from nlc import fixed
+from nlc.models import pixelcnnpp
+from nlc.models.exact_steps import _round_half_even, _snap
+from tests.test_exact import _stepped, _tiles
+
+
+def test_rounding_is_half_to_even_like_numpy_also_past_two_to_the_51():
+    ties = np.arange(-20, 20) + 0.5
+    big = np.array([2.0**51 + 0.5, -(2.0**51) - 0.5, 2.0**51 + 1.5, 2.0**52 + 2, 2.0**60, -(2.0**51)])
+    rng = np.random.default_rng(0)
+    values = np.concatenate([ties, big, rng.normal(0, 1e6, 2000), rng.normal(0, 3, 2000),
+                             np.nextafter(ties, 0), np.nextafter(ties, 100)])
+    got = np.array([_round_half_even(v) for v in values])
+    assert np.array_equal(got, np.round(values))
+
+
+def test_snap_is_the_grid_rounding_of_the_numpy_steps():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0, s, 3000) * 2.0**-3 for s in (1, 100, 1e5)]
+                       + [np.array([2.0**-17, -(2.0**-17), 3 * 2.0**-17, 1024.0, 1e9, -1e9])])
+    got = np.array([_snap(v, 2.0**fixed.GRID_BITS, fixed.LIMIT) for v in x])
+    assert np.array_equal(got, fixed.snap_array(x.copy()))
+
+
+@pytest.mark.parametrize("h, w", [(8, 9), (5, 17)])
+def test_compiled_steps_equal_the_numpy_steps_on_every_pixel(monkeypatch, h, w):
+    model = nlc.Codec.load("pixelcnnpp-exact").model
+    x4 = _tiles(3, b=3, h=h, w=w)
+    compiled = _stepped(model, x4)
+    monkeypatch.setattr(pixelcnnpp.PixelStepper, "compiled", False)
+    assert torch.equal(compiled, _stepped(model, x4))
+    assert torch.equal(compiled, model.forward_x4(x4))
