@@ -27,7 +27,7 @@ from nlc.bench import provenance, write_json
 from nlc.sets import decode_set, encode_set
 from nlc.train import list_images
 
-CODECS = ["pixelcnnpp-adaptive", "pixelcnnpp-exact", "pixelcnnpp"]
+CODECS = ["pixelcnnpp-adaptive-v2", "pixelcnnpp-adaptive", "pixelcnnpp-exact", "pixelcnnpp"]
 
 
 def _timed(f):

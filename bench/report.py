@@ -94,7 +94,7 @@ def _parameters(name: str) -> int:
         return sum(f.get_tensor(k).numel() for k in f.keys())
 
 
-ORDER = ["pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelcnnpp-exact", "pixelcnnpp-adaptive", "pixelsnail", "idf"]  # the zoo first, then the flow
+ORDER = ["pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelcnnpp-exact", "pixelcnnpp-adaptive", "pixelcnnpp-adaptive-v2", "pixelsnail", "idf"]  # the zoo first, then the flow
 
 
 def _order(path: Path) -> tuple[int, str]:
@@ -141,7 +141,7 @@ def _replace(text: str, tag: str, body: str) -> str:
     return text[:i] + f"\n{body}\n" + text[j:]
 
 
-HEADLINE = ["pixelcnnpp-adaptive", "pixelcnnpp-exact", "pixelcnnpp"]  # the default first
+HEADLINE = ["pixelcnnpp-adaptive-v2", "pixelcnnpp-adaptive", "pixelcnnpp-exact", "pixelcnnpp"]  # the default first
 
 
 def headline_table(names: list[str] = HEADLINE) -> str:

@@ -77,11 +77,14 @@ IMAGES = [  # file, codec, mode, height, width, coder
     ("gated-pixelcnn-exact-rgb.nlc", "gated-pixelcnn-exact", "RGB", 11, 10, None),
     ("pixelcnnpp-adaptive-rgb.nlc", "pixelcnnpp-adaptive", "RGB", 40, 36, None),
     ("pixelcnnpp-adaptive-gray-ans.nlc", "pixelcnnpp-adaptive", "L", 24, 30, "ans"),
+    ("pixelcnnpp-adaptive-v2-rgb.nlc", "pixelcnnpp-adaptive-v2", "RGB", 40, 36, None),
+    ("pixelcnnpp-adaptive-v2-gray-ans.nlc", "pixelcnnpp-adaptive-v2", "L", 24, 30, "ans"),
 ]
 SETS = [  # file, codec, items
     ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),
     ("pixelcnnpp-exact-set.nlc", "pixelcnnpp-exact", np.stack([pattern(9, 7, s) for s in range(2)])),
     ("pixelcnnpp-adaptive-set.nlc", "pixelcnnpp-adaptive", np.stack([pattern(12, 10, s) for s in range(2)])),
+    ("pixelcnnpp-adaptive-v2-set.nlc", "pixelcnnpp-adaptive-v2", np.stack([pattern(12, 10, s) for s in range(2)])),
     ("vae-fmnist-set.nlc", "vae-fmnist", np.stack([pattern(28, 28, s)[..., 0] for s in range(2)])),
     ("bitswap-fmnist-set.nlc", "bitswap-fmnist", np.stack([pattern(28, 28, s)[..., 1] for s in range(2)])),
     ("vrnn-fmnist-set.nlc", "vrnn-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(2)])),

@@ -54,7 +54,7 @@ from typing import Callable
 import numpy as np
 
 from .. import fixed
-from .adaptive_kernels import observe_kernel, shift_kernel
+from .adaptive_kernels import observe_kernel, scale_kernel, shift_kernel, solve_kernel
 
 NEIGHBOURS = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0))  # W N NW NE WW NN
 T_BITS = 6  # normalised errors in units of 2^-6
@@ -67,6 +67,8 @@ RIDGE = (1 << (2 * T_BITS)) >> FORGET_BITS  # a ridge of 1.0 (in t^2 units) kept
 COEFF_BITS = 12  # coefficients rounded to 2^-12
 MEAN_BITS = 10  # shifts on the 2^-10-level grid (exact_tables.MEAN_BITS)
 SHIFT_CLIP = 64 << MEAN_BITS  # and a shift to +-64 levels (only very wide components reach it)
+SCALE_FACTORS = (0.85, 0.92, 1.0, 1.08, 1.17)  # bias-v2: a context's scales may be multiplied by one of these
+ACTIVITIES = 6  # bias-v2's scale contexts: floor(log2) of the neighbours' |t| sum, clipped, per scale class
 PAD = 2  # rows above and columns on each side in the error store
 _DR = np.array([dr for dr, _ in NEIGHBOURS])  # the neighbours' row and column offsets, for the kernels
 _DC = np.array([dc for _, dc in NEIGHBOURS])
@@ -117,15 +119,26 @@ class OnlineBias:
     """
 
     name = "bias-v1"
+    PIXELS = False  # bias-v2: the neighbours' values among the features
+    SCALES = False  # bias-v2: a scale factor per context, the one that coded best so far
 
     def __init__(self, batch: int, tile_h: int, tile_w: int, channels: int, *, neighbours: bool = True,
-                 cross: bool = True, classes: int = CLASSES, gate: bool = True) -> None:
+                 cross: bool = True, classes: int = CLASSES, gate: bool = True, pixels: bool | None = None,
+                 scales: bool | None = None) -> None:
         """A fresh stage for ``batch`` tiles of ``tile_h x tile_w`` with ``channels`` channels. The keyword
-        switches leave parts out for ablations (``bench/adaptive.py``); the codec uses them all: the
-        neighbours' errors, the other channels' errors (``cross``), ``classes`` scale classes, the gate."""
+        switches leave parts out (or, ``pixels`` and ``scales``, add them) for ablations
+        (``bench/adaptive.py``); the codec uses its class's set: the neighbours' errors, the other
+        channels' errors (``cross``), ``classes`` scale classes, the gate, and for ``bias-v2`` the
+        neighbours' values and the scale factors."""
         self.channels = channels
         self.use_neighbours, self.cross, self.classes, self.gate = neighbours, cross and channels > 1, classes, gate
+        self.use_pixels = self.PIXELS if pixels is None else pixels
+        self.use_scales = self.SCALES if scales is None else scales
         self.errors = np.zeros((batch, channels, tile_h + PAD, tile_w + 2 * PAD), np.int64)
+        self.pixels = np.zeros_like(self.errors)  # coded values + 1 (0: not coded)
+        self.losses = np.zeros((channels, CLASSES, ACTIVITIES, len(SCALE_FACTORS)), np.int64)  # 2^-16 bits
+        self.factors = np.array([1.0 / f for f in SCALE_FACTORS])  # on the inverse scales
+        self.neutral = SCALE_FACTORS.index(1.0)
         dims = [self._width(ch) for ch in range(channels)]
         self.gram = [np.zeros((CLASSES, d, d), np.int64) for d in dims]
         self.moment = [np.zeros((CLASSES, d), np.int64) for d in dims]
@@ -137,15 +150,12 @@ class OnlineBias:
 
     def _width(self, ch: int) -> int:
         """Features of channel ``ch``: the constant, the neighbours, the other channels, earlier channels."""
-        return 1 + len(NEIGHBOURS) + 2 * (self.channels - 1) + ch
+        return 1 + len(NEIGHBOURS) + 2 * (self.channels - 1) + ch + (len(NEIGHBOURS) if self.use_pixels else 0)
 
     def start_row(self, r: int) -> None:
         """Solve every class's least-squares system for the row ahead (from the statistics so far)."""
         for ch in range(self.channels):
-            for k in range(CLASSES):
-                g, m = self.gram[ch][k], self.moment[ch][k]
-                x = _solve([[float(v) for v in row] for row in g], [float(v) for v in m])
-                self.coeffs[ch][k] = [int(np.floor(v * (1 << COEFF_BITS) + 0.5)) for v in x]
+            self.coeffs[ch] = solve_kernel(self.gram[ch], self.moment[ch], COEFF_BITS)
 
     def at(self, r: int, c: int, tiles: np.ndarray) -> None:
         """The next step codes pixel ``(r, c)`` of the tiles ``tiles`` (indices into the group)."""
@@ -164,34 +174,59 @@ class OnlineBias:
         current = np.stack(self._current, 1) if self._current else np.zeros((n, 0), np.int64)
         lut = fixed.inverse_scale_lut()
         steps = 2.0**lut.in_bits
-        out, moved, f, cls, mean, inv = shift_kernel(
+        out, moved, f, cls, mean, inv, act = shift_kernel(
             weights, log_scales, levels, lut.array, steps, 0.5 - lut.lo * steps, self.errors, tiles.astype(np.int64), r, c, ch,
             current, self.coeffs[ch], self.gain[ch], _DR, _DC, PAD, self.classes, LOG_127_5, 1 << T_BITS,
             COEFF_BITS, DELTA_CLIP, float(1 << (MEAN_BITS - T_BITS + 1)), SHIFT_CLIP, 2.0**-MEAN_BITS,
-            self.use_neighbours, self.cross, self.gate)
-        self._pending = (f, cls, mean, inv, weights, levels, moved, inv_scales)
+            self.use_neighbours, self.cross, self.gate, self.pixels, self.use_pixels, 2.0 ** (T_BITS - MEAN_BITS - 1),
+            T_CLIP)
+        self._pending = (f, cls, mean, inv, weights, levels, moved, inv_scales, act, out, inv_scales)
         return out
+
+    def scales(self, ch: int) -> np.ndarray:
+        """Channel ``ch``'s inverse scales to build the tables with (after :meth:`shift`): the model's, or
+        for ``bias-v2`` each pixel's multiplied by its context's best factor so far."""
+        p = self._pending
+        if not self.use_scales:
+            return p[7]
+        scaled = scale_kernel(p[7], p[1], p[8], self.losses[ch], self.factors, self.neutral, fixed.SCALE_BITS)
+        self._pending = p[:10] + (scaled,)
+        return scaled
 
     def observe(self, ch: int, values: np.ndarray) -> None:
         """Learn from channel ``ch``'s coded ``values`` ``(n,)`` of the current step."""
         assert self._step is not None, "at() positions the stage before a step"
         r, c, tiles = self._step
-        f, cls, mean, inv, weights, levels, moved, inv_scales = self._pending
+        f, cls, mean, inv, weights, levels, moved, base_inv, act, coded, inv_scales = self._pending
         cdf = fixed.cdf_lut()
         steps = 2.0**cdf.in_bits
         t = observe_kernel(
             values.astype(np.int64), f, cls, mean, inv, weights, levels, moved, inv_scales, self.errors,
             tiles.astype(np.int64), r, c, ch, PAD, self.gram[ch], self.moment[ch], self.gain[ch],
             2.0 ** (T_BITS - MEAN_BITS - 1), T_CLIP, FORGET_BITS, RIDGE, cdf.array, steps, 0.5 - cdf.lo * steps,
-            float(2**fixed.CDF_BITS), float(2 ** (fixed.CDF_BITS - 24)), _log2_table(), _LOG_IN_BITS, LOG_BITS)
+            float(2**fixed.CDF_BITS), float(2 ** (fixed.CDF_BITS - 24)), _log2_table(), _LOG_IN_BITS, LOG_BITS,
+            self.pixels, act, coded, base_inv, self.losses[ch], self.factors, fixed.SCALE_BITS, self.use_scales)
         self._current.append(t)
 
     def state(self) -> tuple[np.ndarray, ...]:
         """The whole learned state (for tests: the encoder's and decoder's must be equal)."""
-        return (self.errors, self.gain, *self.gram, *self.moment, *self.coeffs)
+        return (self.errors, self.pixels, self.gain, self.losses, *self.gram, *self.moment, *self.coeffs)
 
 
-STAGES = {OnlineBias.name: OnlineBias}
+class OnlineBiasV2(OnlineBias):
+    """``bias-v1`` with two more parts, chosen on ``photos-val`` crops in 128x128 tiles: the neighbours'
+    coded values relative to the pixel's mixture mean among the features (the correction can then
+    lean toward a local linear predictor of the pixel itself), and a scale factor per channel, scale
+    class and neighbourhood activity (the sum of the W, N, NW, NE errors' magnitudes): each of
+    :data:`SCALE_FACTORS` is tried on every coded pixel, its code length kept with the statistics'
+    forgetting, and the tables use the factor that coded that context best so far."""
+
+    name = "bias-v2"
+    PIXELS = True
+    SCALES = True
+
+
+STAGES = {OnlineBias.name: OnlineBias, OnlineBiasV2.name: OnlineBiasV2}
 
 
 StageFactory = Callable[[int, int, int, int], OnlineBias]

@@ -20,9 +20,12 @@ from numba import njit
 @njit(cache=True)
 def shift_kernel(weights, log_scales, levels, inv_table, inv_steps, inv_const, errors, tiles, r, c, ch, current,
                  coeffs, gain, dr, dc, pad, classes, log_127_5, t_one, coeff_bits, delta_clip, shift_scale,
-                 shift_clip, mean_unit, use_neighbours, cross, gate):
+                 shift_clip, mean_unit, use_neighbours, cross, gate, pixels, use_pixels, t_scale, t_clip):
     """One channel's shifted means: returns (levels to code with, moved levels, features, classes,
-    mixture means in 2^-10 levels, inverse scales of the mixtures' typical scale)."""
+    mixture means in 2^-10 levels, inverse scales of the mixtures' typical scale, activity classes).
+
+    With ``use_pixels`` the features end with the neighbours' coded values relative to this pixel's
+    mixture mean, normalised like the errors (``pixels`` holds value + 1, 0 where not coded)."""
     n, m = weights.shape
     channels = errors.shape[1]
     d = coeffs.shape[1]
@@ -32,6 +35,7 @@ def shift_kernel(weights, log_scales, levels, inv_table, inv_steps, inv_const, e
     cls = np.zeros(n, np.int64)
     mean = np.zeros(n)
     inv = np.zeros(n)
+    act = np.zeros(n, np.int64)
     last = inv_table.shape[0] - 1
     for i in range(n):
         den = 0.0
@@ -64,6 +68,18 @@ def shift_kernel(weights, log_scales, levels, inv_table, inv_steps, inv_const, e
         for q in range(current.shape[1]):
             f[i, j] = current[i, q]
             j += 1
+        if use_pixels:
+            for q in range(dr.shape[0]):
+                v = pixels[tile, ch, r + pad + dr[q], c + pad + dc[q]]
+                if v > 0:
+                    ti = math.floor(((v - 1) * 1024.0 - mean[i]) * inv[i] * t_scale)
+                    f[i, j] = int(min(max(ti, -t_clip), t_clip))
+                j += 1
+        activity = 0  # |t| of W, N, NW, NE: the scale's context, floor(log2) - 5 clipped to [0, 5]
+        for q in range(1, 5):
+            activity += abs(f[i, q])
+        if activity > 0:
+            act[i] = min(max(math.frexp(float(activity))[1] - 6, 0), 5)
         acc = 0
         for q in range(d):
             acc += f[i, q] * coeffs[cls[i], q]
@@ -75,8 +91,43 @@ def shift_kernel(weights, log_scales, levels, inv_table, inv_steps, inv_const, e
             moved[i, k] = levels[i, k] + shift * mean_unit
             if open_:
                 out[i, k] = moved[i, k]
-    return out, moved, f, cls, mean, inv
+    return out, moved, f, cls, mean, inv, act
 
+
+@njit(cache=True)
+def _round_significant(x, bits):
+    """``x > 0`` rounded half up to ``bits`` significant bits (as the inverse-scale table's entries)."""
+    mant, ex = math.frexp(x)
+    return math.ldexp(math.floor(mant * 2.0**bits + 0.5), ex - bits)
+
+
+@njit(cache=True)
+def scaled_inverse(inv_scales, factor, bits):
+    """Every component's inverse scale times ``factor``, rounded to ``bits`` significant bits."""
+    n, m = inv_scales.shape
+    out = np.empty((n, m))
+    for i in range(n):
+        for k in range(m):
+            out[i, k] = _round_significant(inv_scales[i, k] * factor, bits)
+    return out
+
+
+@njit(cache=True)
+def scale_kernel(inv_scales, cls, act, losses, factors, neutral, bits):
+    """The inverse scales to code with: per pixel, the factor whose decayed code length in its context
+    (``losses[class, activity, q]``) is the least, the neutral factor unless another is strictly less."""
+    n, m = inv_scales.shape
+    out = inv_scales.copy()
+    for i in range(n):
+        row = losses[cls[i], act[i]]
+        best = neutral
+        for q in range(factors.shape[0]):
+            if row[q] < row[best]:
+                best = q
+        if best != neutral:
+            for k in range(m):
+                out[i, k] = _round_significant(inv_scales[i, k] * factors[best], bits)
+    return out
 
 @njit(cache=True)
 def _probability(weights, levels, inv_scales, value, i, cdf_table, cdf_steps, cdf_const, one, floor_):
@@ -115,9 +166,11 @@ def _log2(p, log2_table, in_bits, log_bits):
 @njit(cache=True)
 def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales, errors, tiles, r, c, ch, pad,
                    gram, moment, gain, t_scale, t_clip, forget_bits, ridge, cdf_table, cdf_steps, cdf_const, one,
-                   floor_, log2_table, log_in_bits, log_bits):
-    """Learn from one channel's coded ``values``: store the normalised errors, decay and update the
-    least-squares statistics and the gate. Returns the errors ``t``."""
+                   floor_, log2_table, log_in_bits, log_bits, pixels, act, coded, base_inv, losses, factors, bits,
+                   use_scale):
+    """Learn from one channel's coded ``values``: store the normalised errors (and the values), decay and
+    update the least-squares statistics and the gate, and with ``use_scale`` each scale factor's code
+    length in the pixel's context (under the means ``coded`` the tables used). Returns the errors ``t``."""
     n = values.shape[0]
     classes, d = moment.shape
     t = np.zeros(n, np.int64)
@@ -128,7 +181,16 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
             gram[k, a, a] += ridge
             moment[k, a] -= moment[k, a] >> forget_bits
         gain[k] -= gain[k] >> forget_bits
+    if use_scale:
+        for k in range(losses.shape[0]):
+            for a in range(losses.shape[1]):
+                for q in range(losses.shape[2]):
+                    losses[k, a, q] -= losses[k, a, q] >> forget_bits
+    nq = factors.shape[0]
+    m = weights.shape[1]
+    last = cdf_table.shape[0] - 1
     for i in range(n):
+        pixels[tiles[i], ch, r + pad, c + pad] = values[i] + 1
         e = float(values[i]) * 1024.0 - mean[i]
         ti = math.floor(e * inv[i] * t_scale)
         ti = min(max(ti, -t_clip), t_clip)
@@ -142,4 +204,51 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
         p1 = _probability(weights, moved, inv_scales, values[i], i, cdf_table, cdf_steps, cdf_const, one, floor_)
         p0 = _probability(weights, levels, inv_scales, values[i], i, cdf_table, cdf_steps, cdf_const, one, floor_)
         gain[k] += _log2(p1, log2_table, log_in_bits, log_bits) - _log2(p0, log2_table, log_in_bits, log_bits)
+        if use_scale:  # the value's probability under each factor (the exact tables' formula)
+            wsum = 0.0
+            for j in range(m):
+                wsum += weights[i, j]
+            v = float(values[i])
+            for q in range(nq):
+                total = 0.0
+                for j in range(m):
+                    step = _round_significant(base_inv[i, j] * factors[q], bits) * cdf_steps
+                    at0 = (0.5 - coded[i, j]) * step + cdf_const
+                    upper = one if values[i] >= 255 else cdf_table[min(max(int(at0 + v * step), 0), last)]
+                    lower = 0.0 if values[i] <= 0 else cdf_table[min(max(int(at0 + (v - 1.0) * step), 0), last)]
+                    total += weights[i, j] * (upper - lower)
+                losses[k, act[i], q] -= _log2(total + wsum * floor_, log2_table, log_in_bits, log_bits)
     return t
+
+
+@njit(cache=True)
+def solve_kernel(gram, moment, coeff_bits):
+    """Every class's least-squares coefficients ``(K, d)`` from its statistics, rounded half up to
+    ``2^-coeff_bits``: ``A x = b`` by Gaussian elimination with the operations, order and skips of
+    :func:`nlc.coding.adaptive._solve` (IEEE doubles, no fast-math: the same numbers)."""
+    classes, d = moment.shape
+    out = np.zeros((classes, d), np.int64)
+    for k in range(classes):
+        a = np.empty((d, d))
+        b = np.empty(d)
+        for i in range(d):
+            b[i] = float(moment[k, i])
+            for j in range(d):
+                a[i, j] = float(gram[k, i, j])
+        for p in range(d):
+            pivot = a[p, p]
+            for i in range(p + 1, d):
+                f = a[i, p] / pivot
+                if f != 0.0:
+                    for j in range(p, d):
+                        a[i, j] = a[i, j] - f * a[p, j]
+                    b[i] = b[i] - f * b[p]
+        x = np.zeros(d)
+        for i in range(d - 1, -1, -1):
+            s = b[i]
+            for j in range(i + 1, d):
+                s = s - a[i, j] * x[j]
+            x[i] = s / a[i, i]
+        for i in range(d):
+            out[k, i] = np.int64(math.floor(x[i] * 2.0**coeff_bits + 0.5))
+    return out

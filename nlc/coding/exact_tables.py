@@ -81,12 +81,13 @@ class ExactMixture:
         """Means ``(n, M)`` of channel ``ch`` in pixel levels, rounded (half to even) to ``2^-10`` of a level."""
         return np.round((self.channel_mean(ch, xs) + 1) * (127.5 * 2**MEAN_BITS)) * 2.0**-MEAN_BITS
 
-    def progression(self, ch: int, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def progression(self, ch: int, levels: np.ndarray, inv_scales: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """``(a, d)``, each ``(n, M, 1)``: the CDF table position at bin edge ``i`` is ``a + i * d`` before
-        rounding (see :meth:`cdfs_at`)."""
+        rounding (see :meth:`cdfs_at`); ``inv_scales`` ``(n, M)`` replace channel ``ch``'s (an adaptive stage's)."""
         lut = fixed.cdf_lut()
         steps = 2.0**lut.in_bits
-        d = self.inv_scales[:, ch] * steps  # (n, M)
+        d = (self.inv_scales[:, ch] if inv_scales is None else inv_scales) * steps  # (n, M)
         a = (0.5 - levels) * d + (0.5 - lut.lo * steps)  # the table position at edge 0, before rounding
         return a[:, :, None], d[:, :, None]
 
@@ -175,9 +176,11 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray | ExactMixture, mixtures
     for ch in range(channels):
         levels = kernels.channel_levels(mx.means, mx.coeffs, ch, xs[0], xs[1], 127.5 * 2**MEAN_BITS,
                                         2.0**-MEAN_BITS)
+        inv = mx.inv_scales[:, ch]
         if adapt is not None:
-            levels = adapt.shift(ch, w, mx.log_scales[:, ch], mx.inv_scales[:, ch], levels)
-        inv = np.ascontiguousarray(mx.inv_scales[:, ch])
+            levels = adapt.shift(ch, w, mx.log_scales[:, ch], inv, levels)
+            inv = adapt.scales(ch)
+        inv = np.ascontiguousarray(inv)
         outer, bounds = kernels.outer_table(w, levels, inv, lut.array, steps, const, BUCKET, _ONE, float(_FLOOR))
         bucket = np.asarray(symbol_fn(2 * ch, outer)).astype(np.int64)
         table, local = kernels.inner_table(w, levels, inv, bounds, bucket, lut.array, steps, const, BUCKET,
@@ -213,9 +216,11 @@ def code_pixels_exact_numpy(params: torch.Tensor | np.ndarray, mixtures: int, ch
     rows = np.arange(n)
     for ch in range(channels):
         levels = mx.levels(ch, xs)
+        inv = mx.inv_scales[:, ch]
         if adapt is not None:
-            levels = adapt.shift(ch, w, mx.log_scales[:, ch], mx.inv_scales[:, ch], levels)
-        prog = mx.progression(ch, levels)
+            levels = adapt.shift(ch, w, mx.log_scales[:, ch], inv, levels)
+            inv = adapt.scales(ch)
+        prog = mx.progression(ch, levels, inv)
         outer, bounds = stage_table(w, mx.cdfs_at(prog, _BUCKET_EDGES), zeros, ones, BUCKET)
         bucket = np.asarray(symbol_fn(2 * ch, outer)).astype(np.int64)
         edges = bucket[:, None] * float(BUCKET) + _INNER
