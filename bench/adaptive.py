@@ -1,6 +1,6 @@
 """Ablation of the adaptive stage (nlc.coding.adaptive): each part alone and together.
 
-Usage: python bench/adaptive.py --data ../shared/data/photos-val [--crop 768x512] [--limit N]
+Usage: python bench/adaptive.py --data ../shared/data/photos-val [--crop 768x512] [--tile 128] [--limit N]
        [--codec pixelcnnpp-exact] [--json bench/results/adaptive-ablation-photos-val.json]
 
 For every image (a centre crop of ``--crop``, landscape or portrait like the image, so that
@@ -9,7 +9,8 @@ parallel pass runs once; then each variant of the stage codes the image with a r
 coder in the decoder's order. Per variant: bits per sub-pixel of the payload and of the model's
 ``-log2 p``, and the seconds of the coding loop (the pass is reported apart, ``pass_s``). The
 variant without a stage and the full stage are also decoded (with the model's steps, as
-``nlc decompress`` does) and checked pixel for pixel: ``dec_s``. JPEG-XL effort 9 and lossless
+``nlc decompress`` does) and checked pixel for pixel: ``dec_s``. ``--tile`` is the tile side (128, what the
+default codec takes for images of this size). JPEG-XL effort 9 and lossless
 WebP code the same pixels (imagecodecs), so ``ratio_jpegxl`` compares bytes on the same crops.
 """
 
@@ -37,8 +38,10 @@ VARIANTS = {  # name -> keyword switches of OnlineBias (None: no stage)
     "+cross-channel": dict(classes=1, gate=False),
     "+scale-classes": dict(gate=False),
     "+gate (bias-v1)": dict(),
+    "+pixel features": dict(pixels=True),
+    "+scale factors (bias-v2)": dict(pixels=True, scales=True),
 }
-DECODED = ("none", "+gate (bias-v1)")
+DECODED = ("none", "+scale factors (bias-v2)")
 
 
 def centre_crop(img: np.ndarray, crop: str) -> np.ndarray:
@@ -77,6 +80,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--crop", default="768x512")
+    ap.add_argument("--tile", type=int, default=128)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--codec", default="pixelcnnpp-exact")
     ap.add_argument("--json", default=None)
@@ -89,7 +93,7 @@ def main() -> None:
     rows = []
     for f in files:
         img = centre_crop(np.asarray(Image.open(f).convert("RGB")), args.crop)
-        grid = ar.TileGrid.for_image(img.shape[0], img.shape[1], codec.spec.tile)
+        grid = ar.TileGrid.for_image(img.shape[0], img.shape[1], args.tile)
         tiles = grid.split(img)
         hs, ws = grid.extents()
         t0 = time.perf_counter()
@@ -104,7 +108,7 @@ def main() -> None:
             if name in DECODED:
                 stage = None if switches is None else functools.partial(OnlineBias, **switches)
                 t0 = time.perf_counter()
-                out = ar.decode_tiles(model, 10, img.shape[0], img.shape[1], 3, codec.spec.tile, "range",
+                out = ar.decode_tiles(model, 10, img.shape[0], img.shape[1], 3, args.tile, "range",
                                       len(payload).to_bytes(4, "little") + payload, group=len(hs), adaptive=stage)
                 v["dec_s"] = round(time.perf_counter() - t0, 2)
                 v["lossless"] = bool(np.array_equal(out, img))
@@ -124,7 +128,7 @@ def main() -> None:
         s["ratio_jpegxl"] = s["bpsp"] * subpixels / 8 / sum(r["jpegxl_bytes"] for r in rows)
         s["gain_pct"] = 100 * (1 - s["bpsp"] / summary["none"]["bpsp"]) if summary else 0.0
         summary[name] = s
-    result = {"codec": args.codec, "data": args.data, "crop": args.crop, "images": len(rows),
+    result = {"codec": args.codec, "data": args.data, "crop": args.crop, "tile": args.tile, "images": len(rows),
               "pass_s": round(float(np.mean([r["pass_s"] for r in rows])), 2),
               "jpegxl_bpsp": sum(r["jpegxl_bytes"] for r in rows) * 8 / subpixels,
               "webp_bpsp": sum(r["webp_bytes"] for r in rows) * 8 / subpixels,

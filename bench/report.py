@@ -177,7 +177,8 @@ def ablation_table(path: Path) -> str:
         dec = f"{v['dec_s']:.1f}" if "dec_s" in v else ""
         rows.append(f"| {name} | **{v['bpsp']:.4f}** | {v['bpsp_model']:.4f} | {v['gain_pct']:.2f}% | {v['enc_s']:.1f} "
                     f"| {dec} | {v['ratio_jpegxl']:.3f} |")
-    rows.append(f"\n{r['images']} images of `{r['data']}`, centre crops {r['crop']}; JPEG-XL effort 9 "
+    tile = r.get("tile", 64)
+    rows.append(f"\n{r['images']} images of `{r['data']}`, centre crops {r['crop']} in {tile}x{tile} tiles; JPEG-XL effort 9 "
                 f"{r['jpegxl_bpsp']:.4f} and lossless WebP {r['webp_bpsp']:.4f} bits/subpixel on the same crops. "
                 f"The network's parallel pass ({r['pass_s']:.1f} s/image) is not in the coding loop's time. "
                 f"Command: `{r['command']}`.")
