@@ -9,7 +9,7 @@ import torch
 import nlc
 from nlc import fixed
 from nlc.models import pixelcnnpp
-from nlc.models.exact_steps import _round_half_even, _snap
+from nlc.models.exact_steps import _snap, round_half_even
 from tests.test_exact import _stepped, _tiles
 
 
@@ -19,7 +19,7 @@ def test_rounding_is_half_to_even_like_numpy_also_past_two_to_the_51():
     rng = np.random.default_rng(0)
     values = np.concatenate([ties, big, rng.normal(0, 1e6, 2000), rng.normal(0, 3, 2000),
                              np.nextafter(ties, 0), np.nextafter(ties, 100)])
-    got = np.array([_round_half_even(v) for v in values])
+    got = np.array([round_half_even(v) for v in values])
     assert np.array_equal(got, np.round(values))
 
 

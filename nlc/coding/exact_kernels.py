@@ -17,16 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True)
-def _round_half_even(x):
-    r = math.floor(x)
-    diff = x - r  # exact below 2^52
-    if diff > 0.5:
-        return r + 1.0
-    if diff == 0.5 and r % 2.0 != 0.0:
-        return r + 1.0
-    return r
+from ..models.exact_steps import round_half_even
 
 
 @njit(cache=True)
@@ -42,7 +33,7 @@ def channel_levels(means, coeffs, ch, x0, x1, mean_scale, mean_unit):
                 mean = mean + coeffs[i, 0, k] * x0[i]
             elif ch == 2:
                 mean = mean + coeffs[i, 1, k] * x0[i] + coeffs[i, 2, k] * x1[i]
-            out[i, k] = _round_half_even((mean + 1.0) * mean_scale) * mean_unit
+            out[i, k] = round_half_even((mean + 1.0) * mean_scale) * mean_unit
     return out
 
 

@@ -25,7 +25,7 @@ _MAGIC = 6755399441055744.0  # 1.5 * 2^52: adding and subtracting it rounds to a
 
 
 @njit(cache=True)
-def _round_half_even(x):
+def round_half_even(x):
     """``x`` rounded to an integer, half to even: IEEE addition in the default rounding mode does it for
     ``|x| < 2^51`` (no fast-math, so the two additions stay); larger doubles take the floor's path."""
     if -2251799813685248.0 < x < 2251799813685248.0:
@@ -40,7 +40,7 @@ def _round_half_even(x):
 @njit(cache=True)
 def _snap(x, unit, limit):
     """:func:`nlc.fixed.snap_array` of one value: rounded half to even to ``1/unit``, clamped to ``+-limit``."""
-    y = _round_half_even(x * unit)
+    y = round_half_even(x * unit)
     top = limit * unit
     if y > top:
         y = top
