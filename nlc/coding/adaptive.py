@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import decimal
 import functools
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -108,6 +108,22 @@ def _log2_table() -> np.ndarray:
     lut = fixed.build_lut(np.log2, lambda x: x.ln() / decimal.Decimal(2).ln(), 0.5, 1.0 - 2.0**-_LOG_IN_BITS,
                           _LOG_IN_BITS, out_bits=LOG_BITS)
     return (lut.array * 2.0**LOG_BITS).astype(np.int64)
+
+
+class _Pending(NamedTuple):
+    """What :meth:`OnlineBias.shift` computed for the channel being coded, for :meth:`OnlineBias.observe`."""
+
+    f: np.ndarray  # features (n, d)
+    cls: np.ndarray  # scale classes (n,)
+    mean: np.ndarray  # mixture means, 2^-10 levels
+    inv: np.ndarray  # inverse typical scales
+    weights: np.ndarray
+    levels: np.ndarray  # the model's component means
+    moved: np.ndarray  # shifted by the correction
+    base_inv: np.ndarray  # the model's inverse scales
+    act: np.ndarray  # activity classes (n,)
+    coded: np.ndarray  # the means the tables use (moved where the gate is open)
+    inv_scales: np.ndarray  # the inverse scales the tables use
 
 
 class OnlineBias:
@@ -180,7 +196,7 @@ class OnlineBias:
             COEFF_BITS, DELTA_CLIP, float(1 << (MEAN_BITS - T_BITS + 1)), SHIFT_CLIP, 2.0**-MEAN_BITS,
             self.use_neighbours, self.cross, self.gate, self.pixels, self.use_pixels, 2.0 ** (T_BITS - MEAN_BITS - 1),
             T_CLIP)
-        self._pending = (f, cls, mean, inv, weights, levels, moved, inv_scales, act, out, inv_scales)
+        self._pending = _Pending(f, cls, mean, inv, weights, levels, moved, inv_scales, act, out, inv_scales)
         return out
 
     def scales(self, ch: int) -> np.ndarray:
@@ -188,9 +204,9 @@ class OnlineBias:
         for ``bias-v2`` each pixel's multiplied by its context's best factor so far."""
         p = self._pending
         if not self.use_scales:
-            return p[7]
-        scaled = scale_kernel(p[7], p[1], p[8], self.losses[ch], self.factors, self.neutral, fixed.SCALE_BITS)
-        self._pending = p[:10] + (scaled,)
+            return p.base_inv
+        scaled = scale_kernel(p.base_inv, p.cls, p.act, self.losses[ch], self.factors, self.neutral, fixed.SCALE_BITS)
+        self._pending = p._replace(inv_scales=scaled)
         return scaled
 
     def observe(self, ch: int, values: np.ndarray) -> None:
