@@ -76,7 +76,9 @@ _DC = np.array([dc for _, dc in NEIGHBOURS])
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     """``A x = b`` for symmetric positive definite ``A`` by Gaussian elimination in Python floats
-    (every operation IEEE double in a fixed order: the same result on every machine)."""
+    (every operation IEEE double in a fixed order: the same result on every machine). The readable
+    reference of the compiled :func:`~nlc.coding.adaptive_kernels.solve_kernel` that the stage runs
+    (``tests/test_adaptive.py`` checks that they agree)."""
     n = len(b)
     a = [row[:] for row in a]
     b = b[:]
