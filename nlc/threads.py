@@ -69,15 +69,17 @@ def use_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-VERTICAL_PART = 24  # tiles per slice of an exact model's row-at-a-time vertical stream
+VERTICAL_PART = 24 * 64  # columns (tiles times tile width) per slice of an exact model's row-at-a-time vertical stream
 
 
-def vertical_parts(batch: int) -> list[slice]:
-    """Slices of a batch of tiles for workers to share out (about :data:`VERTICAL_PART` tiles each, so a
-    busy core slows one slice at a time; one slice on a single core or for small batches)."""
-    if cores() < 2 or batch < 2 * VERTICAL_PART:
+def vertical_parts(batch: int, width: int = 64) -> list[slice]:
+    """Slices of a batch of tiles ``width`` wide for workers to share out (about :data:`VERTICAL_PART`
+    columns each, so a busy core slows one slice at a time; one slice on a single core or for small
+    batches): 96 tiles of 64 make four slices, 24 tiles of 128 two."""
+    per = max(1, VERTICAL_PART // width)
+    if cores() < 2 or batch < 2 * per:
         return [slice(0, batch)]
-    n = -(-batch // VERTICAL_PART)
+    n = -(-batch // per)
     edges = [round(i * batch / n) for i in range(n + 1)]
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 

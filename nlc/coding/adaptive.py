@@ -226,6 +226,20 @@ class OnlineBias:
             self.pixels, act, coded, base_inv, self.losses[ch], self.factors, fixed.SCALE_BITS, self.use_scales)
         self._current.append(t)
 
+    def kernel_args(self) -> tuple[tuple, tuple, tuple, tuple]:
+        """The stage as the compiled step loop takes it (:mod:`nlc.coding.adaptive_steps`): its constants and
+        arrays in the kernels' order, and per channel the coefficients, Gram matrices and moments (the
+        arrays themselves: the loop updates them in place). Call it after :meth:`start_row`, which
+        replaces the coefficients."""
+        inv = fixed.inverse_scale_lut()
+        steps = 2.0**inv.in_bits
+        stage = (inv.array, steps, 0.5 - inv.lo * steps, self.errors, self.pixels, self.gain, self.losses,
+                 self.factors, self.neutral, _DR, _DC, PAD, self.classes, LOG_127_5, 1 << T_BITS, COEFF_BITS,
+                 DELTA_CLIP, float(1 << (MEAN_BITS - T_BITS + 1)), SHIFT_CLIP, self.use_neighbours, self.cross,
+                 self.gate, self.use_pixels, 2.0 ** (T_BITS - MEAN_BITS - 1), T_CLIP, FORGET_BITS, RIDGE,
+                 _log2_table(), _LOG_IN_BITS, LOG_BITS, fixed.SCALE_BITS, self.use_scales)
+        return stage, tuple(self.coeffs), tuple(self.gram), tuple(self.moment)
+
     def state(self) -> tuple[np.ndarray, ...]:
         """The whole learned state (for tests: the encoder's and decoder's must be equal)."""
         return (self.errors, self.pixels, self.gain, self.losses, *self.gram, *self.moment, *self.coeffs)

@@ -33,8 +33,9 @@ import torch
 from ..fixed import GRID
 from ..models.mixture import log_likelihood
 from ..threads import pass_workers, step_threads
+from . import adaptive_steps
 from .adaptive import OnlineBias, make_stage
-from .coders import Coder, CoderError, make_coder
+from .coders import Coder, CoderError, CompiledRangeQueue, make_coder
 from .exact_tables import ExactMixture, code_pixels_exact, stage_symbols
 from .logistic_mixture import code_pixels
 
@@ -321,7 +322,8 @@ def encode_items(
     _check_adaptive(model, adaptive)
     payload, bits = [], 0.0
     for g in _groups(len(all_hs), group):
-        enc = make_coder(coder)
+        enc = CompiledRangeQueue() if adaptive and coder == CompiledRangeQueue.name and COMPILED_STEPS \
+            else make_coder(coder)
         if adaptive:
             stage = make_stage(adaptive, len(all_hs[g]), grid.tile_h, grid.tile_w, channels)
             bits += _encode_adaptive(model, mixtures, grid, all_hs[g], all_ws[g], channels, all_tiles[g], enc,
@@ -364,6 +366,8 @@ def encode_items(
     return b"".join(payload), bits
 
 
+COMPILED_STEPS = True  # an adaptive stage on a range coder codes a tile row per compiled call (adaptive_steps);
+# False: step by step through constriction (the same bytes; tests read its tables)
 PASS_PIXELS = 4 * 64 * 64  # pixels per parallel pass of the exact encoder: 4 tiles of 64x64, 1 of 128x128
 # (smaller passes ran faster; 4 tiles of 128x128 at once took twice as long, their activations out of cache)
 PIXEL_CHUNK = 256  # about this many pixels' tables at once (their tables stay in cache)
@@ -402,6 +406,8 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     pass, then step by step in the decoder's order, so the stage learns what the decoder will have
     learned (on an ANS stack the steps are pushed in reverse afterwards). Returns the bits."""
     params = _parallel_params(model, grid, hs, ws, channels, tiles).numpy()
+    if isinstance(enc, CompiledRangeQueue):
+        return _encode_adaptive_compiled(mixtures, grid, hs, ws, channels, tiles, enc, stage, params, progress)
     bits = 0.0
     steps: list[tuple[np.ndarray, np.ndarray]] = []
     width = grid.tile_w
@@ -434,6 +440,57 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     for symbols, tables in reversed(steps):
         enc.encode(symbols, tables)
     return bits
+
+
+def _encode_adaptive_compiled(mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray, channels: int,
+                              tiles: np.ndarray, enc: CompiledRangeQueue, stage: OnlineBias, params: np.ndarray,
+                              progress: Callable[[int], None] | None) -> float:
+    """:func:`_encode_adaptive`'s loop on a range coder, a tile row per compiled call
+    (:func:`~nlc.coding.adaptive_steps.encode_row`: the same words). Returns the bits."""
+    bits = 0.0
+    hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+    for r in range(grid.tile_h):
+        stage.start_row(r)
+        args, coeffs, gram, moment = stage.kernel_args()
+        b, enc.words = adaptive_steps.encode_row(
+            r, grid.tile_w, hs64, ws64, channels, mixtures, np.ascontiguousarray(params[:, :, r]),
+            np.ascontiguousarray(tiles[:, r]), adaptive_steps.mixture_luts(), *adaptive_steps.LOG_SCALES,
+            adaptive_steps.table_constants(), args, coeffs, gram, moment, enc.enc, enc.words, GRID)
+        bits += b
+        if progress:
+            progress(1)
+    return bits
+
+
+@torch.no_grad()
+def _decode_adaptive_compiled(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
+                              channels: int, dec: CompiledRangeQueue, stage: OnlineBias, out: np.ndarray,
+                              progress: Callable[[int], None] | None) -> bool:
+    """Decode one group of tiles with an adaptive stage from a range coder, a tile row per compiled call
+    (:func:`~nlc.coding.adaptive_steps.decode_row`), into ``out`` ``(B, H, W, C)``. Returns False, having
+    done nothing, where the model's stepper has no compiled step (then :func:`_run` decodes)."""
+    with exact_kernels(model), step_threads():
+        st = model.stepper(len(hs), grid.tile_h, grid.tile_w)
+        if not getattr(st, "kernel", False):
+            st.release()
+            return False
+        st.fill(_input(grid, hs, ws, channels, None, st.x.device))
+        puts = adaptive_steps.put_values(st.arith.input)
+        hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+        for r in range(grid.tile_h):
+            st.start_row(r)
+            stage.start_row(r)
+            args, coeffs, gram, moment = stage.kernel_args()
+            status = adaptive_steps.decode_row(
+                r, grid.tile_w, hs64, ws64, channels, mixtures, st.kernel_row(), adaptive_steps.mixture_luts(),
+                *adaptive_steps.LOG_SCALES, adaptive_steps.table_constants(), args, coeffs, gram, moment, dec.dec,
+                dec.words, puts, out)
+            if status:
+                raise CoderError("range decoder failed: the data is not what an encoder wrote")
+            if progress:
+                progress(1)
+        st.release()
+    return True
 
 
 @torch.no_grad()
@@ -519,10 +576,15 @@ def decode_items(
         (n,) = struct.unpack_from("<I", payload, pos)
         if pos + 4 + n > len(payload):
             raise CoderError("tile group runs past the end of the payload")
-        dec = make_coder(coder, payload[pos + 4 : pos + 4 + n])
+        data = payload[pos + 4 : pos + 4 + n]
         pos += 4 + n
         part = out[g]
         stage = make_stage(adaptive, len(all_hs[g]), grid.tile_h, grid.tile_w, channels) if adaptive else None
+        if stage is not None and coder == CompiledRangeQueue.name and COMPILED_STEPS and _decode_adaptive_compiled(
+                model, mixtures, grid, all_hs[g], all_ws[g], channels, CompiledRangeQueue(data), stage, part,
+                progress):
+            continue
+        dec = make_coder(coder, data)
 
         def on_pixels(r, c, idx, params, known, stage=stage, dec=dec, part=part):
             if stage is None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
+from . import range_kernels
+
 PRECISION = 24  # constriction's default probability precision for 32-bit words
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
@@ -96,6 +98,45 @@ class RangeQueue(Coder):
     def num_bits(self) -> int:
         """Compressed size in bits (whole words)."""
         return self._enc.num_bits()
+
+
+class CompiledRangeQueue(RangeQueue):
+    """:class:`RangeQueue` through the compiled kernels of :mod:`nlc.coding.range_kernels`: the same
+    words, and state arrays (``enc`` or ``dec``, and ``words``) that a compiled step loop codes with
+    directly (:mod:`nlc.coding.adaptive_steps`)."""
+
+    def __init__(self, data: bytes | None = None) -> None:
+        if data is None:
+            self.enc, self.dec = range_kernels.encoder_state(), None
+            self.words = np.zeros(1024, np.uint32)
+        else:
+            self.words = _words(data)
+            self.enc, self.dec = None, range_kernels.decoder_state(self.words)
+
+    def encode(self, symbols: np.ndarray, probs: np.ndarray) -> None:
+        """Append symbols to the queue."""
+        symbols = np.ascontiguousarray(symbols, dtype=np.int64).reshape(-1)
+        words = range_kernels.encode_rows(self.enc, self.words, symbols, _as_probs(probs))
+        if len(words) == 0:
+            raise ValueError("a symbol outside its table, or a table whose sum is not a positive number")
+        self.words = words
+
+    def decode(self, probs: np.ndarray) -> np.ndarray:
+        """Take the next ``len(probs)`` symbols from the queue."""
+        if self.dec is None:
+            raise CoderError("this range queue encodes; it has no data to decode")
+        out = range_kernels.decode_rows(self.dec, self.words, _as_probs(probs))
+        if (out < 0).any():
+            raise CoderError("range decoder failed: the data is not what an encoder wrote")
+        return out.astype(np.int32)
+
+    def to_bytes(self) -> bytes:
+        """Compressed words."""
+        return range_kernels.finished_words(self.enc, self.words).astype("<u4").tobytes()
+
+    def num_bits(self) -> int:
+        """Compressed size in bits (whole words)."""
+        return 32 * len(range_kernels.finished_words(self.enc, self.words))
 
 
 class AnsStack(Coder):

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 LOG_SCALE_MAX = 8.0
 MEAN_BITS = 10  # a mean is rounded to 2^-10 of a pixel level
-_ONE = float(2**fixed.CDF_BITS)
-_FLOOR = 2 ** (fixed.CDF_BITS - 24)  # per weight unit: 2^-24 of the total on each bin
+CDF_ONE = float(2**fixed.CDF_BITS)
+CDF_FLOOR = 2 ** (fixed.CDF_BITS - 24)  # the uniform floor per weight unit: 2^-24 of the total on each bin
 
 
 class ExactMixture:
@@ -123,7 +123,7 @@ def stage_table(weights: np.ndarray, cdfs: np.ndarray, lower: np.ndarray, upper:
     full = np.concatenate([lower[:, :, None], cdfs, upper[:, :, None]], 2)
     mix = np.einsum("nm,nme->ne", weights, full)  # exact: integers below 2^53, in any order
     table = mix[:, 1:] - mix[:, :-1]
-    table += (weights.sum(1) * (_FLOOR * width))[:, None]
+    table += (weights.sum(1) * (CDF_FLOOR * width))[:, None]
     return table, full
 
 
@@ -181,10 +181,10 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray | ExactMixture, mixtures
             levels = adapt.shift(ch, w, mx.log_scales[:, ch], inv, levels)
             inv = adapt.scales(ch)
         inv = np.ascontiguousarray(inv)
-        outer, bounds = kernels.outer_table(w, levels, inv, lut.array, steps, const, BUCKET, _ONE, float(_FLOOR))
+        outer, bounds = kernels.outer_table(w, levels, inv, lut.array, steps, const, BUCKET, CDF_ONE, float(CDF_FLOOR))
         bucket = np.asarray(symbol_fn(2 * ch, outer)).astype(np.int64)
         table, local = kernels.inner_table(w, levels, inv, bounds, bucket, lut.array, steps, const, BUCKET,
-                                           float(_FLOOR))
+                                           float(CDF_FLOOR))
         place = np.asarray(symbol_fn(2 * ch + 1, table)).astype(np.int64)
         value = bucket * BUCKET + place
         syms[:, ch] = value
@@ -208,7 +208,7 @@ def code_pixels_exact_numpy(params: torch.Tensor | np.ndarray, mixtures: int, ch
     n = mx.weights.shape[0]
     levels_table = fixed.pixel_levels().numpy()
     zeros = np.zeros((n, mixtures))
-    ones = np.full((n, mixtures), _ONE)
+    ones = np.full((n, mixtures), CDF_ONE)
     w = mx.weights
     syms = np.empty((n, channels), np.uint8)
     bits = np.zeros(n) if with_bits else None

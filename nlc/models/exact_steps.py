@@ -59,7 +59,7 @@ def _clamp(x, limit):
 
 
 @njit(cache=True)
-def _lookup(table, scale, offset, x):
+def lut_at(table, scale, offset, x):
     """:meth:`nlc.fixed.Lut.at` of one value: the position truncated, then clamped to the table."""
     i = np.int64(x * scale + offset)
     if i < 0:
@@ -71,7 +71,7 @@ def _lookup(table, scale, offset, x):
 
 @njit(cache=True)
 def _elu(x, table, scale, offset):
-    return _lookup(table, scale, offset, x) + max(x, 0.0)
+    return lut_at(table, scale, offset, x) + max(x, 0.0)
 
 
 @njit(cache=True)
@@ -135,7 +135,7 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
             for j in range(nc):
                 a = _snap(acc[j] + b2[lay, j], unit, limit)
                 g = _snap(acc[nc + j] + b2[lay, nc + j], unit, limit)
-                h[j] = _clamp(_snap(a * _lookup(sig_table, sig_scale, sig_offset, g), unit, limit) + h[j], limit)
+                h[j] = _clamp(_snap(a * lut_at(sig_table, sig_scale, sig_offset, g), unit, limit) + h[j], limit)
             for j in range(nc):
                 prev0[lay, b, j] = e[j]
                 prev1[lay, b, j] = c1[j]

@@ -169,7 +169,7 @@ class PixelStepper(RasterStepper):
         super().__init__(model, batch, height, width)
         # An exact model's vertical stream runs as independent graphs over slices of the tiles, shared out to
         # single-threaded workers (the same numbers: every tile's arithmetic is exact and its own).
-        self.parts = vertical_parts(batch) if getattr(self.arith, "exact", False) and self.device.type == "cpu" \
+        self.parts = vertical_parts(batch, width) if getattr(self.arith, "exact", False) and self.device.type == "cpu" \
             else [slice(0, batch)]
         self.u_parts = []
         for part in self.parts:
@@ -207,6 +207,15 @@ class PixelStepper(RasterStepper):
         if self.kernel:
             self.k_aux = np.stack(self.aux)
             self.k_prev = np.zeros((2, len(self.blocks), *self.zero.shape))
+
+    def kernel_row(self) -> tuple:
+        """The current row's arguments of :func:`~nlc.models.exact_steps.pixel_step` but the column (the
+        buffer's left margin in its place), for a compiled loop over the row's pixels; only where
+        :attr:`kernel` is set (an exact model on a CPU), after :meth:`start_row`."""
+        sk = self.skip
+        return (self.xs, self.r + self.TOP, self.LEFT, self.w_in, self.b_in, self.hu, self.k_w1, self.k_b1, self.k_w2,
+                self.k_b2, self.k_aux, self.k_prev[0], self.k_prev[1], self.k_head_wt, self.head[1], sk.above, sk.nw,
+                sk.w_left, *self.k_luts, 2.0**fixed.GRID_BITS, fixed.LIMIT)
 
     def release(self) -> None:
         """Drop the row caches now (their closures refer back to this stepper, a reference cycle)."""

@@ -1,0 +1,251 @@
+"""The adaptive exact codec's step loop compiled: a whole tile row per call, the range coder inside.
+
+The adaptive codec (:mod:`nlc.coding.adaptive` over :mod:`nlc.coding.exact_tables`)
+codes each step (one pixel of every tile) in many small calls: the model's
+per-pixel step, the mixture's exact forms, for each channel the stage's shift
+and scale, two tables and two coder calls, the stage's update. Their
+arithmetic is a few microseconds; their calls' overhead was most of a
+decode. :func:`decode_row` and :func:`encode_row` run a row's steps in one
+call by calling **the same compiled kernels in the same order**
+(:func:`~nlc.models.exact_steps.pixel_step`, :mod:`nlc.coding.exact_kernels`,
+:mod:`nlc.coding.adaptive_kernels`) and code through
+:mod:`nlc.coding.range_kernels`, constriction's range coder compiled, so the
+files are byte for byte those of the step-by-step path (``tests/test_adaptive_steps.py``
+compares both on images, and the golden files decode).
+
+Only the range coder (FIFO) runs here; an ANS payload pushes its steps in
+reverse after the loop and keeps the step-by-step path.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from numba import njit
+
+from .. import fixed
+from ..models.exact_steps import lut_at, pixel_step
+from ..models.mixture import LOG_SCALE_MIN
+from .adaptive_kernels import observe_kernel, scale_kernel, shift_kernel
+from .exact_kernels import channel_levels, inner_table, outer_table, updated_weights
+from .exact_tables import BUCKET, CDF_FLOOR, CDF_ONE, LOG_SCALE_MAX, MEAN_BITS
+from .range_kernels import decode_symbol, encode_symbol, quantized_cdf
+
+INVALID = 1  # decode_row's status: the data is not what any encoder wrote
+
+
+def _lut_args(lut: fixed.Lut) -> tuple[np.ndarray, float, float]:
+    steps = 2.0**lut.in_bits
+    return lut.array, steps, 0.5 - lut.lo * steps
+
+
+@functools.lru_cache(maxsize=None)
+def mixture_luts() -> tuple:
+    """The tables :func:`exact_mixture` reads: weights, inverse scales, tanh (as ``ExactMixture``)."""
+    return (*_lut_args(fixed.weight_lut()), *_lut_args(fixed.inverse_scale_lut()), *_lut_args(fixed.tanh_lut()))
+
+
+@functools.lru_cache(maxsize=None)
+def table_constants() -> tuple:
+    """The constants of :func:`~nlc.coding.exact_tables.code_pixels_exact` in :func:`_code_step`'s order."""
+    cdf, steps, const = _lut_args(fixed.cdf_lut())
+    return (cdf, steps, const, BUCKET, CDF_ONE, float(CDF_FLOOR), 127.5 * 2**MEAN_BITS, 2.0**-MEAN_BITS,
+            float(fixed.WEIGHT_ONE), fixed.pixel_levels().numpy())
+
+
+def put_values(to_input) -> np.ndarray:
+    """Each value ``0..255`` as the network reads it once coded: ``to_input`` (the stepper's arithmetic's
+    ``input``) of the coder's ``v / 127.5 - 1`` in float32, as ``RasterStepper.put`` receives it."""
+    v = torch.arange(256, dtype=torch.float32) / 127.5 - 1.0
+    return np.ascontiguousarray(to_input(v).double().numpy())
+
+
+LOG_SCALES = (LOG_SCALE_MIN, LOG_SCALE_MAX)
+
+
+@njit(cache=True)
+def exact_mixture(params, m, luts, log_scale_min, log_scale_max):
+    """:class:`~nlc.coding.exact_tables.ExactMixture` of ``params`` ``(n, 10 m)``: (weights ``(n, m)``,
+    means, log-scales, inverse scales, coefficients ``(n, 3, m)``). ``luts`` holds the weight, inverse
+    scale and tanh tables, each as (array, 2^in_bits, 0.5 - lo 2^in_bits)."""
+    w_t, w_s, w_o, i_t, i_s, i_o, t_t, t_s, t_o = luts
+    n = params.shape[0]
+    weights = np.empty((n, m))
+    means = np.empty((n, 3, m))
+    log_scales = np.empty((n, 3, m))
+    inv_scales = np.empty((n, 3, m))
+    coeffs = np.empty((n, 3, m))
+    for i in range(n):
+        top = params[i, 0]
+        for k in range(1, m):
+            top = max(top, params[i, k])
+        for k in range(m):
+            weights[i, k] = lut_at(w_t, w_s, w_o, params[i, k] - top)
+        for ch in range(3):
+            base = m + ch * 3 * m
+            for k in range(m):
+                means[i, ch, k] = params[i, base + k]
+                ls = min(max(params[i, base + m + k], log_scale_min), log_scale_max)
+                log_scales[i, ch, k] = ls
+                inv_scales[i, ch, k] = lut_at(i_t, i_s, i_o, ls)
+                coeffs[i, ch, k] = lut_at(t_t, t_s, t_o, params[i, base + 2 * m + k])
+    return weights, means, log_scales, inv_scales, coeffs
+
+
+@njit(cache=True)
+def _code_symbols(decoding, table, known, dec, enc, words, cdf):
+    """Code one symbol per row of ``table`` ``(n, K)``: decode them from ``dec``, or encode ``known`` ``(n,)``
+    into ``enc``. Returns (False where the data is invalid, the symbols, the word buffer)."""
+    n, k = table.shape
+    symbols = np.empty(n, np.int64)
+    for i in range(n):
+        quantized_cdf(table[i], cdf)  # integer tables: always a positive normal sum
+        if decoding:
+            s = decode_symbol(dec, words, cdf, k)
+            if s < 0:
+                return False, symbols, words
+            symbols[i] = s
+        else:
+            symbols[i] = known[i]
+            words = encode_symbol(enc, words, cdf, known[i])
+    return True, symbols, words
+
+
+@njit(cache=True)
+def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_luts, log_scale_min, log_scale_max,
+               tables, stage, coeffs, gram, moment, dec, enc, words, cdf):
+    """Code one step (pixel ``(r, c)`` of the tiles ``tiles``) as ``code_pixels_exact`` with an adaptive
+    stage does: decoding (values from ``dec``) or encoding ``known`` ``(n, channels)`` into ``enc``.
+    Returns (False where the data is invalid, values ``(n, channels)``, bits, word buffer)."""
+    (cdf_t, steps, const, bucket, one, floor_, mean_scale, mean_unit, weight_one, levels_table) = tables
+    (inv_t, inv_steps, inv_const, errors, pixels, gain, losses, factors, neutral, dr, dc, pad, classes,
+     log_127_5, t_one, coeff_bits, delta_clip, shift_scale, shift_clip, use_neighbours, cross, gate, use_pixels,
+     t_scale, t_clip, forget_bits, ridge, log2_table, log_in_bits, log_bits, scale_bits, use_scales) = stage
+    n = tiles.shape[0]
+    w, means, log_scales, inv_scales, mcoeffs = exact_mixture(params, mixtures, mix_luts, log_scale_min,
+                                                              log_scale_max)
+    values = np.empty((n, channels), np.int64)
+    x0 = np.zeros(n)
+    x1 = np.zeros(n)
+    current = np.zeros((n, channels), np.int64)
+    bits = 0.0
+    nb = 256 // bucket
+    for ch in range(channels):
+        levels = channel_levels(means, mcoeffs, ch, x0, x1, mean_scale, mean_unit)
+        base_inv = np.ascontiguousarray(inv_scales[:, ch])
+        out, moved, f, cls, mean, inv, act = shift_kernel(
+            w, np.ascontiguousarray(log_scales[:, ch]), levels, inv_t, inv_steps, inv_const, errors, tiles, r, c, ch,
+            current[:, :ch], coeffs[ch], gain[ch], dr, dc, pad, classes, log_127_5, t_one, coeff_bits, delta_clip,
+            shift_scale, shift_clip, mean_unit, use_neighbours, cross, gate, pixels, use_pixels, t_scale, t_clip)
+        inv_coded = scale_kernel(base_inv, cls, act, losses[ch], factors, neutral, scale_bits) if use_scales \
+            else base_inv
+        outer, bounds = outer_table(w, out, inv_coded, cdf_t, steps, const, bucket, one, floor_)
+        ok, buckets, words = _code_symbols(decoding, outer, known[:, ch] // bucket, dec, enc, words, cdf)
+        if not ok:
+            return False, values, bits, words
+        table, local = inner_table(w, out, inv_coded, bounds, buckets, cdf_t, steps, const, bucket, floor_)
+        ok, places, words = _code_symbols(decoding, table, known[:, ch] % bucket, dec, enc, words, cdf)
+        if not ok:
+            return False, values, bits, words
+        for i in range(n):
+            values[i, ch] = buckets[i] * bucket + places[i]
+            if not decoding:
+                osum = 0.0
+                for j in range(nb):
+                    osum += outer[i, j]
+                tsum = 0.0
+                for j in range(bucket):
+                    tsum += table[i, j]
+                bits -= np.log2(outer[i, buckets[i]] / osum) + np.log2(table[i, places[i]] / tsum)
+        t = observe_kernel(
+            np.ascontiguousarray(values[:, ch]), f, cls, mean, inv, w, levels, moved, inv_coded, errors, tiles, r, c,
+            ch, pad, gram[ch], moment[ch], gain[ch], t_scale, t_clip, forget_bits, ridge, cdf_t, steps, const, one,
+            floor_, log2_table, log_in_bits, log_bits, pixels, act, out, base_inv, losses[ch], factors, scale_bits,
+            use_scales)
+        current[:, ch] = t
+        if ch + 1 < channels:
+            w = updated_weights(w, local, places, weight_one)
+            for i in range(n):
+                if ch == 0:
+                    x0[i] = levels_table[values[i, ch]]
+                else:
+                    x1[i] = levels_table[values[i, ch]]
+    return True, values, bits, words
+
+
+@njit(cache=True)
+def _valid(hs, ws, r, c):
+    n = 0
+    for b in range(hs.shape[0]):
+        if hs[b] > r and ws[b] > c:
+            n += 1
+    out = np.empty(n, np.int64)
+    n = 0
+    for b in range(hs.shape[0]):
+        if hs[b] > r and ws[b] > c:
+            out[n] = b
+            n += 1
+    return out
+
+
+@njit(cache=True)
+def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables, stage,
+               coeffs, gram, moment, dec, words, put_values, out):
+    """Decode row ``r`` of every tile: for each column the model's step (``model``: the arguments of
+    :func:`~nlc.models.exact_steps.pixel_step` but the column, with the buffer's left margin), the
+    adaptive step, and the decoded values written to ``out`` ``(B, H, W, channels)`` and into the
+    model's pixel buffer (``put_values[v]``: value ``v`` as the network reads it). Returns 0, or
+    :data:`INVALID` where the data is invalid."""
+    (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
+     elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
+    cdf = np.empty(257, np.uint64)
+    enc = np.zeros(5, np.uint64)
+    known = np.zeros((0, channels), np.int64)
+    npar = head_b.shape[0]
+    for c in range(width):
+        tiles = _valid(hs, ws, r, c)
+        part = np.empty((tiles.shape[0], npar))
+        if tiles.shape[0] > 0:  # (a step without tiles ends its row; the stage still decays its statistics)
+            params = pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
+                                head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
+            for i in range(tiles.shape[0]):
+                part[i] = params[tiles[i]]
+        ok, values, _, words = _code_step(part, known, True, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
+                                      log_scale_max, tables, stage, coeffs, gram, moment, dec, enc, words, cdf)
+        if not ok:
+            return INVALID
+        for i in range(tiles.shape[0]):
+            b = tiles[i]
+            for ch in range(channels):
+                out[b, r, c, ch] = values[i, ch]
+            for ch in range(3):
+                xs[b, ch, row, c + left] = put_values[values[i, min(ch, channels - 1)]]
+    return 0
+
+
+@njit(cache=True)
+def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_luts, log_scale_min, log_scale_max,
+               tables, stage, coeffs, gram, moment, enc, words, grid):
+    """Encode row ``r`` of every tile from the parallel pass's parameters ``row_params`` ``(B, P, W)``
+    (int32 counts of ``grid``) and the pixels ``known_row`` ``(B, W, channels)``, step by step in the
+    decoder's order. Returns (bits under the tables, word buffer)."""
+    cdf = np.empty(257, np.uint64)
+    dec = np.zeros(4, np.uint64)
+    bits = 0.0
+    npar = row_params.shape[1]
+    for c in range(width):
+        tiles = _valid(hs, ws, r, c)
+        n = tiles.shape[0]
+        part = np.empty((n, npar))
+        known = np.empty((n, channels), np.int64)
+        for i in range(n):
+            for p in range(npar):
+                part[i, p] = row_params[tiles[i], p, c] * grid
+            for ch in range(channels):
+                known[i, ch] = known_row[tiles[i], c, ch]
+        _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
+                                 log_scale_max, tables, stage, coeffs, gram, moment, dec, enc, words, cdf)
+        bits += b
+    return bits, words
