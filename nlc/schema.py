@@ -83,6 +83,8 @@ def check_extra(extra: Any) -> dict:
             _word(value, "CPU kind")
         elif key == "threads":
             _int(value, 1, 1024, "threads")
+        elif key == "context":
+            _int(value, 4, 64, "context")
         else:
             raise _fail(f"unknown extra field {str(key)[:40]!r}")
     return extra

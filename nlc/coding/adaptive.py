@@ -226,6 +226,17 @@ class OnlineBias:
             self.pixels, act, coded, base_inv, self.losses[ch], self.factors, fixed.SCALE_BITS, self.use_scales)
         self._current.append(t)
 
+    def adopt(self, other: "OnlineBias") -> None:
+        """Continue from ``other``'s learned statistics (least squares, gates, scale factors' code lengths):
+        a later group of tiles of the same image (:mod:`nlc.coding.context_tiles`). The per-tile stores
+        of errors and values start empty: the tiles are new."""
+        for mine, theirs in zip(self.gram, other.gram):
+            mine[:] = theirs
+        for mine_m, theirs_m in zip(self.moment, other.moment):
+            mine_m[:] = theirs_m
+        self.gain[:] = other.gain
+        self.losses[:] = other.losses
+
     def kernel_args(self) -> tuple[tuple, tuple, tuple, tuple]:
         """The stage as the compiled step loop takes it (:mod:`nlc.coding.adaptive_steps`): its constants and
         arrays in the kernels' order, and per channel the coefficients, Gram matrices and moments (the

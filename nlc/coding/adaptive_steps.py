@@ -190,30 +190,35 @@ def _valid(hs, ws, r, c):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables, stage,
-               coeffs, gram, moment, dec, words, put_values, out):
+               coeffs, gram, moment, dec, words, put_values, out, context_left=0):
     """Decode row ``r`` of every tile: for each column the model's step (``model``: the arguments of
     :func:`~nlc.models.exact_steps.pixel_step` but the column, with the buffer's left margin), the
     adaptive step, and the decoded values written to ``out`` ``(B, H, W, channels)`` and into the
-    model's pixel buffer (``put_values[v]``: value ``v`` as the network reads it). Returns 0, or
-    :data:`INVALID` where the data is invalid."""
+    model's pixel buffer (``put_values[v]``: value ``v`` as the network reads it). Where the model's
+    rows start with ``context_left`` known columns (:mod:`nlc.coding.context_tiles`), its steps run
+    over them first, coding nothing. Returns 0, or :data:`INVALID` where the data is invalid."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
     cdf = np.empty(257, np.uint64)
     enc = np.zeros(5, np.uint64)
     known = np.zeros((0, channels), np.int64)
     npar = head_b.shape[0]
+    for c in range(context_left):
+        pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
+                   w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
     for c in range(width):
         tiles = _valid(hs, ws, r, c)
         part = np.empty((tiles.shape[0], npar))
+        mc = c + context_left  # the model's column
         if tiles.shape[0] > 0:  # (a step without tiles ends its row; the stage still decays its statistics)
-            params = pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
+            params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
                                 head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
             for i in range(tiles.shape[0]):
                 part[i] = params[tiles[i]]
         ok, values, _, words = _code_step(part, known, True, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                      log_scale_max, tables, stage, coeffs, gram, moment, dec, enc, words, cdf)
+                                          log_scale_max, tables, stage, coeffs, gram, moment, dec, enc, words, cdf)
         if not ok:
             return INVALID
         for i in range(tiles.shape[0]):
@@ -221,7 +226,7 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
             for ch in range(channels):
                 out[b, r, c, ch] = values[i, ch]
             for ch in range(3):
-                xs[b, ch, row, c + left] = put_values[values[i, min(ch, channels - 1)]]
+                xs[b, ch, row, mc + left] = put_values[values[i, min(ch, channels - 1)]]
     return 0
 
 
@@ -249,3 +254,24 @@ def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_
                                  log_scale_max, tables, stage, coeffs, gram, moment, dec, enc, words, cdf)
         bits += b
     return bits, words
+
+
+def encode_tile_rows(stage, mixtures: int, hs: np.ndarray, ws: np.ndarray, params: np.ndarray, known: np.ndarray,
+                     enc, progress=None) -> float:
+    """Encode a group of tiles row by row with :func:`encode_row`: ``params`` ``(B, P, H, W)`` the exact
+    pass's int32 counts of ``2^-16``, ``known`` ``(B, H, W, C)`` the pixels, ``hs``/``ws`` the tiles'
+    valid extents, ``enc`` a :class:`~nlc.coding.coders.CompiledRangeQueue`, ``stage`` the adaptive
+    stage (an :class:`~nlc.coding.adaptive.OnlineBias`). Returns the bits under the tables."""
+    bits = 0.0
+    hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+    for r in range(params.shape[2]):
+        stage.start_row(r)
+        args, coeffs, gram, moment = stage.kernel_args()
+        b, enc.words = encode_row(r, params.shape[3], hs64, ws64, known.shape[3], mixtures,
+                                  np.ascontiguousarray(params[:, :, r]), np.ascontiguousarray(known[:, r]),
+                                  mixture_luts(), *LOG_SCALES, table_constants(), args, coeffs, gram, moment, enc.enc,
+                                  enc.words, fixed.GRID)
+        bits += b
+        if progress:
+            progress(1)
+    return bits

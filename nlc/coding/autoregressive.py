@@ -33,7 +33,7 @@ import torch
 from ..fixed import GRID
 from ..models.mixture import log_likelihood
 from ..threads import pass_workers, step_threads
-from . import adaptive_steps
+from . import adaptive_steps, context_tiles
 from .adaptive import OnlineBias, make_stage
 from .coders import Coder, CoderError, CompiledRangeQueue, make_coder
 from .exact_tables import ExactMixture, code_pixels_exact, stage_symbols
@@ -271,9 +271,12 @@ def _groups(batch: int, group: int) -> list[slice]:
     return [slice(i, min(batch, i + group)) for i in range(0, batch, group)]
 
 
-def progress_total(height: int, width: int, tile: int, group: int = GROUP, items: int = 1) -> int:
-    """Number of progress ticks (tile rows times tile groups) of ``items`` images of one size."""
+def progress_total(height: int, width: int, tile: int, group: int = GROUP, items: int = 1, context: int = 0) -> int:
+    """Number of progress ticks (tile rows times tile groups) of ``items`` images of one size (of one image
+    coded with ``context``: :func:`~nlc.coding.context_tiles.schedule`'s groups)."""
     grid = TileGrid.for_image(height, width, tile)
+    if context:
+        return grid.tile_h * len(context_tiles.schedule(grid, context))
     return grid.tile_h * len(_groups(items * grid.batch, group))
 
 
@@ -286,8 +289,13 @@ def encode_tiles(
     group: int = GROUP,
     progress: Callable[[int], None] | None = None,
     adaptive: str | None = None,
+    context: int = 0,
 ) -> tuple[bytes, float]:
     """Code an ``(H, W, C)`` uint8 image (``C`` = 1 or 3).
+
+    With ``context`` (rows and columns; an adaptive stage, a range coder and an exact PixelCNN++ on a
+    CPU) the tiles are coded group after group, each seeing coded neighbours
+    (:mod:`nlc.coding.context_tiles`); ``group`` is then unused.
 
     Tiles are coded in groups of at most ``group``, each group on its own coder;
     the payload is, per group, a u32 little-endian byte count and the coder's
@@ -296,7 +304,17 @@ def encode_tiles(
     ``adaptive`` names an adaptive stage (:mod:`nlc.coding.adaptive`) for an
     exact model; each tile group starts it afresh.
     """
+    if context:
+        _check_context(model, coder, adaptive)
+        grid = TileGrid.for_image(pixels.shape[0], pixels.shape[1], tile)
+        return context_tiles.encode(mixtures, pixels, grid, str(adaptive), context,
+                                    lambda x4: _pass(model, x4, grid.tile_h * grid.tile_w), progress)
     return encode_items(model, mixtures, pixels[None], tile, coder, group, progress, adaptive)
+
+
+def _check_context(model: SteppedModel, coder: str, adaptive: str | None) -> None:
+    if not adaptive or coder != CompiledRangeQueue.name or not is_exact(model):
+        raise ValueError("context tiles need an exact model, an adaptive stage and the range coder")
 
 
 def encode_items(
@@ -384,16 +402,22 @@ def _parallel_params(model: SteppedModel, grid: TileGrid, hs: np.ndarray, ws: np
     """An exact model's parameters of every pixel of a group of tiles from one parallel pass, as int32
     counts of ``2^-16`` (exact: they are multiples of ``2^-16`` below ``2^10``, and half the memory)."""
     dev = next(model.parameters()).device
-    x4 = _input(grid, hs, ws, channels, tiles, dev)
+    return _pass(model, _input(grid, hs, ws, channels, tiles, dev), grid.tile_h * grid.tile_w)
 
-    per_pass = max(1, PASS_PIXELS // (grid.tile_h * grid.tile_w))
+
+@torch.no_grad()
+def _pass(model: SteppedModel, x4: torch.Tensor, tile_pixels: int) -> torch.Tensor:
+    """An exact model's parameters of the tiles ``x4`` in int32 counts of ``2^-16``, in passes of about
+    :data:`PASS_PIXELS` pixels (``tile_pixels`` a tile's coded pixels) shared out to the cores."""
+    x4 = x4.to(next(model.parameters()).device)
+    per_pass = max(1, PASS_PIXELS // tile_pixels)
 
     def chunk(i: int) -> torch.Tensor:
         return (model.forward_x4(x4[i : i + per_pass]) / GRID).to(torch.int32)
 
-    starts = range(0, len(hs), per_pass)
-    with exact_kernels(model), torch.no_grad():
-        if dev.type != "cpu":
+    starts = range(0, len(x4), per_pass)
+    with exact_kernels(model):
+        if x4.device.type != "cpu":
             return torch.cat([chunk(i) for i in starts])
         with pass_workers() as pool:  # chunks shared out as workers free up: a busy core slows one worker only
             return torch.cat(list(pool.map(chunk, starts)))
@@ -406,8 +430,8 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     pass, then step by step in the decoder's order, so the stage learns what the decoder will have
     learned (on an ANS stack the steps are pushed in reverse afterwards). Returns the bits."""
     params = _parallel_params(model, grid, hs, ws, channels, tiles).numpy()
-    if isinstance(enc, CompiledRangeQueue):
-        return _encode_adaptive_compiled(mixtures, grid, hs, ws, channels, tiles, enc, stage, params, progress)
+    if isinstance(enc, CompiledRangeQueue):  # a tile row per compiled call, the same words
+        return adaptive_steps.encode_tile_rows(stage, mixtures, hs, ws, params, tiles, enc, progress)
     bits = 0.0
     steps: list[tuple[np.ndarray, np.ndarray]] = []
     width = grid.tile_w
@@ -439,26 +463,6 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
             progress(1)
     for symbols, tables in reversed(steps):
         enc.encode(symbols, tables)
-    return bits
-
-
-def _encode_adaptive_compiled(mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray, channels: int,
-                              tiles: np.ndarray, enc: CompiledRangeQueue, stage: OnlineBias, params: np.ndarray,
-                              progress: Callable[[int], None] | None) -> float:
-    """:func:`_encode_adaptive`'s loop on a range coder, a tile row per compiled call
-    (:func:`~nlc.coding.adaptive_steps.encode_row`: the same words). Returns the bits."""
-    bits = 0.0
-    hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
-    for r in range(grid.tile_h):
-        stage.start_row(r)
-        args, coeffs, gram, moment = stage.kernel_args()
-        b, enc.words = adaptive_steps.encode_row(
-            r, grid.tile_w, hs64, ws64, channels, mixtures, np.ascontiguousarray(params[:, :, r]),
-            np.ascontiguousarray(tiles[:, r]), adaptive_steps.mixture_luts(), *adaptive_steps.LOG_SCALES,
-            adaptive_steps.table_constants(), args, coeffs, gram, moment, enc.enc, enc.words, GRID)
-        bits += b
-        if progress:
-            progress(1)
     return bits
 
 
@@ -543,8 +547,15 @@ def decode_tiles(
     group: int = GROUP,
     progress: Callable[[int], None] | None = None,
     adaptive: str | None = None,
+    context: int = 0,
 ) -> np.ndarray:
     """Decode an ``(height, width, channels)`` uint8 image from :func:`encode_tiles`' payload."""
+    if context:
+        _check_context(model, coder, adaptive)
+        grid = TileGrid.for_image(height, width, tile)
+        with exact_kernels(model), step_threads():
+            return context_tiles.decode(model, mixtures, height, width, channels, grid, payload, str(adaptive),
+                                        context, progress)
     return decode_items(model, mixtures, 1, height, width, channels, tile, coder, payload, group, progress,
                         adaptive)[0]
 

@@ -69,19 +69,27 @@ class Autoregressive(Unsupported):
         h, w = pixels.shape[:2]
         group = group_for(tile)
         check_group(_tiles(h, w, tile), tile, group, writing=True)
-        with progress_bar(progress_total(h, w, tile, group), "encode", progress) as bar:
+        context = codec.spec.context if coder == "range" and codec.device == "cpu" else 0
+        with progress_bar(progress_total(h, w, tile, group, context=context), "encode", progress) as bar:
             payload, bits = encode_tiles(codec.model, codec.mixtures, pixels, tile, coder, group, bar,
-                                         codec.spec.adaptive or None)
-        extra = {"cpu": cpu_kind()} if codec.device == "cpu" and not is_exact(codec.model) else {}
+                                         codec.spec.adaptive or None, context)
+        extra: dict = {"cpu": cpu_kind()} if codec.device == "cpu" and not is_exact(codec.model) else {}
+        if context:
+            extra["context"] = context
         return payload, bits, extra
 
     def decode_pixels(self, codec: LoadedCodec, header: "Header", payload: bytes, progress: bool) -> np.ndarray:
         """The image's tiles, stepped in the encoder's order."""
         check_group(_tiles(header.height, header.width, header.tile), header.tile, header.group)
-        total = progress_total(header.height, header.width, header.tile, header.group)
+        context = header.extra.get("context", 0)
+        if context and (not codec.spec.context or header.coder != "range"):
+            raise FormatError(f"header asks for context tiles, which codec {codec.spec.name!r} with the "
+                              f"{header.coder} coder does not code")
+        total = progress_total(header.height, header.width, header.tile, header.group, context=context)
         with progress_bar(total, "decode", progress) as bar:
             return decode_tiles(codec.model, codec.mixtures, header.height, header.width, header.model_channels,
-                                header.tile, header.coder, payload, header.group, bar, codec.spec.adaptive or None)
+                                header.tile, header.coder, payload, header.group, bar, codec.spec.adaptive or None,
+                                context)
 
     def encode_set(self, codec: LoadedCodec, items: np.ndarray, source: dict, progress: bool,
                    coder: str | None, tile: int | None) -> tuple[bytes, dict]:

@@ -1,0 +1,268 @@
+"""Tiles that see their coded neighbours: groups coded one after another, each tile with context.
+
+Independent tiles decode in parallel, but each starts blind: its first rows and
+columns are coded without the pixels above and to the left that the network
+would use (in 128x128 tiles that costs the model 0.43% on 768x512 crops of
+``photos-val`` against one whole-image tile). Here the tiles are coded in
+groups, one group after another, and every tile of a later group is extended
+by :data:`CONTEXT` rows above and columns to the left of **pixels already
+coded**: the network reads them (the model's pass and its steps run over the
+extended tile) and codes only the tile.
+
+The schedule (:func:`schedule`): tile row by tile row, first the tiles in even
+columns, then those in odd columns. A tile below the first tile row has the
+rows above it as context; a tile in an odd column also has the columns to
+its left (its left neighbour was coded in the group before), and the corner
+above-left. Every tile of a group has the same context, so a group is one
+batch of equally shaped tiles; tiles on the image's top row or left column
+have none (the natural zero padding: context of zeros outside the image
+would change what the network computes). The adaptive stage carries its
+statistics from group to group (:meth:`~nlc.coding.adaptive.OnlineBias.adopt`).
+
+Chosen on 768x512 crops of ``photos-val`` with the float model (``runs/ctx``
+scripts, described in ``docs/adaptive.md``): 8 rows and columns of context
+recover as much as 16 or 32.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..threads import cores
+from . import adaptive_steps
+from .adaptive import OnlineBias, make_stage
+from .coders import CoderError, CompiledRangeQueue
+
+CONTEXT = 8  # rows above and columns left of a tile that its network reads (a multiple of 4: the U-net's strides)
+
+
+@dataclass(frozen=True)
+class ContextGroup:
+    """Tiles (row-major indices of the grid's tiles) coded together, all with ``top`` rows above and
+    ``left`` columns to the left of context."""
+
+    tiles: np.ndarray
+    top: int
+    left: int
+    odd: bool  # the odd columns' chain
+
+    @property
+    def key(self) -> str:
+        """The chain of groups this one continues: its adaptive stage's statistics, its decoding thread."""
+        return "odd" if self.odd else "even"
+
+
+def schedule(grid, context: int = CONTEXT) -> list[ContextGroup]:
+    """The groups of a :class:`~nlc.coding.autoregressive.TileGrid` in coding order (see the module
+    docstring); the context is at most a tile's height and width."""
+    top, left = min(context, grid.tile_h), min(context, grid.tile_w)
+    groups = []
+    for ty in range(grid.ny):
+        for parity in (0, 1):
+            cols = np.arange(parity, grid.nx, 2)
+            if len(cols):
+                groups.append(ContextGroup(ty * grid.nx + cols, top if ty else 0, left if parity else 0, bool(parity)))
+    return groups
+
+
+def extended_input(image: np.ndarray, known_tiles: bool, grid, group: ContextGroup) -> torch.Tensor:
+    """The model input ``(B, 4, top + tile_h, left + tile_w)`` of a group's extended tiles from the
+    ``(H, W, C)`` uint8 ``image`` (the whole image for an encoder, the pixels coded so far for a
+    decoder): RGB in ``[-1, 1]`` (gray repeated) as float32 ``v / 127.5 - 1`` and the ones channel where
+    the image is, the tiles' own pixels only with ``known_tiles`` (zeros for a decoder)."""
+    th, tw, top, left = grid.tile_h, grid.tile_w, group.top, group.left
+    h, w = top + th, left + tw
+    x4 = torch.zeros(len(group.tiles), 4, h, w)
+    for i, t in enumerate(group.tiles):
+        y0, x0 = (t // grid.nx) * th - top, (t % grid.nx) * tw - left
+        y1, x1 = min(y0 + h, image.shape[0]), min(x0 + w, image.shape[1])
+        patch = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).float() / 127.5 - 1.0
+        if patch.shape[2] == 1:
+            patch = patch.expand(-1, -1, 3)
+        x4[i, :3, : y1 - y0, : x1 - x0] = patch.permute(2, 0, 1)
+        x4[i, 3, : y1 - y0, : x1 - x0] = 1.0
+        if not known_tiles:
+            x4[i, :3, top:, left:] = 0.0
+    return x4
+
+
+def _extents(grid, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hs, ws = grid.extents()
+    return hs[tiles].astype(np.int64), ws[tiles].astype(np.int64)
+
+
+def _stage(name, previous: OnlineBias | None, batch: int, grid, channels: int) -> OnlineBias:
+    stage = make_stage(name, batch, grid.tile_h, grid.tile_w, channels)
+    assert stage is not None
+    if previous is not None:
+        stage.adopt(previous)
+    return stage
+
+
+def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int, pass_params: Callable,
+           progress: Callable[[int], None] | None) -> tuple[bytes, float]:
+    """Code an ``(H, W, C)`` uint8 image group by group on a range coder (the payload: per group a u32
+    byte count and the coder's words, as :func:`~nlc.coding.autoregressive.encode_tiles`). ``pass_params``
+    maps a model input to the exact parameters ``(B, P, h, w)`` in int32 counts of ``2^-16``. Returns the
+    payload and the bits under the tables."""
+    channels = pixels.shape[2]
+    tiles = grid.split(pixels)
+    groups = schedule(grid, context)
+    shapes: dict[tuple[int, int], list[int]] = {}  # groups of one shape share the model's passes
+    for g, group in enumerate(groups):
+        shapes.setdefault((group.top, group.left), []).append(g)
+    passes: dict[int, np.ndarray] = {}
+    for (top, left), members in shapes.items():
+        x4 = torch.cat([extended_input(pixels, True, grid, groups[g]) for g in members])
+        params = pass_params(x4)[:, :, top:, left:].numpy()
+        for g, part in zip(members, np.split(params, np.cumsum([len(groups[g].tiles) for g in members])[:-1])):
+            passes[g] = part
+    payload, bits, stages = [], 0.0, {}
+    for g, group in enumerate(groups):
+        params = passes.pop(g)
+        hs, ws = _extents(grid, group.tiles)
+        stage = stages[group.odd] = _stage(adaptive, stages.get(group.odd), len(group.tiles), grid, channels)
+        enc = CompiledRangeQueue()
+        bits += adaptive_steps.encode_tile_rows(stage, mixtures, hs, ws, params, tiles[group.tiles], enc, progress)
+        words = enc.to_bytes()
+        payload += [len(words).to_bytes(4, "little"), words]
+    return b"".join(payload), bits
+
+
+def _slices(payload: bytes, count: int) -> list[bytes]:
+    """The coder words of each of ``count`` groups (each after its u32 byte count)."""
+    out, pos = [], 0
+    for _ in range(count):
+        if pos + 4 > len(payload):
+            raise CoderError("payload ends before the last tile group")
+        n = int.from_bytes(payload[pos : pos + 4], "little")
+        if pos + 4 + n > len(payload):
+            raise CoderError("tile group runs past the end of the payload")
+        out.append(payload[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    if pos != len(payload):
+        raise CoderError("unexpected bytes after the last tile group")
+    return out
+
+
+class _Aborted(Exception):
+    """The other chain failed: this one stops (the other's error is the one reported)."""
+
+
+class _Progress:
+    """Rows decoded so far per group, for the odd chain to wait on the even one."""
+
+    def __init__(self, groups: int) -> None:
+        self.rows = [0] * groups
+        self.failed = False
+        self.cond = threading.Condition()
+
+    def done(self, group: int, rows: int) -> None:
+        with self.cond:
+            self.rows[group] = rows
+            self.cond.notify_all()
+
+    def fail(self) -> None:
+        with self.cond:
+            self.failed = True
+            self.cond.notify_all()
+
+    def wait(self, group: int, rows: int) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.failed or self.rows[group] >= rows)
+            if self.failed:
+                raise _Aborted
+
+
+@torch.no_grad()
+def decode(model, mixtures: int, height: int, width: int, channels: int, grid, payload: bytes, adaptive: str,
+           context: int, progress: Callable[[int], None] | None) -> np.ndarray:
+    """Decode :func:`encode`'s payload into an ``(height, width, channels)`` uint8 image.
+
+    The even columns' groups need nothing of the odd ones', and an odd group needs of the even group
+    beside it only the rows decoded so far: on two cores the two chains decode at once, the odd one a
+    row behind (each group has its own coder words and each chain its own stage)."""
+    groups = schedule(grid, context)
+    words = _slices(payload, len(groups))
+    image = np.zeros((height, width, channels), np.uint8)
+    rows = _Progress(len(groups))
+    origin = [((t // grid.nx) * grid.tile_h, (t % grid.nx) * grid.tile_w) for t in range(grid.batch)]
+
+    def chain(odd: bool) -> None:
+        stage = None
+        try:
+            for g, group in enumerate(groups):
+                if group.odd == odd:
+                    stage = _stage(adaptive, stage, len(group.tiles), grid, channels)
+                    _decode_group(model, mixtures, grid, channels, group, g, words[g], stage, image, origin, rows,
+                                  progress)
+        except BaseException:
+            rows.fail()
+            raise
+
+    if cores() >= 2 and grid.nx > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            jobs = [pool.submit(chain, odd) for odd in (False, True)]
+            errors = [e for e in (job.exception() for job in jobs) if e is not None]
+        if errors:
+            raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
+    else:
+        chain(False)
+        chain(True)
+    return image
+
+
+def _decode_group(model, mixtures: int, grid, channels: int, group: ContextGroup, g: int, words: bytes,
+                  stage: OnlineBias, image: np.ndarray, origin: list, rows: _Progress,
+                  progress: Callable[[int], None] | None) -> None:
+    """Decode group ``g`` into ``image``, row by row (an odd group waits for the even group before it)."""
+    dec = CompiledRangeQueue(words)
+    hs, ws = _extents(grid, group.tiles)
+    part = np.zeros((len(group.tiles), grid.tile_h, grid.tile_w, channels), np.uint8)
+    if group.odd:
+        rows.wait(g - 1, 1)  # the even group beside this one has begun: the tile row above is coded
+    st = model.stepper(len(group.tiles), group.top + grid.tile_h, group.left + grid.tile_w)
+    if not getattr(st, "kernel", False):
+        raise ValueError("context tiles need a model whose steps are compiled (an exact PixelCNN++ on a CPU)")
+    st.fill(extended_input(image, False, grid, group))
+    puts = adaptive_steps.put_values(st.arith.input)
+    for r in range(group.top):  # the context rows: the vertical stream only
+        st.start_row(r)
+    for r in range(grid.tile_h):
+        if group.odd:  # this row's left context, coded by the even group meanwhile
+            rows.wait(g - 1, r + 1)
+            _refresh_left(st, image, grid, group, r, origin, puts)
+        st.start_row(group.top + r)
+        stage.start_row(r)
+        args, coeffs, gram, moment = stage.kernel_args()
+        status = adaptive_steps.decode_row(
+            r, grid.tile_w, hs, ws, channels, mixtures, st.kernel_row(), adaptive_steps.mixture_luts(),
+            *adaptive_steps.LOG_SCALES, adaptive_steps.table_constants(), args, coeffs, gram, moment, dec.dec,
+            dec.words, puts, part, group.left)
+        if status:
+            raise CoderError("range decoder failed: the data is not what an encoder wrote")
+        for i, t in enumerate(group.tiles):
+            y, x = origin[t]
+            if r < hs[i]:
+                image[y + r, x : x + ws[i]] = part[i, r, : ws[i]]
+        rows.done(g, r + 1)
+        if progress:
+            progress(1)
+    st.release()
+
+
+def _refresh_left(st, image: np.ndarray, grid, group: ContextGroup, r: int, origin: list, puts: np.ndarray) -> None:
+    """Copy row ``r``'s left context of every tile of ``group`` from ``image`` into the model's buffer."""
+    row = st.TOP + group.top + r
+    for i, t in enumerate(group.tiles):
+        y, x = origin[t]
+        if y + r < image.shape[0]:
+            values = puts[image[y + r, x - group.left : x]]  # (left, channels)
+            st.xs[i, :3, row, st.LEFT : st.LEFT + group.left] = (values if values.shape[1] == 3 else
+                                                                  np.repeat(values, 3, 1)).T
