@@ -573,10 +573,14 @@ def _as_typed(ctx: click.Context) -> str:
     words = ["nlc", ctx.info_name or ""]
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
-        if not isinstance(param, click.Option) or value == param.default or value is None:
+        if not isinstance(param, click.Option) or value is None:
             continue
         flag = max(param.opts, key=len)
-        words += [flag] if param.is_flag else [flag, str(value)]
+        if param.is_flag:  # (click may keep a flag's default unset: compare truth values)
+            if bool(value) != bool(param.default):
+                words.append(flag if value or not param.secondary_opts else param.secondary_opts[0])
+        elif value != param.default:
+            words += [flag, str(value)]
     return " ".join(words)
 
 

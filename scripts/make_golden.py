@@ -79,6 +79,8 @@ IMAGES = [  # file, codec, mode, height, width, coder
     ("pixelcnnpp-adaptive-gray-ans.nlc", "pixelcnnpp-adaptive", "L", 24, 30, "ans"),
     ("pixelcnnpp-adaptive-v2-rgb.nlc", "pixelcnnpp-adaptive-v2", "RGB", 40, 36, None),
     ("pixelcnnpp-adaptive-v2-gray-ans.nlc", "pixelcnnpp-adaptive-v2", "L", 24, 30, "ans"),
+    ("pixelcnnpp-adaptive-v3-rgb.nlc", "pixelcnnpp-adaptive-v3", "RGB", 150, 140, None),  # 3x3 tiles of 64: context
+    ("pixelcnnpp-adaptive-v3-gray.nlc", "pixelcnnpp-adaptive-v3", "L", 70, 130, None),
 ]
 SETS = [  # file, codec, items
     ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),

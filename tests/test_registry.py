@@ -17,7 +17,8 @@ def test_a_codec_name_that_is_not_a_plain_name_is_refused_before_any_file_is_rea
 
 def test_registered_names_and_the_default_alias_resolve():
     assert get_spec("pixelcnnpp-exact").name == "pixelcnnpp-exact"
-    assert get_spec("default").name == "pixelcnnpp-adaptive-v2"
+    assert get_spec("default").name == "pixelcnnpp-adaptive-v3"
+    assert get_spec("default").context == 8
     assert get_spec("default").family == "autoregressive"
     assert get_spec("idf").family == "flow"
     assert get_spec("vae-fmnist").family == "bitsback"

@@ -50,12 +50,7 @@ class ContextGroup:
     tiles: np.ndarray
     top: int
     left: int
-    odd: bool  # the odd columns' chain
-
-    @property
-    def key(self) -> str:
-        """The chain of groups this one continues: its adaptive stage's statistics, its decoding thread."""
-        return "odd" if self.odd else "even"
+    odd: bool  # in the odd columns' chain (stage statistics, decoding thread), else the even columns'
 
 
 def schedule(grid, context: int = CONTEXT) -> list[ContextGroup]:
@@ -64,10 +59,10 @@ def schedule(grid, context: int = CONTEXT) -> list[ContextGroup]:
     top, left = min(context, grid.tile_h), min(context, grid.tile_w)
     groups = []
     for ty in range(grid.ny):
-        for parity in (0, 1):
-            cols = np.arange(parity, grid.nx, 2)
+        for odd in (False, True):
+            cols = np.arange(int(odd), grid.nx, 2)
             if len(cols):
-                groups.append(ContextGroup(ty * grid.nx + cols, top if ty else 0, left if parity else 0, bool(parity)))
+                groups.append(ContextGroup(ty * grid.nx + cols, top if ty else 0, left if odd else 0, odd))
     return groups
 
 
@@ -88,7 +83,7 @@ def extended_input(image: np.ndarray, known_tiles: bool, grid, group: ContextGro
         x4[i, :3, : y1 - y0, : x1 - x0] = patch.permute(2, 0, 1)
         x4[i, 3, : y1 - y0, : x1 - x0] = 1.0
         if not known_tiles:
-            x4[i, :3, top:, left:] = 0.0
+            x4[i, :3, top:, left : left + tw] = 0.0
     return x4
 
 
@@ -120,7 +115,7 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
     passes: dict[int, np.ndarray] = {}
     for (top, left), members in shapes.items():
         x4 = torch.cat([extended_input(pixels, True, grid, groups[g]) for g in members])
-        params = pass_params(x4)[:, :, top:, left:].numpy()
+        params = pass_params(x4)[:, :, top:, left : left + grid.tile_w].numpy()
         for g, part in zip(members, np.split(params, np.cumsum([len(groups[g].tiles) for g in members])[:-1])):
             passes[g] = part
     payload, bits, stages = [], 0.0, {}
