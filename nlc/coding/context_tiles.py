@@ -77,7 +77,7 @@ def extended_input(image: np.ndarray, known_tiles: bool, grid, group: ContextGro
     for i, t in enumerate(group.tiles):
         y0, x0 = (t // grid.nx) * th - top, (t % grid.nx) * tw - left
         y1, x1 = min(y0 + h, image.shape[0]), min(x0 + w, image.shape[1])
-        patch = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).float() / 127.5 - 1.0
+        patch = torch.from_numpy(np.array(image[y0:y1, x0:x1])).float() / 127.5 - 1.0
         if patch.shape[2] == 1:
             patch = patch.expand(-1, -1, 3)
         x4[i, :3, : y1 - y0, : x1 - x0] = patch.permute(2, 0, 1)
