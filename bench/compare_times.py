@@ -1,15 +1,16 @@
 """Encode and decode seconds of an older checkout against this one, alternating image by image.
 
 Usage: git worktree add /tmp/old COMMIT
-       python bench/compare_times.py --old /tmp/old [--images kodim05.png kodim13.png kodim20.png]
-       [--data ../shared/data/kodak] [--json bench/results/compare-times-kodak.json]
+       python bench/compare_times.py --old /tmp/old [--codec pixelcnnpp-adaptive-v2] [--tile 0]
+       [--images kodim05.png kodim13.png kodim20.png] [--data ../shared/data/kodak]
+       [--json bench/results/compare-times-kodak.json]
 
 The machines are shared and noisy, so a change is timed against the old code in the same run: for
 each image, each configuration runs in a fresh process (imports and compiled kernels warmed on a
 small crop first), encodes the image, decodes it, checks the pixels; medians per configuration.
-Configurations: the old checkout's ``pixelcnnpp-adaptive`` in 64x64 tiles, this checkout's
-``pixelcnnpp-adaptive`` in 64x64 tiles (the same payload: the speed of the step loop alone) and
-this checkout's default codec with its own tile choice.
+Configurations: the old checkout's ``--codec`` in ``--tile`` tiles (0: the codec's choice), this
+checkout's the same (the same payload: the speed of the coding loop alone) and this checkout's
+default codec with its own tile choice.
 """
 
 from __future__ import annotations
@@ -50,13 +51,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--old", required=True, help="a checkout of the older commit (git worktree add)")
     ap.add_argument("--data", default="../shared/data/kodak")
+    ap.add_argument("--codec", default="pixelcnnpp-adaptive-v2", help="the codec both checkouts run")
+    ap.add_argument("--tile", type=int, default=0, help="its tile side (0: the codec's choice)")
     ap.add_argument("--images", nargs="+", default=["kodim05.png", "kodim13.png", "kodim20.png"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     old = Path(args.old).resolve()
     commit = subprocess.run(["git", "-C", str(old), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    configs = {f"old ({commit[:7]}): pixelcnnpp-adaptive, 64x64": (old, 64, "pixelcnnpp-adaptive"),
-               "new: pixelcnnpp-adaptive, 64x64": (ROOT, 64, "pixelcnnpp-adaptive"),
+    tiles = f"{args.tile}x{args.tile}" if args.tile else "its tile"
+    configs = {f"old ({commit[:7]}): {args.codec}, {tiles}": (old, args.tile, args.codec),
+               f"new: {args.codec}, {tiles}": (ROOT, args.tile, args.codec),
                "new: default, its tile": (ROOT, 0, "default")}
     rows: dict[str, list[dict]] = {k: [] for k in configs}
     for name in args.images:

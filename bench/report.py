@@ -94,7 +94,8 @@ def _parameters(name: str) -> int:
         return sum(f.get_tensor(k).numel() for k in f.keys())
 
 
-ORDER = ["pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelcnnpp-exact", "pixelcnnpp-adaptive", "pixelcnnpp-adaptive-v2", "pixelsnail", "idf"]  # the zoo first, then the flow
+ORDER = ["pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelcnnpp-exact", "pixelcnnpp-adaptive", "pixelcnnpp-adaptive-v2",
+         "pixelcnnpp-adaptive-v3", "pixelsnail", "idf"]  # the zoo first, then the flow
 
 
 def _order(path: Path) -> tuple[int, str]:
@@ -141,7 +142,7 @@ def _replace(text: str, tag: str, body: str) -> str:
     return text[:i] + f"\n{body}\n" + text[j:]
 
 
-HEADLINE = ["pixelcnnpp-adaptive-v2", "pixelcnnpp-adaptive", "pixelcnnpp-exact", "pixelcnnpp"]  # the default first
+HEADLINE = ["pixelcnnpp-adaptive-v3", "pixelcnnpp-adaptive-v2", "pixelcnnpp-exact", "pixelcnnpp"]  # the default first
 
 
 def headline_table(names: list[str] = HEADLINE) -> str:
@@ -185,9 +186,38 @@ def ablation_table(path: Path) -> str:
     return "\n".join(rows)
 
 
+CONTEXT_LABELS = {"independent": "independent tiles (`v2`)", "rows": "context above only",
+                  "schedule": "the codec's groups (`v3`)", "wavefront": "above and left for every tile",
+                  "whole": "one whole-crop tile"}
+
+
+def context_table(path: Path) -> str:
+    """What context tiles recover (``bench/context.py``): the float model's bits per arrangement."""
+    r = json.loads(path.read_text())
+    rows = ["| tiles | model bits/subpixel | against independent tiles |", "|---|---|---|"]
+    for kind, bpsp in r["bpsp"].items():
+        rows.append(f"| {CONTEXT_LABELS.get(kind, kind)} | {bpsp:.4f} | {r['vs_independent_pct'][kind]:+.3f}% |")
+    rows.append(f"\n`{r['model']}` (float) on centre crops {r['crop']} of `{r['data']}` in {r['tile']}x{r['tile']} tiles, "
+                f"{r['context']} rows and columns of context. Command: `{r['command']}`.")
+    return "\n".join(rows)
+
+
+def speed_table(path: Path) -> str:
+    """Encode and decode seconds of an older checkout against this one (``bench/compare_times.py``)."""
+    r = json.loads(path.read_text())
+    rows = ["| configuration | bytes (first image) | encode s (median) | decode s (median) |", "|---|---|---|---|"]
+    for label, v in r["summary"].items():
+        rows.append(f"| {label} | {v['rows'][0]['bytes']:,} | {v['enc_s_median']:.2f} | {v['dec_s_median']:.2f} |")
+    images = ", ".join(row["image"] for row in next(iter(r["summary"].values()))["rows"])
+    rows.append(f"\n{images} of `{r['data']}`, each configuration in a fresh process, alternating; old commit "
+                f"`{r['old_commit'][:7]}`. Command: `{r['command']}`.")
+    return "\n".join(rows)
+
+
 def update_readme(root: Path) -> None:
-    """Rewrite the generated tables: README's ``headline``, and docs/results.md's ``kodak`` and ``sets``
-    (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
+    """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``, and
+    docs/adaptive.md's ``ablation``, ``context`` and ``speed`` (between ``<!-- TAG:start -->`` and
+    ``<!-- TAG:end -->``)."""
     readme = root / "README.md"
     readme.write_text(_replace(readme.read_text(), "headline", headline_table()))
     results = root / "docs" / "results.md"
@@ -202,6 +232,10 @@ def update_readme(root: Path) -> None:
     ablation = RESULTS / "adaptive-ablation-photos-val.json"
     if ablation.exists() and "<!-- ablation:start -->" in adaptive.read_text():
         adaptive.write_text(_replace(adaptive.read_text(), "ablation", ablation_table(ablation)))
+    for tag, name, table in (("context", "context-photos-val.json", context_table),
+                             ("speed", "compare-times-kodak.json", speed_table)):
+        if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in adaptive.read_text():
+            adaptive.write_text(_replace(adaptive.read_text(), tag, table(RESULTS / name)))
 
 
 def main() -> None:

@@ -569,17 +569,20 @@ def bench(model, data, limit, json_path, no_baselines, plot_path, device) -> Non
 
 
 def _as_typed(ctx: click.Context) -> str:
-    """The command line that repeats this command: its name and every option not at its default."""
+    """The command line that repeats this command: its name and every option given on the command line
+    (click may keep a flag's default unset, so the options' sources decide, not their defaults)."""
     words = ["nlc", ctx.info_name or ""]
     for param in ctx.command.params:
-        value = ctx.params.get(param.name or "")
-        if not isinstance(param, click.Option) or value is None:
+        name = param.name or ""
+        value = ctx.params.get(name)
+        source = ctx.get_parameter_source(name)
+        if not isinstance(param, click.Option) or value is None or source in (
+                None, click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP):
             continue
         flag = max(param.opts, key=len)
-        if param.is_flag:  # (click may keep a flag's default unset: compare truth values)
-            if bool(value) != bool(param.default):
-                words.append(flag if value or not param.secondary_opts else param.secondary_opts[0])
-        elif value != param.default:
+        if param.is_flag:
+            words.append(flag if value or not param.secondary_opts else param.secondary_opts[0])
+        else:
             words += [flag, str(value)]
     return " ".join(words)
 

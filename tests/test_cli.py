@@ -208,6 +208,7 @@ def test_bench_runs_a_folder_and_shows_the_committed_result(tiny_home, tmp_path)
     assert prov["codec"]["name"] == "tiny" and prov["codec"]["sha256"] == out_sha(tiny_home)
     assert prov["codec"]["coder"] == "range" and prov["codec"]["tile"] == 16 and prov["libraries"]["constriction"]
     assert prov["command"].startswith("nlc bench --data") and "png" in prov["baselines"]
+    assert "--no-baselines" not in prov["command"]  # only the options given on the command line
 
     r = run("bench", "--data", photos, "--json", tmp_path / "b.json", "--plot", tmp_path / "b.png")
     assert r.exit_code == 0, r.output

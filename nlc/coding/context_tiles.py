@@ -2,9 +2,8 @@
 
 Independent tiles decode in parallel, but each starts blind: its first rows and
 columns are coded without the pixels above and to the left that the network
-would use (in 128x128 tiles that costs the model 0.43% on 768x512 crops of
-``photos-val`` against one whole-image tile). Here the tiles are coded in
-groups, one group after another, and every tile of a later group is extended
+would use. Here the tiles are coded in groups, one group after another, and
+every tile of a later group is extended
 by :data:`CONTEXT` rows above and columns to the left of **pixels already
 coded**: the network reads them (the model's pass and its steps run over the
 extended tile) and codes only the tile.
@@ -17,11 +16,13 @@ above-left. Every tile of a group has the same context, so a group is one
 batch of equally shaped tiles; tiles on the image's top row or left column
 have none (the natural zero padding: context of zeros outside the image
 would change what the network computes). The adaptive stage carries its
-statistics from group to group (:meth:`~nlc.coding.adaptive.OnlineBias.adopt`).
+statistics from group to group (:meth:`~nlc.coding.adaptive.OnlineBias.adopt`)
+in two chains, the even columns' groups and the odd columns': each group has
+its own coder words, so the decoder runs the two chains at once on two cores,
+an odd group waiting row by row for the even group beside it.
 
-Chosen on 768x512 crops of ``photos-val`` with the float model (``runs/ctx``
-scripts, described in ``docs/adaptive.md``): 8 rows and columns of context
-recover as much as 16 or 32.
+Chosen on 768x512 crops of ``photos-val`` with the float model
+(``bench/context.py``, ``docs/adaptive.md``).
 """
 
 from __future__ import annotations
