@@ -50,6 +50,13 @@ def test_one_core_decodes_the_chains_one_after_the_other(exact_tiny, monkeypatch
     np.testing.assert_array_equal(out, pixels)
 
 
+def test_the_encoders_window_of_passes_changes_no_byte(exact_tiny, monkeypatch):
+    pixels = smooth(40, 40, 3, 7)
+    whole, _ = encode_tiles(exact_tiny, 3, pixels, 8, "range", adaptive="bias-v2", context=8)
+    monkeypatch.setattr(context_tiles, "PASS_WINDOW", 1)  # one group per pass: memory bounded on huge images
+    assert encode_tiles(exact_tiny, 3, pixels, 8, "range", adaptive="bias-v2", context=8)[0] == whole
+
+
 def test_context_pays_on_a_smooth_image(exact_tiny):
     pixels = smooth(64, 64, 3, 5)
     plain, _ = encode_tiles(exact_tiny, 3, pixels, 16, "range", adaptive="bias-v2")

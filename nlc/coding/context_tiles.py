@@ -110,17 +110,11 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
     channels = pixels.shape[2]
     tiles = grid.split(pixels)
     groups = schedule(grid, context)
-    shapes: dict[tuple[int, int], list[int]] = {}  # groups of one shape share the model's passes
-    for g, group in enumerate(groups):
-        shapes.setdefault((group.top, group.left), []).append(g)
     passes: dict[int, np.ndarray] = {}
-    for (top, left), members in shapes.items():
-        x4 = torch.cat([extended_input(pixels, True, grid, groups[g]) for g in members])
-        params = pass_params(x4)[:, :, top:, left : left + grid.tile_w].numpy()
-        for g, part in zip(members, np.split(params, np.cumsum([len(groups[g].tiles) for g in members])[:-1])):
-            passes[g] = part
     payload, bits, stages = [], 0.0, {}
     for g, group in enumerate(groups):
+        if g not in passes:
+            passes.update(_passes(pixels, grid, groups, g, pass_params))
         params = passes.pop(g)
         hs, ws = _extents(grid, group.tiles)
         stage = stages[group.odd] = _stage(adaptive, stages.get(group.odd), len(group.tiles), grid, channels)
@@ -129,6 +123,30 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
         words = enc.to_bytes()
         payload += [len(words).to_bytes(4, "little"), words]
     return b"".join(payload), bits
+
+
+PASS_WINDOW = 384 * 64 * 64  # tile pixels whose parameters the encoder holds at once (a coder group's of 64x64 tiles)
+
+
+def _passes(pixels: np.ndarray, grid, groups: list[ContextGroup], first: int,
+            pass_params: Callable) -> dict[int, np.ndarray]:
+    """The exact parameters ``(B, P, tile_h, tile_w)`` of the groups from ``first`` on that hold
+    :data:`PASS_WINDOW` tile pixels (at least one group), groups of one shape in one pass, so that the
+    pass's chunks keep both cores busy while memory stays bounded on huge images."""
+    window, pixels_held = [], 0
+    for g in range(first, len(groups)):
+        if window and pixels_held + len(groups[g].tiles) * grid.tile_h * grid.tile_w > PASS_WINDOW:
+            break
+        window.append(g)
+        pixels_held += len(groups[g].tiles) * grid.tile_h * grid.tile_w
+    out = {}
+    for top, left in dict.fromkeys((groups[g].top, groups[g].left) for g in window):
+        members = [g for g in window if (groups[g].top, groups[g].left) == (top, left)]
+        x4 = torch.cat([extended_input(pixels, True, grid, groups[g]) for g in members])
+        params = pass_params(x4)[:, :, top:, left : left + grid.tile_w].numpy()
+        sizes = np.cumsum([len(groups[g].tiles) for g in members])[:-1]
+        out.update(zip(members, np.split(params, sizes)))
+    return out
 
 
 def _slices(payload: bytes, count: int) -> list[bytes]:
