@@ -5,7 +5,9 @@ Usage: python bench/profile_decode.py --image ../shared/data/kodak/kodim05.png [
 
 The image is encoded once, then decoded under cProfile. Phases, by the functions that run them:
 ``vertical`` (once per row: the row-at-a-time U-net, in worker threads for an exact model, and its
-projections for the row: the stepper's ``start_row``), ``horizontal`` (the per-pixel
+projections for the row: the stepper's ``start_row``), ``compiled_rows`` (an exact PixelCNN++ on the
+range coder: a tile row's steps, tables, stage and coder in one compiled call,
+``adaptive_steps.decode_row``; the phases below are then empty), ``horizontal`` (the per-pixel
 stream: the stepper's ``params``), ``tables`` (mixture parameters to integer tables: ``code_pixels_exact``
 without the stage and the coder), ``adaptive`` (the adaptive stage's ``shift``/``observe``/``start_row``),
 ``coder`` (constriction's decode calls), ``other`` (the rest of the wall time: the loop, Python overhead).
@@ -30,6 +32,7 @@ from nlc.registry import get_spec
 
 ENTRIES = {  # phase -> (file suffix, function name) of the calls it is made of
     "vertical": [("pixelcnnpp.py", "start_row")],
+    "compiled_rows": [("adaptive_steps.py", "decode_row")],
     "horizontal": [("pixelcnnpp.py", "params")],
     "tables": [("exact_tables.py", "code_pixels_exact")],
     "adaptive": [("adaptive.py", "shift"), ("adaptive.py", "observe"), ("adaptive.py", "start_row")],
