@@ -1,5 +1,6 @@
-"""The compiled row loop of the adaptive codec (nlc.coding.adaptive_steps) codes exactly as the step-by-step
-path does: the same bytes, the same learned state, the same pixels or the same refusal from damaged data."""
+"""The compiled row loop of the exact codecs (nlc.coding.adaptive_steps) codes exactly as the step-by-step path
+does, with an adaptive stage or without: the same bytes, the same learned state, the same pixels or the same
+refusal from damaged data."""
 
 from __future__ import annotations
 
@@ -50,6 +51,17 @@ def test_the_same_bytes_and_pixels_as_step_by_step(exact_tiny, h, w, channels, t
             np.testing.assert_array_equal(out, pixels)
 
 
+@settings(max_examples=8, deadline=None)
+@given(h=st.integers(1, 19), w=st.integers(1, 19), channels=st.sampled_from([1, 3]), tile=st.sampled_from([4, 8]),
+       seed=st.integers(0, 2**16))
+def test_an_exact_codec_without_a_stage_decodes_as_step_by_step(exact_tiny, h, w, channels, tile, seed):
+    pixels = np.random.default_rng(seed).integers(0, 256, (h, w, channels), dtype=np.uint8)
+    payload, _ = encode_tiles(exact_tiny, 3, pixels, tile, "range", group=5)
+    with pytest.MonkeyPatch.context() as mp:
+        for out in _both(mp, lambda: decode_tiles(exact_tiny, 3, h, w, channels, tile, "range", payload, group=5)):
+            np.testing.assert_array_equal(out, pixels)
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_same_state_after_every_row(exact_tiny, stage, monkeypatch):
     seen: list[str] = []
@@ -73,17 +85,18 @@ def test_the_same_state_after_every_row(exact_tiny, stage, monkeypatch):
     assert len(runs[0]) == 8 and all(r == runs[0] for r in runs)
 
 
+@pytest.mark.parametrize("stage", [None, "bias-v2"])
 @pytest.mark.parametrize("where", [0, 5, 40])
-def test_damaged_data_decodes_or_fails_as_step_by_step(exact_tiny, where, monkeypatch):
+def test_damaged_data_decodes_or_fails_as_step_by_step(exact_tiny, where, stage, monkeypatch):
     pixels = smooth(16, 16, 3, 8)
-    payload, _ = encode_tiles(exact_tiny, 3, pixels, 8, "range", adaptive="bias-v2")
+    payload, _ = encode_tiles(exact_tiny, 3, pixels, 8, "range", adaptive=stage)
     damaged = bytearray(payload)
     damaged[4 + where * 4 : 8 + where * 4] = b"\xff\xff\xff\xff"  # a word of the coder's, after the group's length
     outcomes = []
     for compiled in (True, False):
         monkeypatch.setattr(autoregressive, "COMPILED_STEPS", compiled)
         try:
-            outcomes.append(decode_tiles(exact_tiny, 3, 16, 16, 3, 8, "range", bytes(damaged), adaptive="bias-v2"))
+            outcomes.append(decode_tiles(exact_tiny, 3, 16, 16, 3, 8, "range", bytes(damaged), adaptive=stage))
         except CoderError as e:
             outcomes.append(str(e).split(":")[0])
     if isinstance(outcomes[1], str):

@@ -115,10 +115,11 @@ def _code_symbols(decoding, table, known, dec, enc, words, cdf):
 
 @njit(cache=True)
 def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_luts, log_scale_min, log_scale_max,
-               tables, stage, coeffs, gram, moment, dec, enc, words, cdf):
+               tables, adapt, stage, coeffs, gram, moment, dec, enc, words, cdf):
     """Code one step (pixel ``(r, c)`` of the tiles ``tiles``) as ``code_pixels_exact`` with an adaptive
-    stage does: decoding (values from ``dec``) or encoding ``known`` ``(n, channels)`` into ``enc``.
-    Returns (False where the data is invalid, values ``(n, channels)``, bits, word buffer)."""
+    stage does (without, where ``adapt`` is False: ``stage`` is then not touched): decoding (values from
+    ``dec``) or encoding ``known`` ``(n, channels)`` into ``enc``. Returns (False where the data is
+    invalid, values ``(n, channels)``, bits, word buffer)."""
     (cdf_t, steps, const, bucket, one, floor_, mean_scale, mean_unit, weight_one, levels_table) = tables
     (inv_t, inv_steps, inv_const, errors, pixels, gain, losses, factors, neutral, dr, dc, pad, classes,
      log_127_5, t_one, coeff_bits, delta_clip, shift_scale, shift_clip, use_neighbours, cross, gate, use_pixels,
@@ -135,12 +136,18 @@ def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_lut
     for ch in range(channels):
         levels = channel_levels(means, mcoeffs, ch, x0, x1, mean_scale, mean_unit)
         base_inv = np.ascontiguousarray(inv_scales[:, ch])
-        out, moved, f, cls, mean, inv, act = shift_kernel(
-            w, np.ascontiguousarray(log_scales[:, ch]), levels, inv_t, inv_steps, inv_const, errors, tiles, r, c, ch,
-            current[:, :ch], coeffs[ch], gain[ch], dr, dc, pad, classes, log_127_5, t_one, coeff_bits, delta_clip,
-            shift_scale, shift_clip, mean_unit, use_neighbours, cross, gate, pixels, use_pixels, t_scale, t_clip)
-        inv_coded = scale_kernel(base_inv, cls, act, losses[ch], factors, neutral, scale_bits) if use_scales \
-            else base_inv
+        if adapt:
+            out, moved, f, cls, mean, inv, act = shift_kernel(
+                w, np.ascontiguousarray(log_scales[:, ch]), levels, inv_t, inv_steps, inv_const, errors, tiles, r, c,
+                ch, current[:, :ch], coeffs[ch], gain[ch], dr, dc, pad, classes, log_127_5, t_one, coeff_bits,
+                delta_clip, shift_scale, shift_clip, mean_unit, use_neighbours, cross, gate, pixels, use_pixels, t_scale,
+                t_clip)
+            inv_coded = scale_kernel(base_inv, cls, act, losses[ch], factors, neutral, scale_bits) if use_scales \
+                else base_inv
+        else:  # the model's tables as they are (the same types, unused)
+            out, moved, inv_coded = levels, levels, base_inv
+            f, cls, act = np.zeros((n, 1), np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+            mean, inv = np.zeros(n), np.zeros(n)
         outer, bounds = outer_table(w, out, inv_coded, cdf_t, steps, const, bucket, one, floor_)
         ok, buckets, words = _code_symbols(decoding, outer, known[:, ch] // bucket, dec, enc, words, cdf)
         if not ok:
@@ -159,12 +166,12 @@ def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_lut
                 for j in range(bucket):
                     tsum += table[i, j]
                 bits -= np.log2(outer[i, buckets[i]] / osum) + np.log2(table[i, places[i]] / tsum)
-        t = observe_kernel(
-            np.ascontiguousarray(values[:, ch]), f, cls, mean, inv, w, levels, moved, inv_coded, errors, tiles, r, c,
-            ch, pad, gram[ch], moment[ch], gain[ch], t_scale, t_clip, forget_bits, ridge, cdf_t, steps, const, one,
-            floor_, log2_table, log_in_bits, log_bits, pixels, act, out, base_inv, losses[ch], factors, scale_bits,
-            use_scales)
-        current[:, ch] = t
+        if adapt:
+            current[:, ch] = observe_kernel(
+                np.ascontiguousarray(values[:, ch]), f, cls, mean, inv, w, levels, moved, inv_coded, errors, tiles, r,
+                c, ch, pad, gram[ch], moment[ch], gain[ch], t_scale, t_clip, forget_bits, ridge, cdf_t, steps, const,
+                one, floor_, log2_table, log_in_bits, log_bits, pixels, act, out, base_inv, losses[ch], factors,
+                scale_bits, use_scales)
         if ch + 1 < channels:
             w = updated_weights(w, local, places, weight_one)
             for i in range(n):
@@ -191,12 +198,13 @@ def _valid(hs, ws, r, c):
 
 
 @njit(cache=True, nogil=True)
-def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables, stage,
-               coeffs, gram, moment, dec, words, put_values, out, context_left=0):
+def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables, adapt,
+               stage, coeffs, gram, moment, dec, words, put_values, out, context_left=0):
     """Decode row ``r`` of every tile: for each column the model's step (``model``: the arguments of
     :func:`~nlc.models.exact_steps.pixel_step` but the column, with the buffer's left margin), the
     adaptive step, and the decoded values written to ``out`` ``(B, H, W, channels)`` and into the
-    model's pixel buffer (``put_values[v]``: value ``v`` as the network reads it). Where the model's
+    model's pixel buffer (``put_values[v]``: value ``v`` as the network reads it); ``adapt`` False codes
+    with the model's tables alone (an exact codec without a stage). Where the model's
     rows start with ``context_left`` known columns (:mod:`nlc.coding.context_tiles`), its steps run
     over them first, coding nothing. Returns 0, or :data:`INVALID` where the data is invalid."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
@@ -218,7 +226,8 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
             for i in range(tiles.shape[0]):
                 part[i] = params[tiles[i]]
         ok, values, _, words = _code_step(part, known, True, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                          log_scale_max, tables, stage, coeffs, gram, moment, dec, enc, words, cdf)
+                                          log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words,
+                                          cdf)
         if not ok:
             return INVALID
         for i in range(tiles.shape[0]):

@@ -384,8 +384,8 @@ def encode_items(
     return b"".join(payload), bits
 
 
-COMPILED_STEPS = True  # an adaptive stage on a range coder codes a tile row per compiled call (adaptive_steps);
-# False: step by step through constriction (the same bytes; tests read its tables)
+COMPILED_STEPS = True  # an exact model on a range coder decodes (with an adaptive stage also encodes) a tile row
+# per compiled call (adaptive_steps); False: step by step through constriction (the same bytes; tests read its tables)
 PASS_PIXELS = 4 * 64 * 64  # pixels per parallel pass of the exact encoder: 4 tiles of 64x64, 1 of 128x128
 # (smaller passes ran faster; 4 tiles of 128x128 at once took twice as long, their activations out of cache)
 PIXEL_CHUNK = 256  # about this many pixels' tables at once (their tables stay in cache)
@@ -467,28 +467,33 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
 
 
 @torch.no_grad()
-def _decode_adaptive_compiled(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
-                              channels: int, dec: CompiledRangeQueue, stage: OnlineBias, out: np.ndarray,
-                              progress: Callable[[int], None] | None) -> bool:
-    """Decode one group of tiles with an adaptive stage from a range coder, a tile row per compiled call
-    (:func:`~nlc.coding.adaptive_steps.decode_row`), into ``out`` ``(B, H, W, C)``. Returns False, having
-    done nothing, where the model's stepper has no compiled step (then :func:`_run` decodes)."""
+def _decode_compiled(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
+                     channels: int, dec: CompiledRangeQueue, stage: OnlineBias | None, out: np.ndarray,
+                     progress: Callable[[int], None] | None) -> bool:
+    """Decode one group of tiles of an exact model, with its adaptive stage or without (``stage`` None),
+    from a range coder, a tile row per compiled call (:func:`~nlc.coding.adaptive_steps.decode_row`), into
+    ``out`` ``(B, H, W, C)``. Returns False, having done nothing, where the model's stepper has no
+    compiled step (then :func:`_run` decodes)."""
     with exact_kernels(model), step_threads():
         st = model.stepper(len(hs), grid.tile_h, grid.tile_w)
         if not getattr(st, "kernel", False):
             st.release()
             return False
+        adapt = stage is not None
+        stage = stage or make_stage("bias-v1", 1, 1, 1, channels)  # (its arrays unused without adaptation)
+        assert stage is not None
         st.fill(_input(grid, hs, ws, channels, None, st.x.device))
         puts = adaptive_steps.put_values(st.arith.input)
         hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
         for r in range(grid.tile_h):
             st.start_row(r)
-            stage.start_row(r)
+            if adapt:
+                stage.start_row(r)
             args, coeffs, gram, moment = stage.kernel_args()
             status = adaptive_steps.decode_row(
                 r, grid.tile_w, hs64, ws64, channels, mixtures, st.kernel_row(), adaptive_steps.mixture_luts(),
-                *adaptive_steps.LOG_SCALES, adaptive_steps.table_constants(), args, coeffs, gram, moment, dec.dec,
-                dec.words, puts, out)
+                *adaptive_steps.LOG_SCALES, adaptive_steps.table_constants(), adapt, args, coeffs, gram, moment,
+                dec.dec, dec.words, puts, out)
             if status:
                 raise CoderError("range decoder failed: the data is not what an encoder wrote")
             if progress:
@@ -591,9 +596,9 @@ def decode_items(
         pos += 4 + n
         part = out[g]
         stage = make_stage(adaptive, len(all_hs[g]), grid.tile_h, grid.tile_w, channels) if adaptive else None
-        if stage is not None and coder == CompiledRangeQueue.name and COMPILED_STEPS and _decode_adaptive_compiled(
-                model, mixtures, grid, all_hs[g], all_ws[g], channels, CompiledRangeQueue(data), stage, part,
-                progress):
+        if (stage is not None or is_exact(model)) and coder == CompiledRangeQueue.name and COMPILED_STEPS \
+                and _decode_compiled(model, mixtures, grid, all_hs[g], all_ws[g], channels, CompiledRangeQueue(data),
+                                     stage, part, progress):
             continue
         dec = make_coder(coder, data)
 

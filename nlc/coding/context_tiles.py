@@ -257,7 +257,7 @@ def _decode_group(model, mixtures: int, grid, channels: int, group: ContextGroup
         args, coeffs, gram, moment = stage.kernel_args()
         status = adaptive_steps.decode_row(
             r, grid.tile_w, hs, ws, channels, mixtures, st.kernel_row(), adaptive_steps.mixture_luts(),
-            *adaptive_steps.LOG_SCALES, adaptive_steps.table_constants(), args, coeffs, gram, moment, dec.dec,
+            *adaptive_steps.LOG_SCALES, adaptive_steps.table_constants(), True, args, coeffs, gram, moment, dec.dec,
             dec.words, puts, part, group.left)
         if status:
             raise CoderError("range decoder failed: the data is not what an encoder wrote")
