@@ -260,7 +260,7 @@ def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_
             for ch in range(channels):
                 known[i, ch] = known_row[tiles[i], c, ch]
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                 log_scale_max, tables, stage, coeffs, gram, moment, dec, enc, words, cdf)
+                                    log_scale_max, tables, True, stage, coeffs, gram, moment, dec, enc, words, cdf)
         bits += b
     return bits, words
 

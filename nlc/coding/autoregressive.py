@@ -514,6 +514,10 @@ def _encode_parallel(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     cols, tiles_of = (a.reshape(-1) for a in np.meshgrid(np.arange(grid.tile_w), np.arange(len(hs)), indexing="ij"))
     for r in (reversed(range(grid.tile_h)) if enc.lifo else range(grid.tile_h)):
         keep = (r < hs[tiles_of]) & (cols < ws[tiles_of])
+        if not keep.any():  # a group of tiles all shorter than this row (the last tile row's, in small groups)
+            if progress:
+                progress(1)
+            continue
         cc, tt = cols[keep], tiles_of[keep]
         known = tiles[tt, r, cc]  # (n, channels): row r's pixels in the decoder's order
         p = params[torch.from_numpy(tt), :, r, torch.from_numpy(cc)]
