@@ -84,3 +84,15 @@ def test_context_needs_an_adaptive_exact_model_on_the_range_coder(exact_tiny):
         encode_tiles(exact_tiny, 3, pixels, 4, "ans", adaptive="bias-v2", context=8)
     with pytest.raises(ValueError, match="context tiles need"):
         encode_tiles(exact_tiny, 3, pixels, 4, "range", context=8)
+
+
+def test_the_default_codec_records_context_only_where_there_are_several_tiles():
+    from PIL import Image
+
+    from nlc.api import decode_image, encode_image, read_header
+
+    for size, context in (((40, 30), None), ((70, 20), 8)):  # one tile of 64: nothing to gain, no header field
+        im = Image.fromarray(smooth(size[1], size[0], 3, 9))
+        data, _ = encode_image(im, "default", fallback=False)
+        assert read_header(data).extra.get("context") == context
+        assert decode_image(data)[0].tobytes() == im.tobytes()

@@ -69,7 +69,8 @@ class Autoregressive(Unsupported):
         h, w = pixels.shape[:2]
         group = group_for(tile)
         check_group(_tiles(h, w, tile), tile, group, writing=True)
-        context = codec.spec.context if coder == "range" and codec.device == "cpu" else 0
+        # context tiles where there is more than one tile (one tile codes the same without, minus the header field)
+        context = codec.spec.context if coder == "range" and codec.device == "cpu" and _tiles(h, w, tile) > 1 else 0
         with progress_bar(progress_total(h, w, tile, group, context=context), "encode", progress) as bar:
             payload, bits = encode_tiles(codec.model, codec.mixtures, pixels, tile, coder, group, bar,
                                          codec.spec.adaptive or None, context)
