@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from nlc.api import decode_image, encode_image
+from nlc.api import decode_image, encode_image, read_header
 from nlc.registry import get_spec
 
 ENTRIES = {  # phase -> (file suffix, function name) of the calls it is made of
@@ -71,7 +71,7 @@ def main() -> None:
     phases["tables"] -= phases["adaptive"] - cumulative(stats, [("adaptive.py", "start_row")])  # shift/observe run inside
     phases["tables"] -= phases["coder"]  # the coder is called from inside the tables' function
     phases["other"] = profiled - sum(phases.values())
-    result = {"image": Path(args.image).name, "codec": get_spec(args.codec).name, "size": list(im.size), "tile": args.tile or get_spec(args.codec).tile,
+    result = {"image": Path(args.image).name, "codec": get_spec(args.codec).name, "size": list(im.size), "tile": read_header(data).tile,
               "decode_s": round(plain, 2), "profiled_s": round(profiled, 2),
               "phases_s": {k: round(v, 2) for k, v in phases.items()},
               "phases_pct": {k: round(100 * v / profiled, 1) for k, v in phases.items()},
