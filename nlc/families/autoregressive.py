@@ -86,6 +86,9 @@ class Autoregressive(Unsupported):
         if context and (not codec.spec.context or header.coder != "range"):
             raise FormatError(f"header asks for context tiles, which codec {codec.spec.name!r} with the "
                               f"{header.coder} coder does not code")
+        if context and codec.device != "cpu":
+            raise InputError("a file with context tiles decodes on the CPU (--device cpu): its coding loop is "
+                             "compiled for it")
         total = progress_total(header.height, header.width, header.tile, header.group, context=context)
         with progress_bar(total, "decode", progress) as bar:
             return decode_tiles(codec.model, codec.mixtures, header.height, header.width, header.model_channels,
