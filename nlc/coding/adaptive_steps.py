@@ -29,6 +29,7 @@ from .. import fixed
 from ..models.exact_steps import lut_at, pixel_step
 from ..models.mixture import LOG_SCALE_MIN
 from .adaptive_kernels import observe_kernel, scale_kernel, shift_kernel
+from .coders import CoderError
 from .exact_kernels import channel_levels, inner_table, outer_table, updated_weights
 from .exact_tables import BUCKET, CDF_FLOOR, CDF_ONE, LOG_SCALE_MAX, MEAN_BITS
 from .range_kernels import decode_symbol, encode_symbol, quantized_cdf
@@ -284,3 +285,31 @@ def encode_tile_rows(stage, mixtures: int, hs: np.ndarray, ws: np.ndarray, param
         if progress:
             progress(1)
     return bits
+
+
+def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: np.ndarray, dec, out: np.ndarray,
+                     puts: np.ndarray, first_row: int = 0, context_left: int = 0, before_row=None, after_row=None,
+                     progress=None) -> None:
+    """Decode a group of tiles row by row with :func:`decode_row` into ``out`` ``(B, H, W, C)``: ``st`` the
+    model's stepper (its buffer filled; its rows start with ``first_row`` known rows and ``context_left``
+    known columns), ``stage`` the adaptive stage (used where ``adapt``), ``dec`` a
+    :class:`~nlc.coding.coders.CompiledRangeQueue`, ``puts`` :func:`put_values`; ``before_row(r)`` and
+    ``after_row(r)`` run around each coded row ``r``. Raises ``CoderError`` on data no encoder wrote."""
+    hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+    for r in range(first_row):  # known rows: the vertical stream only
+        st.start_row(r)
+    for r in range(out.shape[1]):
+        if before_row:
+            before_row(r)
+        st.start_row(first_row + r)
+        if adapt:
+            stage.start_row(r)
+        args, coeffs, gram, moment = stage.kernel_args()
+        if decode_row(r, out.shape[2], hs64, ws64, out.shape[3], mixtures, st.kernel_row(), mixture_luts(), *LOG_SCALES,
+                      table_constants(), adapt, args, coeffs, gram, moment, dec.dec, dec.words, puts, out,
+                      context_left):
+            raise CoderError("range decoder failed: the data is not what an encoder wrote")
+        if after_row:
+            after_row(r)
+        if progress:
+            progress(1)

@@ -483,21 +483,8 @@ def _decode_compiled(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
         stage = stage or make_stage("bias-v1", 1, 1, 1, channels)  # (its arrays unused without adaptation)
         assert stage is not None
         st.fill(_input(grid, hs, ws, channels, None, st.x.device))
-        puts = adaptive_steps.put_values(st.arith.input)
-        hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
-        for r in range(grid.tile_h):
-            st.start_row(r)
-            if adapt:
-                stage.start_row(r)
-            args, coeffs, gram, moment = stage.kernel_args()
-            status = adaptive_steps.decode_row(
-                r, grid.tile_w, hs64, ws64, channels, mixtures, st.kernel_row(), adaptive_steps.mixture_luts(),
-                *adaptive_steps.LOG_SCALES, adaptive_steps.table_constants(), adapt, args, coeffs, gram, moment,
-                dec.dec, dec.words, puts, out)
-            if status:
-                raise CoderError("range decoder failed: the data is not what an encoder wrote")
-            if progress:
-                progress(1)
+        adaptive_steps.decode_tile_rows(st, stage, adapt, mixtures, hs, ws, dec, out,
+                                        adaptive_steps.put_values(st.arith.input), progress=progress)
         st.release()
     return True
 

@@ -246,28 +246,21 @@ def _decode_group(model, mixtures: int, grid, channels: int, group: ContextGroup
         raise ValueError("context tiles need a model whose steps are compiled (an exact PixelCNN++ on a CPU)")
     st.fill(extended_input(image, False, grid, group))
     puts = adaptive_steps.put_values(st.arith.input)
-    for r in range(group.top):  # the context rows: the vertical stream only
-        st.start_row(r)
-    for r in range(grid.tile_h):
+
+    def before_row(r: int) -> None:
         if group.odd:  # this row's left context, coded by the even group meanwhile
             rows.wait(g - 1, r + 1)
             _refresh_left(st, image, grid, group, r, origin, puts)
-        st.start_row(group.top + r)
-        stage.start_row(r)
-        args, coeffs, gram, moment = stage.kernel_args()
-        status = adaptive_steps.decode_row(
-            r, grid.tile_w, hs, ws, channels, mixtures, st.kernel_row(), adaptive_steps.mixture_luts(),
-            *adaptive_steps.LOG_SCALES, adaptive_steps.table_constants(), True, args, coeffs, gram, moment, dec.dec,
-            dec.words, puts, part, group.left)
-        if status:
-            raise CoderError("range decoder failed: the data is not what an encoder wrote")
+
+    def after_row(r: int) -> None:
         for i, t in enumerate(group.tiles):
             y, x = origin[t]
             if r < hs[i]:
                 image[y + r, x : x + ws[i]] = part[i, r, : ws[i]]
         rows.done(g, r + 1)
-        if progress:
-            progress(1)
+
+    adaptive_steps.decode_tile_rows(st, stage, True, mixtures, hs, ws, dec, part, puts, group.top, group.left,
+                                    before_row, after_row, progress)
     st.release()
 
 
