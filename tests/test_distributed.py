@@ -52,6 +52,7 @@ def _loop_worker(rank: int, store: str, out: str, steps: int, resume: str | None
     run_training(LoopCfg(out=out, steps=steps, resume=resume, minutes=minutes), model, batch_loss, lambda ema: 0.0,
                  lambda step, history, vb: {"steps": step}, progress=False)
     torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out}.rank{rank}.pt")
+    dist.barrier()  # both ranks done before either tears the group down (gloo aborted a rank otherwise, rarely)
     dist.destroy_process_group()
 
 
@@ -83,6 +84,7 @@ def _train_worker(rank: int, store: str, photos: str, out: str) -> None:
     torch.set_num_threads(1)
     train(TrainConfig(data=photos, val=photos, out=out, steps=2, batch=2, crop=8, val_every=2, ckpt_every=2,
                       architecture="idf", model=dict(TINY_FLOW)), progress=False)
+    dist.barrier()
     dist.destroy_process_group()
 
 
