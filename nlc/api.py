@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from . import container, images, metadata
 from .codec import Codec
 from .coding.autoregressive import group_for, is_exact
 from .coding.coders import CODERS, PRECISION, CoderError
+from .coding.low_bytes import decode_rest, encode_rest
 from .coding.planes import (
     decode_bits,
     decode_plane,
@@ -98,7 +98,7 @@ def _resolve(codec: str | Codec, device: str) -> Codec:
 
 
 def encode_image(
-    image: Image.Image,
+    image: images.AnyImage,
     codec: str | Codec = DEFAULT,
     *,
     coder: str | None = None,
@@ -108,7 +108,7 @@ def encode_image(
     keep_metadata: bool = True,
     fallback: bool = True,
 ) -> tuple[bytes, dict]:
-    """Compress a Pillow image to ``.nlc`` bytes.
+    """Compress a Pillow image (or a 16-bit :class:`nlc.images.Image16`) to ``.nlc`` bytes.
 
     With ``fallback`` (the default), the pixels are also coded as lossless
     WebP, and the file keeps whichever is smaller: a screenshot or a drawing
@@ -144,7 +144,9 @@ def encode_image(
         model_payload, model_bits, extra, pixel_stats = _pixel_payload(c, pixels, tile, coder_name, progress,
                                                                        fallback)
     plane_payload = b""
-    if plane is not None:
+    if isinstance(image, images.Image16) and pixels is not None:
+        plane_payload = encode_rest(image.samples, pixels.shape[2])  # low bytes, alpha
+    elif plane is not None:
         plane_payload = encode_bits(plane) if image.mode == "1" else encode_plane(plane)
     palette, palette_mode = images.palette_of(image) if image.mode == "P" else (b"", "RGB")
     if image.mode == "P" and palette_mode != "RGB":
@@ -156,7 +158,7 @@ def encode_image(
         codec=c.spec.name, weights_sha256=c.spec.sha256, coder=coder_name, precision=PRECISION,
         constriction=_CONSTRICTION, torch=torch.__version__, device=dev,
         width=image.width, height=image.height, mode=image.mode,
-        model_channels=0 if pixels is None else pixels.shape[2], bit_depth=1 if image.mode == "1" else 8,
+        model_channels=0 if pixels is None else pixels.shape[2], bit_depth=1 if image.mode == "1" else 16 if isinstance(image, images.Image16) else 8,
         tile=tile, group=group_for(tile), pixels_crc32=images.pixels_crc32(image), palette=palette, extra=extra,
         metadata=metadata.pack(metadata.collect(image)) if keep_metadata else b"",
     )
@@ -205,8 +207,9 @@ def read_header(data: bytes) -> container.Header:
 
 
 def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
-                 codec: Codec | None = None) -> tuple[Image.Image, object]:
-    """Decompress ``.nlc`` bytes; returns the image and its PNG transparency entry (or ``None``).
+                 codec: Codec | None = None) -> tuple[images.AnyImage, object]:
+    """Decompress ``.nlc`` bytes; returns the image (an :class:`nlc.images.Image16` for a 16-bit one) and
+    its PNG transparency entry (or ``None``).
 
     The metadata the file kept is on the image's ``info``, under Pillow's names
     (:func:`nlc.metadata.attach`); :func:`png_bytes` and :func:`decompress` write it.
@@ -218,7 +221,7 @@ def decode_image(data: bytes, *, device: str = "auto", progress: bool = False,
 
 
 def decode_unpacked(unpacked: tuple[container.Header, bytes, bytes], device: str, progress: bool,
-                     codec: Codec | None) -> tuple[Image.Image, object]:
+                     codec: Codec | None) -> tuple[images.AnyImage, object]:
     """:func:`decode_image` of a file already parsed by :func:`nlc.container.unpack`."""
     header, model_payload, plane_payload = unpacked
     record = metadata.unpack(header.metadata)
@@ -227,7 +230,10 @@ def decode_unpacked(unpacked: tuple[container.Header, bytes, bytes], device: str
         raise FormatError(f"unsupported coder {header.coder!r} with precision {header.precision}")
     if header.mode not in images.MODEL_MODES or images.MODEL_MODES[header.mode] != header.model_channels:
         raise FormatError(f"corrupted header (mode {header.mode!r} with {header.model_channels} model channels)")
-    pixels = plane = None
+    sixteen = header.mode in images.MODES16
+    if header.bit_depth != (16 if sixteen else 1 if header.mode == "1" else 8):
+        raise FormatError(f"corrupted header (bit depth {header.bit_depth} for mode {header.mode!r})")
+    pixels = plane = samples = None
     pixels_coder = header.extra.get("pixels", "model")
     if pixels_coder not in ("model", "webp"):
         raise FormatError(f"unknown pixel coder {pixels_coder!r} (this nlc knows model and webp)")
@@ -242,9 +248,15 @@ def decode_unpacked(unpacked: tuple[container.Header, bytes, bytes], device: str
             plane = decode_bits(plane_payload, header.height, header.width)
         elif header.mode in ("RGBA", "LA", "P"):
             plane = decode_plane(plane_payload, header.height, header.width)
+        elif sixteen and pixels is not None:
+            samples = decode_rest(plane_payload, pixels, len(images.Image16.bands(header.mode)))
     except (CoderError, ValueError) as e:
         raise FormatError(f"corrupted payload ({e})") from None
-    im = images.assemble(header.mode, pixels, plane, header.palette, header.extra.get("palette_mode", "RGB"))
+    im: images.AnyImage
+    if sixteen and samples is not None:
+        im = images.Image16(samples, header.mode)
+    else:
+        im = images.assemble(header.mode, pixels, plane, header.palette, header.extra.get("palette_mode", "RGB"))
     if images.pixels_crc32(im) != header.pixels_crc32:
         exact = bool(header.model_channels) and (pixels_coder == "webp" or is_exact(c.model))
         raise FormatError(mismatch_message(header.torch, header.device, header.extra.get("cpu"), exact))
@@ -308,12 +320,12 @@ def compress(src: str | Path, dst: str | Path | None = None, *, codec: str | Cod
     return write_file(dst, data, force=force), stats
 
 
-def png_bytes(im: Image.Image, transparency: object = None) -> bytes:
+def png_bytes(im: images.AnyImage, transparency: object = None) -> bytes:
     """The PNG file of a decoded image (``transparency`` as :func:`decode_image` returns it)."""
     return image_file_bytes(im, transparency, "PNG")
 
 
-def image_file_bytes(im: Image.Image, transparency: object = None, fmt: str = "PNG") -> bytes:
+def image_file_bytes(im: images.AnyImage, transparency: object = None, fmt: str = "PNG") -> bytes:
     """The PNG (or lossless WebP) file of a decoded image, rendered in memory: what ``decompress``
     writes and ``verify`` checks. Metadata a crafted file got past its CRCs but that no image file can
     hold (wrong types, absurd values) is a :class:`FormatError`, never a traceback."""

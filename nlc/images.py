@@ -4,7 +4,10 @@ Supported Pillow modes: ``RGB`` and ``L`` (coded by the model; grayscale as
 the model's red channel of a gray image), ``RGBA`` and ``LA`` (colour by the
 model, alpha by the classical plane coder), ``P`` (palette indices by the
 plane coder, palette in the header) and ``1`` (bits by the plane coder).
-16-bit and float images, CMYK and other modes are refused with a clear message.
+16-bit images (PNG of any colour type, and Pillow's ``I;16`` gray from other
+formats) are :class:`Image16`: their high bytes are an 8-bit image for the
+model, their low bytes and alpha go to :mod:`nlc.coding.low_bytes`.
+32-bit and float images, CMYK and other modes are refused with a clear message.
 """
 
 from __future__ import annotations
@@ -20,14 +23,91 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import png16
 from .errors import InputError, file_errors
 
-MODEL_MODES = {"RGB": 3, "L": 1, "RGBA": 3, "LA": 1, "P": 0, "1": 0}
+MODES16 = {"I;16": 1, "LA;16": 1, "RGB;16": 3, "RGBA;16": 3}  # 16-bit modes -> channels the model codes
+MODEL_MODES = {"RGB": 3, "L": 1, "RGBA": 3, "LA": 1, "P": 0, "1": 0, **MODES16}
 SUPPORTED = tuple(MODEL_MODES)
+_BANDS16 = {"I;16": ("I",), "LA;16": ("L", "A"), "RGB;16": ("R", "G", "B"), "RGBA;16": ("R", "G", "B", "A")}
 
 
-def check_image(im: Image.Image, name: str = "image") -> None:
-    """Raise :class:`InputError` unless ``im`` is an 8-bit (or 1-bit) image of a supported mode."""
+class Image16:
+    """A 16-bit image: ``samples`` ``(H, W, planes)`` uint16 in one of :data:`MODES16` (alpha last), with
+    the parts of a Pillow image's interface nlc uses (``mode``, ``size``, ``info``, ``text``,
+    ``getbands()``, ``tobytes()`` (big-endian samples), ``np.asarray``)."""
+
+    def __init__(self, samples: np.ndarray, mode: str, info: dict | None = None, text: dict | None = None,
+                 format: str | None = "PNG") -> None:
+        if mode not in MODES16 or samples.ndim != 3 or samples.shape[2] != len(_BANDS16[mode]):
+            raise ValueError(f"16-bit samples of shape {samples.shape} for mode {mode}")
+        self.samples = np.ascontiguousarray(samples, np.uint16)
+        self.mode, self.info, self.text, self.format = mode, dict(info or {}), dict(text or {}), format
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``, as Pillow's."""
+        return self.samples.shape[1], self.samples.shape[0]
+
+    @property
+    def width(self) -> int:
+        """Pixels per row."""
+        return self.samples.shape[1]
+
+    @property
+    def height(self) -> int:
+        """Rows."""
+        return self.samples.shape[0]
+
+    def getbands(self) -> tuple[str, ...]:
+        """The names of the planes, as Pillow's."""
+        return _BANDS16[self.mode]
+
+    @staticmethod
+    def bands(mode: str) -> tuple[str, ...]:
+        """The names of the planes of a 16-bit ``mode``."""
+        return _BANDS16[mode]
+
+    def tobytes(self) -> bytes:
+        """The samples, big-endian, row by row (what the pixel CRC covers)."""
+        return self.samples.astype(">u2").tobytes()
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The samples, ``(H, W)`` for gray, else ``(H, W, planes)``."""
+        a = self.samples[:, :, 0] if self.mode == "I;16" else self.samples
+        return a if dtype is None else a.astype(dtype)
+
+
+AnyImage = Image.Image | Image16
+
+
+def _image16(data: bytes, name: str, im: Image.Image) -> Image16:
+    """The :class:`Image16` of a 16-bit image that Pillow opened as ``im`` (its ``data``: a PNG's samples
+    are read by :mod:`nlc.png16`, Pillow truncates all but gray)."""
+    if png16.bit_depth(data) == 16:
+        samples, mode, transparency = png16.read_samples(data, name)
+        info = {k: v for k, v in im.info.items() if k != "transparency"}
+        if transparency is not None:
+            info["transparency"] = transparency
+        return Image16(samples, mode, info, dict(getattr(im, "text", None) or {}), im.format)
+    if im.mode.startswith("I;16"):
+        im.load()
+        return Image16(np.asarray(im).astype(np.uint16)[:, :, None], "I;16", im.info, None, im.format)
+    raise InputError(f"{name}: 16-bit {im.mode} images are supported in PNG files only (convert to 16-bit PNG)")
+
+
+def is_16bit(im: Image.Image) -> bool:
+    """Whether Pillow opened ``im`` from 16-bit samples (``I;16`` or a truncating ``;16`` raw mode); ask
+    before ``im.load()``, which forgets the raw mode."""
+    return any(";16" in str(getattr(t, "args", "")) for t in (getattr(im, "tile", None) or [])) \
+        or im.mode.startswith("I;16")
+
+
+def check_image(im: AnyImage, name: str = "image") -> None:
+    """Raise :class:`InputError` unless ``im`` is an :class:`Image16` or an 8-bit (or 1-bit) image of a
+    supported mode (a Pillow image read from 16-bit samples must come through :func:`image_from_bytes`)."""
+    if isinstance(im, Image16):
+        return
     if any(";16" in str(getattr(t, "args", "")) for t in (getattr(im, "tile", None) or [])) or im.mode.startswith("I;16"):
         raise InputError(f"{name}: 16-bit images are not supported (nlc codes 8-bit samples); convert to 8 bits first")
     if im.mode in ("I", "F"):
@@ -41,7 +121,7 @@ def check_image(im: Image.Image, name: str = "image") -> None:
         raise InputError(f"{name}: empty image")
 
 
-def read_image(path: str | Path) -> Image.Image:
+def read_image(path: str | Path) -> AnyImage:
     """Open and fully load an image file, checking that it can be coded. Only regular files are read
     (a FIFO would block, a device never end)."""
     path = Path(path)
@@ -73,7 +153,7 @@ def check_png_chunks(data: bytes, name: str) -> None:
         pos = end + 4
 
 
-def image_from_bytes(data: bytes, name: str = "<stdin>") -> Image.Image:
+def image_from_bytes(data: bytes, name: str = "<stdin>") -> AnyImage:
     """Load an image from the bytes of its file, checking that it can be coded (``name`` is what
     error messages call it)."""
     if data.startswith(PNG_SIGNATURE):
@@ -82,6 +162,8 @@ def image_from_bytes(data: bytes, name: str = "<stdin>") -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
+            if is_16bit(im):
+                return _image16(data, name, im)
             check_image(im, name)
             im.load()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -93,13 +175,15 @@ def image_from_bytes(data: bytes, name: str = "<stdin>") -> Image.Image:
     return im
 
 
-def palette_of(im: Image.Image) -> tuple[bytes, str]:
+def palette_of(im: AnyImage) -> tuple[bytes, str]:
     """Raw palette bytes and their mode (``RGB`` or ``RGBA``) of a ``P`` image."""
+    if isinstance(im, Image16):
+        return b"", "RGB"
     mode = im.palette.mode if im.palette is not None else "RGB"
     return bytes(im.getpalette(mode) or []), mode
 
 
-def pixels_crc32(im: Image.Image) -> int:
+def pixels_crc32(im: AnyImage) -> int:
     """CRC-32 of an image's pixel bytes, its mode, size and (for ``P``) palette."""
     crc = zlib.crc32(f"{im.mode}:{im.width}x{im.height}".encode())
     crc = zlib.crc32(im.tobytes(), crc)
@@ -108,8 +192,11 @@ def pixels_crc32(im: Image.Image) -> int:
     return crc
 
 
-def model_pixels(im: Image.Image) -> np.ndarray | None:
-    """The ``(H, W, C)`` uint8 array the model codes (``C`` = 3 or 1), or ``None``."""
+def model_pixels(im: AnyImage) -> np.ndarray | None:
+    """The ``(H, W, C)`` uint8 array the model codes (``C`` = 3 or 1), or ``None``; of a 16-bit image,
+    the high bytes of its colour (or gray) samples."""
+    if isinstance(im, Image16):
+        return (im.samples[:, :, : MODES16[im.mode]] >> 8).astype(np.uint8)
     if im.mode in ("RGB", "RGBA"):
         return np.asarray(im.convert("RGB") if im.mode == "RGBA" else im)
     if im.mode in ("L", "LA"):
@@ -117,8 +204,11 @@ def model_pixels(im: Image.Image) -> np.ndarray | None:
     return None
 
 
-def plane_of(im: Image.Image) -> np.ndarray | None:
-    """The ``(H, W)`` plane coded classically (alpha, indices or bits), or ``None``."""
+def plane_of(im: AnyImage) -> np.ndarray | None:
+    """The ``(H, W)`` plane coded classically (alpha, indices or bits), or ``None`` (also for a 16-bit
+    image: :func:`nlc.coding.low_bytes.encode_rest` codes its low bytes and alpha)."""
+    if isinstance(im, Image16):
+        return None
     if im.mode in ("RGBA", "LA"):
         return np.asarray(im.getchannel("A"))
     if im.mode in ("P", "1"):
@@ -149,7 +239,7 @@ def assemble(mode: str, pixels: np.ndarray | None, plane: np.ndarray | None,
     raise InputError(f"unsupported image mode {mode}")
 
 
-def transparency_of(im: Image.Image) -> object:
+def transparency_of(im: AnyImage) -> object:
     """The ``transparency`` entry of an image's info as JSON-friendly data, or ``None``."""
     t = im.info.get("transparency")
     if isinstance(t, bytes):
@@ -187,7 +277,7 @@ def output_format(path: str | Path, mode: str, transparency: object = None,
     return "WEBP"
 
 
-def save_image(im: Image.Image, path: str | Path | io.BytesIO, transparency: object = None,
+def save_image(im: AnyImage, path: str | Path | io.BytesIO, transparency: object = None,
                fmt: str = "PNG") -> None:
     """Write a decoded image as PNG (:func:`save_png`) or lossless WebP (``fmt = "WEBP"``: the ICC
     profile, EXIF and XMP go along; PNG text and colour chunks have no place there)."""
@@ -196,14 +286,32 @@ def save_image(im: Image.Image, path: str | Path | io.BytesIO, transparency: obj
     if fmt == "PNG":
         save_png(im, path, transparency)
         return
+    if isinstance(im, Image16):
+        raise InputError("lossless WebP holds 8-bit samples only; write a 16-bit image as PNG")
     kw = {k: im.info[k] for k in ("icc_profile", "exif", "xmp") if im.info.get(k)}
     im.save(path, format="WEBP", **WEBP_LOSSLESS, **kw)
 
 
-def save_png(im: Image.Image, path: str | Path | io.BytesIO, transparency: object = None) -> None:
+_MODES8 = {"I;16": "L", "LA;16": "LA", "RGB;16": "RGB", "RGBA;16": "RGBA"}
+
+
+def save_png(im: AnyImage, path: str | Path | io.BytesIO, transparency: object = None) -> None:
     """Write ``im`` as PNG (``transparency`` as stored by :func:`transparency_of`), with the metadata
-    a decoder put on ``im.info`` (:func:`nlc.metadata.attach`)."""
+    a decoder put on ``im.info`` (:func:`nlc.metadata.attach`). A 16-bit image is written with 16-bit
+    samples (:func:`nlc.png16.png_bytes`), its ancillary chunks as Pillow writes them for 8 bits."""
     from .metadata import png_options
+
+    if isinstance(im, Image16):
+        stand_in = Image.new(_MODES8[im.mode], (1, 1))
+        stand_in.info = {k: v for k, v in im.info.items() if k != "transparency"}
+        buf = io.BytesIO()
+        save_png(stand_in, buf)
+        data = png16.png_bytes(im.samples, im.mode, transparency, buf.getvalue())
+        if isinstance(path, io.BytesIO):
+            path.write(data)
+        else:
+            Path(path).write_bytes(data)
+        return
 
     kw = png_options(im.info)
     if transparency is not None:

@@ -20,11 +20,21 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from PIL import Image, PngImagePlugin
+from PIL import PngImagePlugin
 
 from .errors import FormatError
+
+
+class HasInfo(Protocol):
+    """What the metadata functions use of an image: its ``info`` (a Pillow image, or an
+    :class:`nlc.images.Image16`)."""
+
+    info: dict
+
+
+Img = TypeVar("Img", bound=HasInfo)
 
 RAW_KEYS = ("icc_profile", "exif", "xmp")  # bytes, as they are, under Pillow's names
 BYTES_KEYS = RAW_KEYS + ("comment",)  # the entries stored as bytes; the others are JSON
@@ -35,7 +45,7 @@ def _as_bytes(v: Any) -> bytes:
     return v.encode("utf-8") if isinstance(v, str) else bytes(v)
 
 
-def _text_chunks(im: Image.Image) -> list[list[str]]:
+def _text_chunks(im: HasInfo) -> list[list[str]]:
     """PNG text chunks as ``[keyword, text, language, translated keyword]`` (the last two only for iTXt)."""
     out = []
     for key, value in (getattr(im, "text", None) or {}).items():
@@ -46,7 +56,7 @@ def _text_chunks(im: Image.Image) -> list[list[str]]:
     return out
 
 
-def collect(im: Image.Image) -> dict:
+def collect(im: HasInfo) -> dict:
     """The metadata of an opened image: a dict with any of ``icc_profile``, ``exif``, ``xmp`` (bytes),
     ``gamma`` (the PNG gAMA integer), ``chromaticity`` (8 cHRM integers), ``srgb`` (rendering intent),
     ``dpi`` (two numbers), ``aspect`` (PNG pHYs without a unit: two integers), ``text`` (PNG text chunks)
@@ -137,7 +147,7 @@ def summary(record: dict) -> dict:
     return out
 
 
-def attach(im: Image.Image, record: dict) -> Image.Image:
+def attach(im: Img, record: dict) -> Img:
     """Put ``record`` on ``im.info`` under Pillow's names (``text`` as ``im.info["nlc_text"]``); returns ``im``.
     A record whose values have the wrong types (a crafted file with its CRCs recomputed) is a
     :class:`~nlc.errors.FormatError`."""
@@ -147,7 +157,7 @@ def attach(im: Image.Image, record: dict) -> Image.Image:
         raise FormatError("corrupted metadata (a value of the wrong type)") from None
 
 
-def _attach(im: Image.Image, record: dict) -> Image.Image:
+def _attach(im: Img, record: dict) -> Img:
     for key in RAW_KEYS:
         if key in record:
             im.info[key] = record[key]

@@ -95,7 +95,7 @@ def check_image_header(codec: str, sha256: str, coder: str, strings: tuple[str, 
     version-like words (constriction, torch, device)."""
     _word(codec, "codec id", CODEC_NAME)
     _choice(coder, ("range", "ans"), "coder")
-    _choice(mode, ("RGB", "L", "RGBA", "LA", "P", "1"), "mode")
+    _choice(mode, ("RGB", "L", "RGBA", "LA", "P", "1", "I;16", "LA;16", "RGB;16", "RGBA;16"), "mode")
     for s in strings:
         _word(s, "version or device")
 

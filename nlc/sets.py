@@ -38,6 +38,7 @@ from .datasets import (
 )
 from .errors import CodecError, FormatError, InputError, file_errors
 from .families import family
+from .images import is_16bit
 from .registry import spec_for_file
 
 IMAGE_SUFFIXES = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".pgm": "PPM",
@@ -110,9 +111,12 @@ def read_items(inputs: list[str | Path], modes: tuple[str, ...] = LATENT_MODES) 
         with file_errors(f):
             try:
                 im = Image.open(f)
+                deep = is_16bit(im)  # before loading: Pillow hands 16-bit RGB over cut to 8 bits
                 im.load()
             except (OSError, ValueError) as e:
                 raise InputError(f"{f}: cannot read image ({e})") from None
+        if deep:
+            raise InputError(f"{f}: 16-bit samples; a set stores 8-bit images (compress 16-bit images one file each)")
         if im.mode not in modes:
             what = "8-bit gray (L) or 1-bit" if modes == LATENT_MODES else "8-bit gray (L) or RGB"
             raise InputError(f"{f}: mode {im.mode}; this codec stores {what} images")

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from . import api, container, images, sets
 from .errors import InputError
@@ -30,7 +29,7 @@ def original_of(src: str | Path) -> Path:
     return src.with_name(src.name[: -len(api.SUFFIX)])
 
 
-def same_image(a: Image.Image, b: Image.Image) -> bool:
+def same_image(a: images.AnyImage, b: images.AnyImage) -> bool:
     """Whether two images have the same mode, size, pixels and (for ``P``) palette."""
     if a.mode != b.mode or a.size != b.size or not np.array_equal(np.asarray(a), np.asarray(b)):
         return False

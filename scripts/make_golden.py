@@ -25,6 +25,7 @@ from PIL import Image
 
 import nlc
 import nlc.registry
+from nlc.images import Image16
 
 
 def pattern(h: int, w: int, seed: int) -> np.ndarray:
@@ -36,8 +37,17 @@ def pattern(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def image_of(mode: str, h: int, w: int, seed: int) -> Image.Image:
-    """A test image in ``mode``: RGB, L, RGBA (alpha ramp) or P (16 colours)."""
+def image_of(mode: str, h: int, w: int, seed: int) -> Image.Image | Image16:
+    """A test image in ``mode``: RGB, L, RGBA (alpha ramp), P (16 colours), or 16-bit ``RGBA;16`` / ``I;16``
+    (the pattern as high bytes, low bytes from another pattern, alpha a 16-bit ramp)."""
+    if mode in ("RGBA;16", "I;16"):
+        high = pattern(h, w, seed).astype(np.uint16)
+        low = pattern(h, w, seed + 1).astype(np.uint16)
+        samples = (high << 8) | ((high * 37 + low) & 255)
+        if mode == "I;16":
+            return Image16(samples[:, :, :1], mode)
+        ramp = (np.arange(w)[None].repeat(h, 0) * 65535 // max(1, w - 1)).astype(np.uint16)
+        return Image16(np.dstack([samples, ramp]), mode)
     im = Image.fromarray(pattern(h, w, seed), "RGB")
     if mode == "L":
         return im.convert("L")
@@ -54,7 +64,7 @@ def digest(a: np.ndarray) -> str:
     return hashlib.sha256(str(a.shape).encode() + np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-def image_digest(im: Image.Image) -> str:
+def image_digest(im: Image.Image | Image16) -> str:
     """sha256 of a Pillow image's mode, size, pixels and palette."""
     palette = bytes(im.getpalette() or []) if im.mode == "P" else b""
     return hashlib.sha256(f"{im.mode}{im.size}".encode() + im.tobytes() + palette).hexdigest()
@@ -81,6 +91,8 @@ IMAGES = [  # file, codec, mode, height, width, coder
     ("pixelcnnpp-adaptive-v2-gray-ans.nlc", "pixelcnnpp-adaptive-v2", "L", 24, 30, "ans"),
     ("pixelcnnpp-adaptive-v3-rgb.nlc", "pixelcnnpp-adaptive-v3", "RGB", 150, 140, None),  # 3x3 tiles of 64: context
     ("pixelcnnpp-adaptive-v3-gray.nlc", "pixelcnnpp-adaptive-v3", "L", 70, 130, None),
+    ("pixelcnnpp-adaptive-v3-rgba16.nlc", "pixelcnnpp-adaptive-v3", "RGBA;16", 40, 36, None),  # 16-bit samples
+    ("pixelcnnpp-adaptive-v3-gray16.nlc", "pixelcnnpp-adaptive-v3", "I;16", 24, 30, None),
 ]
 SETS = [  # file, codec, items
     ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),

@@ -121,13 +121,13 @@ def test_bad_inputs_leave_nothing_behind(tmp_path, tiny_home):
     text.write_text("hello")
     cmyk = tmp_path / "cmyk.jpg"
     Image.new("CMYK", (4, 4)).save(cmyk)
-    deep = tmp_path / "deep.png"
-    Image.fromarray(np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000).save(deep)
+    deep = tmp_path / "deep.tif"
+    Image.fromarray(np.arange(12, dtype=np.int32).reshape(3, 4) * 500000).save(deep)
     before = files()
     assert_clean_error(run("compress", tmp_path / "missing.png"), "missing.png", "no such file")
     assert_clean_error(run("compress", text), "notes.txt", "not an image")
     assert_clean_error(run("compress", cmyk), "cmyk.jpg", "unsupported image mode CMYK")
-    assert_clean_error(run("compress", deep), "deep.png", "16-bit")
+    assert_clean_error(run("compress", deep), "deep.tif", "I mode (32-bit integer) images are not supported")
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_clean_error(run("compress", empty), "empty: a folder with no images")
