@@ -172,3 +172,55 @@ def test_a_header_asking_for_a_huge_coder_group_is_refused_before_allocating(tin
                        text=True, timeout=300)
     status, peak_mb = map(int, r.stdout.split())
     assert status == 1 and "coder group" in r.stderr and peak_mb < 1500, (r.stderr, peak_mb)
+
+
+@pytest.fixture(scope="module")
+def crafted_big(tmp_path_factory):
+    """Small crafted files that ask a decoder for much memory: a plane payload of LZMA'd zeros (256 MiB
+    inflated), metadata of zlib'd zeros (256 MiB), and headers claiming 2^28 pixels (16384x16384, and
+    1048576x256 with context tiles), each made from a real file of the shipped default codec."""
+    import lzma
+
+    folder = tmp_path_factory.mktemp("crafted")
+    files = {}
+    alpha = gradient_image(20, 18, "RGBA")
+    header, model, plane = container.unpack(encode_image(alpha, "default", fallback=False)[0])
+    files["plane"] = container.pack(header, model, lzma.compress(b"\0" * (256 << 20), preset=0))
+    header.metadata = zlib.compress(b"\0" * (256 << 20), 9)
+    files["metadata"] = container.pack(header, model, plane)
+    header, model, plane = container.unpack(encode_image(gradient_image(20, 18), "default", fallback=False)[0])
+    header.width = header.height = 16384
+    files["huge"] = container.pack(header, model, plane)
+    header, model, plane = container.unpack(encode_image(gradient_image(130, 140), "default", fallback=False)[0])
+    assert header.extra.get("context") == 8
+    header.width, header.height = 1 << 20, 256
+    files["wide"] = container.pack(header, model, plane)
+    for name, data in files.items():
+        (folder / f"{name}.nlc").write_bytes(data)
+    return folder
+
+
+@pytest.mark.parametrize("command, name, message", [
+    ("verify", "plane", "corrupted plane data"),
+    ("verify", "metadata", "corrupted metadata"),
+    ("info", "metadata", "corrupted metadata"),
+    ("verify", "huge", "corrupted payload"),
+    ("verify", "wide", "corrupted payload"),
+])
+def test_crafted_files_asking_for_memory_get_one_line_under_a_bounded_peak(crafted_big, command, name, message):
+    """Each in a fresh process: exit status 1, one line, and a peak resident memory under 1.5 GB (torch and
+    the model included; the 2^28-pixel headers measured 1.44 GB and 0.32 GB here)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = ("import resource, sys\nfrom nlc.cli import run\nsys.argv = ['nlc'] + sys.argv[1:]\n"
+              "try:\n    run()\nexcept SystemExit as e:\n    code = e.code\n"
+              "print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    r = subprocess.run([sys.executable, "-c", script, command, str(crafted_big / f"{name}.nlc")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    status, peak_mb = map(int, r.stdout.split()[-2:])
+    err = r.stderr.strip()
+    assert status == 1 and "\n" not in err and message in err, err
+    assert peak_mb < 1500, (name, peak_mb)

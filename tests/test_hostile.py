@@ -173,3 +173,34 @@ def test_every_valid_pngsuite_file_round_trips(tiny_codec):
         assert back.info.get("transparency") == im.info.get("transparency"), path.name
         assert back.info.get("aspect") == im.info.get("aspect"), path.name  # unit-less pHYs (cd?n2c08)
     assert sixteen == 33
+
+
+def test_an_unreadable_input_gets_one_line():
+    from tests.test_cli import assert_clean_error, run
+
+    assert_clean_error(run("compress", "/proc/self/mem", "-o", "/tmp/never.nlc"), "/proc/self/mem: Input/output error")
+
+
+@pytest.mark.parametrize("error, message", [(PermissionError(13, "Permission denied"), "permission denied"),
+                                            (OSError(28, "No space left on device"), "No space left on device")])
+def test_a_folder_that_cannot_be_written_or_a_full_disk_gets_one_line_and_no_file(photo, tmp_path, monkeypatch,
+                                                                                   error, message):
+    """Tests run as root here, which any folder lets write: the refusal is simulated where the file is made."""
+    import nlc.api
+    from tests.test_cli import assert_clean_error, run
+
+    assert run("compress", photo).exit_code == 0
+    coded = tmp_path / "photo.png.nlc"
+    real = nlc.api._atomic_write
+
+    def refused(dst, write):
+        def failing(tmp):
+            write(tmp)
+            raise error
+        real(dst, failing)
+
+    monkeypatch.setattr(nlc.api, "_atomic_write", refused)
+    before = sorted(tmp_path.iterdir())
+    assert_clean_error(run("compress", photo, "-o", tmp_path / "again.nlc"), message)
+    assert_clean_error(run("decompress", coded, "-o", tmp_path / "back.png"), message)
+    assert sorted(tmp_path.iterdir()) == before
