@@ -34,6 +34,11 @@ def bench_table(path: Path) -> str:
     for k, v in r.get("baselines", {}).items():
         rows.append(baseline_row(k, v))
     rows.append(f"\n{s['images']} images of `{r['data']}`, device {r['device']}, torch {r['versions']['torch']}.")
+    if s.get("plane_bpsp"):
+        rows.append(f"Of the file's {s['bpsp']:.3f} bits/subpixel, {s['plane_bpsp']:.3f} are the classical coders' "
+                    "(low bytes of 16-bit samples, alpha); the model's bits are those of the high bytes.")
+    if r.get("provenance", {}).get("command"):
+        rows.append(f"Command: `{r['provenance']['command']}`.")
     return "\n".join(rows)
 
 
@@ -215,9 +220,9 @@ def speed_table(path: Path) -> str:
 
 
 def update_readme(root: Path) -> None:
-    """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``, and
-    docs/adaptive.md's ``ablation``, ``context`` and ``speed`` (between ``<!-- TAG:start -->`` and
-    ``<!-- TAG:end -->``)."""
+    """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``,
+    docs/adaptive.md's ``ablation``, ``context`` and ``speed``, and docs/sixteen-bit.md's ``photos16`` and
+    ``pngsuite16`` (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
     readme = root / "README.md"
     readme.write_text(_replace(readme.read_text(), "headline", headline_table()))
     results = root / "docs" / "results.md"
@@ -236,6 +241,11 @@ def update_readme(root: Path) -> None:
                              ("speed", "compare-times-kodak.json", speed_table)):
         if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in adaptive.read_text():
             adaptive.write_text(_replace(adaptive.read_text(), tag, table(RESULTS / name)))
+    sixteen = root / "docs" / "sixteen-bit.md"
+    for tag, name in (("photos16", "photos-val-16bit-pixelcnnpp-adaptive-v3.json"),
+                      ("pngsuite16", "pngsuite-16bit-pixelcnnpp-adaptive-v3.json")):
+        if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in sixteen.read_text():
+            sixteen.write_text(_replace(sixteen.read_text(), tag, bench_table(RESULTS / name)))
 
 
 def main() -> None:
