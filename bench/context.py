@@ -27,9 +27,8 @@ import torch
 from nlc.api import Codec
 from nlc.coding.autoregressive import TileGrid
 from nlc.coding.context_tiles import ContextGroup, extended_input, schedule
-from nlc.images import read_image
+from nlc.images import list_images, read_image
 from nlc.models.mixture import log_likelihood
-from nlc.train import list_images
 
 
 def groups_for(kind: str, grid: TileGrid, context: int) -> list[ContextGroup]:

@@ -24,8 +24,7 @@ import torch
 
 from nlc.api import Codec
 from nlc.coding.autoregressive import tile_log_probs
-from nlc.images import read_image
-from nlc.train import list_images
+from nlc.images import list_images, read_image
 
 
 def centre_crop(px: np.ndarray, long: int, short: int) -> np.ndarray:

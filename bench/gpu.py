@@ -24,8 +24,8 @@ import torch
 from nlc import container, images
 from nlc.api import Codec, decode_image, encode_image
 from nlc.bench import provenance, write_json
+from nlc.images import list_images
 from nlc.sets import decode_set, encode_set
-from nlc.train import list_images
 
 CODECS = ["pixelcnnpp-adaptive-v2", "pixelcnnpp-adaptive", "pixelcnnpp-exact", "pixelcnnpp"]
 

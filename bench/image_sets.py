@@ -27,11 +27,10 @@ from PIL import Image
 from nlc import __version__
 from nlc.api import Codec, decode_image, encode_image
 from nlc.bench import baseline_bytes, write_json
-from nlc.bench_sets import mosaic
+from nlc.bench.sets import mosaic
 from nlc.coding.autoregressive import TileGrid
-from nlc.images import read_image
+from nlc.images import list_images, read_image
 from nlc.sets import decode_set, encode_set
-from nlc.train import list_images
 
 
 def crops_of(folder: str, crop: int, every: int) -> np.ndarray:

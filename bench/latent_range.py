@@ -24,7 +24,7 @@ from nlc.codec import Codec
 from nlc.coding.bitsback import LatentGrid, make_item_codec
 from nlc.coding.coders import AnsStack
 from nlc.datasets import binarize, load_fashion_mnist
-from nlc.train_latent import neg_elbo_bits
+from nlc.train.latent import neg_elbo_bits
 
 GRIDS = [(16.0, 2.0**-6), (8.0, 2.0**-6), (6.0, 2.0**-6), (16.0, 2.0**-8)]
 

@@ -27,8 +27,7 @@ import numpy as np
 
 from nlc import png16
 from nlc.coding import low_bytes
-from nlc.images import read_image
-from nlc.train import list_images
+from nlc.images import list_images, read_image
 
 
 def sixteen_bit(pixels: np.ndarray, method: str, rng: np.random.Generator) -> np.ndarray:

@@ -25,7 +25,7 @@ from PIL import Image
 from nlc import api, sets
 from nlc.bench import provenance, write_json
 from nlc.codec import Codec
-from nlc.train import list_images
+from nlc.images import list_images
 
 
 def crops(folder: str, count: int, side: int) -> list[Image.Image]:

@@ -22,8 +22,7 @@ import numpy as np
 
 from nlc.api import Codec
 from nlc.coding.autoregressive import tile_log_probs
-from nlc.images import read_image
-from nlc.train import list_images
+from nlc.images import list_images, read_image
 
 
 def tiled_bits(model, pixels: np.ndarray, tile: int | None) -> float:

@@ -557,7 +557,7 @@ def bench(model, data, limit, json_path, no_baselines, plot_path, device) -> Non
         if model == "all":
             _usage("--model all shows the committed results; to run on --data, name one codec")
         if is_set_codec(model):
-            from .bench_sets import run_set_bench
+            from .bench.sets import run_set_bench
 
             run_set_bench(model, data, limit=limit, json_path=json_path, baselines=not no_baselines,
                           progress=_progress())
@@ -647,7 +647,7 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
         if family(spec.family).set_only:
             if init or freeze:
                 _usage("--init and --freeze are for photo codecs")
-            from .train_latent import LatentTrainConfig, train_latent
+            from .train.latent import LatentTrainConfig, train_latent
 
             cfg = LatentTrainConfig(architecture=spec.architecture, data=data, out=out, steps=steps,
                                     batch=batch or 64, lr=lr or 1e-3, resume=resume, minutes=minutes,

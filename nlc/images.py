@@ -26,6 +26,17 @@ from PIL import Image, UnidentifiedImageError
 from . import png16
 from .errors import InputError, file_errors
 
+IMAGE_SUFFIXES = (".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")  # what a folder's images are
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of a folder (by :data:`IMAGE_SUFFIXES`), sorted by name; :class:`FileNotFoundError` for none."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no images found")
+    return files
+
+
 MODES16 = {"I;16": 1, "LA;16": 1, "RGB;16": 3, "RGBA;16": 3}  # 16-bit modes -> channels the model codes
 MODEL_MODES = {"RGB": 3, "L": 1, "RGBA": 3, "LA": 1, "P": 0, "1": 0, **MODES16}
 SUPPORTED = tuple(MODEL_MODES)

@@ -28,7 +28,7 @@ from nlc.datasets import array_bytes, read_array
 from nlc.errors import FormatError, InputError
 from nlc.registry import CodecSpec
 from nlc.sets import decode_set, encode_set
-from nlc.train_latent import build_latent_model
+from nlc.train.latent import build_latent_model
 
 TINY_LATENT = {
     "vae": ("vae", dict(bits=8, latent=2, hidden=8, mixtures=2, stages=4)),
@@ -99,7 +99,7 @@ def _train(model: torch.nn.Module, items: np.ndarray, steps: int) -> torch.nn.Mo
 @pytest.mark.parametrize("name", ["vae", "bitswap", "vrnn"])
 def test_rate_matches_neg_elbo_on_a_trained_model(name):
     """After training, the chained file costs the items' −ELBO within 2% (the first item has no bits back)."""
-    from nlc.bench_sets import neg_elbo_bits
+    from nlc.bench.sets import neg_elbo_bits
 
     items = shapes_data(600, seed=1)
     model = _train(tiny_latent(name), items[:400], 80)
@@ -138,7 +138,7 @@ def test_start_grid_is_the_cheapest_and_the_chain_round_trips(name):
 
 def test_chain_costs_the_elbo_with_a_coarse_start():
     """A cheap start must not leave the stack short: the chain still costs about the items' −ELBO."""
-    from nlc.bench_sets import neg_elbo_bits
+    from nlc.bench.sets import neg_elbo_bits
 
     items = shapes_data(600, seed=1)
     model = _train(tiny_latent("vae"), items[:400], 80)
@@ -280,7 +280,7 @@ def test_bad_idx_is_an_input_error(tmp_path):
 
 def test_neg_elbo_is_in_bits():
     model = tiny_latent("vae")
-    from nlc.bench_sets import neg_elbo_bits
+    from nlc.bench.sets import neg_elbo_bits
 
     x = shapes_data(4)
     t = model.loss_terms(torch.from_numpy(x.astype(np.int64)))

@@ -36,7 +36,7 @@ def _env(rank: int) -> None:
 
 
 def _loop_worker(rank: int, store: str, out: str, steps: int, resume: str | None, minutes: float = 0.0) -> None:
-    from nlc.trainloop import run_training
+    from nlc.train.loop import run_training
 
     _env(rank)
     # A file rendezvous: no port is picked, freed and raced for between the two spawns.

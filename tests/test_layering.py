@@ -12,7 +12,8 @@ import ast
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "nlc"
-TRAINING = {"nlc.train", "nlc.train_latent", "nlc.trainloop"}
+TRAINING = ("nlc.train", "nlc.train_latent")  # the training subpackage (and its old entry point)
+TOOLS = TRAINING + ("nlc.bench", "nlc.demo")  # training and benchmarking: never imported by the core
 CORE = ("nlc.api", "nlc.sets", "nlc.registry", "nlc.container", "nlc.coding", "nlc.models", "nlc.metadata",
         "nlc.images", "nlc.fixed", "nlc.verification", "nlc.threads")
 
@@ -70,14 +71,20 @@ def test_models_never_import_the_coder():
 
 
 def test_the_coding_layer_imports_no_api_cli_or_container():
-    above = ("nlc.api", "nlc.cli", "nlc.container", "nlc.sets", "nlc.bench", "nlc.bench_sets")
+    above = ("nlc.api", "nlc.cli", "nlc.container", "nlc.sets", "nlc.bench")
     bad = {m: d for m, d in GRAPH.items() if _within(m, ("nlc.coding",)) and any(_within(x, above) for x in d)}
     assert not bad
 
 
-def test_the_core_imports_no_training_code():
-    bad = {m: d & TRAINING for m, d in GRAPH.items() if _within(m, CORE) and d & TRAINING}
+def test_the_core_imports_no_training_or_benchmarking_code():
+    bad = {m: {x for x in d if _within(x, TOOLS)} for m, d in GRAPH.items()
+           if _within(m, CORE) and any(_within(x, TOOLS) for x in d)}
     assert not bad
+
+
+def test_training_and_benchmarking_live_in_their_subpackages():
+    assert {"nlc.train", "nlc.train.latent", "nlc.train.loop", "nlc.bench", "nlc.bench.sets"} <= set(MODULES)
+    assert not {"nlc.trainloop", "nlc.bench_sets"} & set(MODULES)
 
 
 def test_no_import_cycle_joins_two_modules():

@@ -165,7 +165,7 @@ def test_train_photo_codec_needs_val(tiny_home, tmp_path):
 
 
 def test_train_photo_codec_runs_and_resumes(tiny_home, tmp_path):
-    """The photo trainer (shared loop pieces in nlc.trainloop) trains, writes metadata and resumes."""
+    """The photo trainer (shared loop pieces in nlc.train.loop) trains, writes metadata and resumes."""
     import json
 
     from tests.conftest import photo_folder

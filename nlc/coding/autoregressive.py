@@ -31,10 +31,11 @@ import numpy as np
 import torch
 
 from ..fixed import GRID
-from ..models.mixture import log_likelihood
+from ..models.mixture import head_of, image_log_likelihood
 from ..threads import pass_workers, step_threads
 from . import adaptive_steps, context_tiles
 from .adaptive import OnlineBias, make_stage
+from .categorical import code_categorical
 from .coders import Coder, CoderError, CompiledRangeQueue, make_coder
 from .exact_tables import ExactMixture, code_pixels_exact, stage_symbols
 from .logistic_mixture import code_pixels
@@ -174,8 +175,11 @@ def exact_kernels(model: object) -> contextlib.AbstractContextManager:
 
 
 def pixel_coder(model: object) -> PixelCoder:
-    """The function that turns ``model``'s parameters into tables: exact integer tables for an exact model."""
-    return code_pixels_exact if is_exact(model) else code_pixels
+    """The function that turns ``model``'s parameters into tables: exact integer tables for an exact model,
+    softmax tables for a categorical head (:func:`nlc.models.mixture.head_of`), else float mixture tables."""
+    if is_exact(model):
+        return code_pixels_exact
+    return code_categorical if head_of(model) == "categorical" else code_pixels
 
 
 def _input(grid: TileGrid, hs: np.ndarray, ws: np.ndarray, channels: int, tiles: np.ndarray | None,
@@ -212,7 +216,7 @@ def tile_log_probs(model: SteppedModel, mixtures: int, pixels: np.ndarray, tile:
         x4 = _input(grid, hs[i : i + batch], ws[i : i + batch], pixels.shape[2], tiles[i : i + batch], dev)
         with exact_kernels(model):
             params = model.forward_x4(x4)
-        ll = log_likelihood(x4[:, :3].to(params.dtype), params, mixtures, pixels.shape[2])
+        ll = image_log_likelihood(x4[:, :3].to(params.dtype), params, mixtures, pixels.shape[2], head_of(model))
         out.append(ll[x4[:, 3] > 0])
     return torch.cat(out)
 
@@ -356,17 +360,18 @@ def encode_items(
             payload += [struct.pack("<I", len(words)), words]
             continue
         record: list[tuple[torch.Tensor, np.ndarray]] = []
+        to_tables = pixel_coder(model)
 
         def on_pixels(r, c, idx, params, known):
             if enc.lifo:
                 record.append((params, known))
-                return code_pixels(params, mixtures, channels, lambda ch, t: known[:, ch])
+                return to_tables(params, mixtures, channels, lambda ch, t: known[:, ch])
 
             def fn(ch, table):
                 enc.encode(known[:, ch], table)
                 return known[:, ch]
 
-            return code_pixels(params, mixtures, channels, fn)
+            return to_tables(params, mixtures, channels, fn)
 
         bits += _run(model, grid, all_hs[g], all_ws[g], channels, all_tiles[g],
                      lambda *a: _summed(on_pixels(*a)), progress)
@@ -377,7 +382,7 @@ def encode_items(
                 tables.append(table)
                 return known[:, ch]
 
-            code_pixels(params, mixtures, channels, collect, with_bits=False)
+            to_tables(params, mixtures, channels, collect, with_bits=False)
             enc.encode(known.T.reshape(-1), np.concatenate(tables))
         words = enc.to_bytes()
         payload += [struct.pack("<I", len(words)), words]

@@ -1,8 +1,9 @@
 """Any causal image model as a codable one, before it has a fast stepper.
 
 A researcher's network maps ``(B, 4, H, W)`` input (RGB in ``[-1, 1]``, zeros where unknown, and a
-ones channel inside the image) to ``(B, 10*M, H, W)`` logistic-mixture parameters, each output pixel
-depending only on the pixels before it in raster order (masked convolutions, a causal transformer...).
+ones channel inside the image) to ``(B, 10*M, H, W)`` logistic-mixture parameters (or, with
+``head="categorical"``, ``(B, 256*3, H, W)`` logits: a softmax over the 256 values of each channel), each
+output pixel depending only on the pixels before it in raster order (masked convolutions, a causal transformer...).
 :class:`Causal` wraps it into what the autoregressive coder steps through: the stepper runs the whole
 network again for every pixel on the tile as the decoder knows it (the pixels from the current one on
 zeroed, for the encoder too, so both compute on the same input), and reads the one output it needs.
@@ -23,21 +24,33 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .mixture import HEADS, image_log_likelihood
+
 
 @dataclass
 class CausalConfig:
     """What the coder asks of a model's configuration."""
 
     mixtures: int
+    head: str = "logistic"  # or "categorical" (nlc.models.mixture.HEADS)
 
 
 class Causal(nn.Module):
-    """A causal network ``(B, 4, H, W) -> (B, 10*M, H, W)`` with the interface the tiled coder steps through."""
+    """A causal network ``(B, 4, H, W) -> (B, 10*M, H, W)`` (``head="categorical"``: ``(B, 768, H, W)``) with
+    the interface the tiled coder steps through."""
 
-    def __init__(self, net: nn.Module, mixtures: int) -> None:
+    def __init__(self, net: nn.Module, mixtures: int = 1, head: str = "logistic") -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r} (one of {', '.join(HEADS)})")
         self.net = net
-        self.config = CausalConfig(mixtures)
+        self.config = CausalConfig(mixtures, head)
+
+    def log_likelihood(self, x4: torch.Tensor, channels: int = 3) -> torch.Tensor:
+        """Each image's log-likelihood in nats ``(B,)``: what training maximises (the pixels inside the
+        image, by the ones channel)."""
+        ll = image_log_likelihood(x4[:, :3], self.net(x4), self.config.mixtures, channels, self.config.head)
+        return (ll * x4[:, 3]).flatten(1).sum(1)
 
     def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
         """Every pixel's parameters in one pass (training, rate estimates)."""

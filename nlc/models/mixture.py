@@ -80,6 +80,34 @@ def _log_bin_probs(x: torch.Tensor, means: torch.Tensor, log_scales: torch.Tenso
     return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, inner))
 
 
+HEADS = ("logistic", "categorical")  # what an image model's per-pixel parameters are
+CATEGORIES = 256  # a categorical head's logits per channel
+
+
+def head_of(model: object) -> str:
+    """An image model's head: ``"logistic"`` (``10*M`` discretized logistic mixture parameters per pixel, the
+    default) or ``"categorical"`` (``256`` logits per channel, a softmax over the values), from its config."""
+    return getattr(getattr(model, "config", None), "head", "logistic")
+
+
+def categorical_log_likelihood(x: torch.Tensor, logits: torch.Tensor, channels: int = 3) -> torch.Tensor:
+    """Per-pixel log-likelihood in nats, ``(B, ...)``, under a categorical head: ``logits`` ``(B, 256*3, ...)``
+    (channel ``ch``'s 256 logits at ``256*ch``), each channel independent given the pixels before; ``x`` as
+    for :func:`log_likelihood`."""
+    values = torch.round((x[:, :channels] + 1) * 127.5).long().clamp(0, CATEGORIES - 1)  # (B, C, ...)
+    lp = F.log_softmax(logits[:, : channels * CATEGORIES].reshape(
+        logits.shape[0], channels, CATEGORIES, *logits.shape[2:]), dim=2)
+    return lp.gather(2, values.unsqueeze(2)).squeeze(2).sum(1)
+
+
+def image_log_likelihood(x: torch.Tensor, p: torch.Tensor, mixtures: int, channels: int = 3,
+                         head: str = "logistic") -> torch.Tensor:
+    """:func:`log_likelihood` or :func:`categorical_log_likelihood`, by ``head``."""
+    if head == "categorical":
+        return categorical_log_likelihood(x, p, channels)
+    return log_likelihood(x, p, mixtures, channels)
+
+
 def log_likelihood(x: torch.Tensor, p: torch.Tensor, mixtures: int, channels: int = 3) -> torch.Tensor:
     """Per-pixel log-likelihood in nats, ``(B, ...)``.
 

@@ -1,4 +1,4 @@
-"""Pieces shared by the training loops (:mod:`nlc.train`, :mod:`nlc.train_latent`).
+"""Pieces shared by the training loops (:mod:`nlc.train`, :mod:`nlc.train.latent`).
 
 Learning-rate schedule, EMA (Polyak) averaging, exact-resume checkpoints, the
 optimisation step with a clean stop on a non-finite loss, and the loop that
@@ -40,7 +40,7 @@ def save_weights(model: torch.nn.Module, path: Path, meta: dict) -> str:
     """Write safetensors weights and a JSON metadata file; return the weights' sha256."""
     from safetensors.torch import save_file
 
-    from .registry import sha256_file
+    from ..registry import sha256_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

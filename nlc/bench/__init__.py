@@ -38,11 +38,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, images
-from .api import Codec, decode_image, encode_image
-from .errors import UsageError
-from .registry import DEFAULT, data_root
-from .train import list_images
+from .. import __version__, images
+from ..api import Codec, decode_image, encode_image
+from ..errors import UsageError
+from ..images import list_images
+from ..registry import DEFAULT, data_root
 
 BASELINES = {  # name: (imagecodecs encoder, its settings); every one lossless
     "png": ("png_encode", {"level": 9}),
@@ -97,10 +97,10 @@ def committed_report(model: str) -> list[str]:
     size against the model's bits/dim, the gap, speed, and the classical
     codecs measured in the same run.
     """
-    from .registry import get_spec
+    from ..registry import get_spec
 
     spec = get_spec(model)
-    from .families import family
+    from ..families import family
 
     is_set = family(spec.family).set_only
     data = "fashion-mnist" if is_set else "kodak"
@@ -184,7 +184,7 @@ def provenance(codec: Codec, command: str | None = None) -> dict:
     import subprocess
     from datetime import datetime, timezone
 
-    from .threads import cores, cpu_kind
+    from ..threads import cores, cpu_kind
 
     def version(package: str) -> str | None:
         try:
@@ -228,7 +228,7 @@ def run_bench(model: str = DEFAULT, data: str = "", *, limit: int | None = None,
     """Run the benchmark; prints a markdown table and returns (and optionally writes) the JSON dict. With
     ``baselines`` (imagecodecs needed, else a :class:`UsageError` before anything runs) every classical
     codec codes the same images, timed, per image. ``plot``: a PNG of bits/subpixel against decode seconds."""
-    from .api import resolve_device
+    from ..api import resolve_device
 
     if baselines:
         check_baselines()

@@ -26,12 +26,12 @@ import time
 import numpy as np
 import torch
 
-from . import __version__
-from .bench import BASELINES, baseline_bytes, write_json
-from .codec import Codec
-from .datasets import binarize, load_fashion_mnist
-from .sets import decode_set, encode_set
-from .train_latent import neg_elbo_bits
+from .. import __version__
+from ..codec import Codec
+from ..datasets import binarize, load_fashion_mnist
+from ..sets import decode_set, encode_set
+from ..train.latent import neg_elbo_bits
+from . import BASELINES, baseline_bytes, write_json
 
 
 def mosaic(items: np.ndarray, per_row: int = 100) -> np.ndarray:

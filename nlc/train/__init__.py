@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models.pixelcnnpp import PixelCNNPPConfig
-from .registry import build_model
-from .trainloop import distributed, git_revision, run_training
-
-IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
+from ..images import list_images
+from ..models.pixelcnnpp import PixelCNNPPConfig
+from ..registry import build_model
+from .loop import distributed, git_revision, run_training
 
 
 @dataclass
@@ -55,14 +54,6 @@ class TrainConfig:
     device: str = "cpu"
     architecture: str = "pixelcnnpp"
     model: dict = field(default_factory=lambda: asdict(PixelCNNPPConfig()))
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files of a folder, sorted by name."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"{folder}: no images found")
-    return files
 
 
 def load_rgb(folder: str | Path, shard: tuple[int, int] = (0, 1)) -> list[np.ndarray]:
@@ -129,7 +120,7 @@ def start_fine_tune(model: torch.nn.Module, init: str | None, freeze: str | None
     if init:
         from safetensors.torch import load_file
 
-        from .registry import sha256_file
+        from ..registry import sha256_file
 
         init_sha = sha256_file(init)
         try:
@@ -216,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     kw = {k: v for k, v in vars(a).items() if k not in ("model_json", "codec")}
     if a.codec:  # the codec's architecture and hyper-parameters, with --model-json's changes
-        from .registry import get_spec
+        from ..registry import get_spec
 
         spec = get_spec(a.codec)
         kw.update(architecture=spec.architecture,
