@@ -346,7 +346,7 @@ def _compress_set(inputs: tuple[str, ...], output: str | None, model: str, force
         f"{stats['bytes'] * 8 / max(1, stats['pixels']):.4f} bits/{unit}")
 
 
-def _is_set_file(src: str) -> bool:
+def _is_set_file(src: str | Path) -> bool:
     try:
         with open(src, "rb") as f:
             return f.read(4) == SET_MAGIC
@@ -477,13 +477,12 @@ def info(file, as_json) -> None:
     try:
         data = api.read_nlc(file)
         if is_set(data):
-            header = unpack_set(data)[0]
-            d = asdict(header)
+            d = asdict(unpack_set(data)[0])
             src = d.pop("source")
             d.update(source=src["kind"], names=len(src.get("names", [])) or src.get("name", ""))
         else:
-            header = api.read_header(data)
-            d = dict(header.as_dict(), metadata=metadata.summary(metadata.unpack(header.metadata)))
+            image_header = api.read_header(data)
+            d = dict(image_header.as_dict(), metadata=metadata.summary(metadata.unpack(image_header.metadata)))
     except NlcError as e:
         _fail_for(file, e)
     extra = d.get("extra") or {}
@@ -661,16 +660,17 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
         from .train import TrainConfig
         from .train import train as run
 
-        cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
+        photo_cfg = TrainConfig(data=data, val=val, out=out, steps=steps, batch=batch or 16, crop=crop,
                           lr=lr or 2e-3, resume=resume, minutes=minutes, init=init, freeze=freeze, val_crop=val_crop,
                           architecture=spec.architecture,
                           model=dict(spec.hyperparameters), device=api.resolve_device(device))
-        meta = run(cfg, command=command, progress=_progress())
+        meta = run(photo_cfg, command=command, progress=_progress())
     except (NlcError, ValueError, FileNotFoundError) as e:
         _fail(str(e), _status(e))
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, process 0 validated and wrote the weights
-        toml = write_codec_toml(spec, cfg.out + ".safetensors")
-        click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> {cfg.out}.safetensors, "
+        toml = write_codec_toml(spec, photo_cfg.out + ".safetensors")
+        click.echo(f"validation {meta['val_bits_per_dim']} bits/dim after {meta['steps']} steps -> "
+                   f"{photo_cfg.out}.safetensors, "
                    f"codec {toml}")
 
 

@@ -218,6 +218,7 @@ for _name, _module, _model, _config, _family in [
     ("bitswap", ".models.bitswap", "BitSwapVAE", "BitSwapConfig", "bitsback"),
     ("vrnn", ".models.vrnn", "VRNN", "VRNNConfig", "bitsback"),
     ("made", ".models.made", "MADE", "MADEConfig", "sequence"),
+    ("wavenet", ".models.wavenet", "WaveNet", "WaveNetConfig", "sequence"),
 ]:
     register_architecture(_name, _lazy(_module, _model, _config), _family)
 

@@ -71,7 +71,7 @@ def committed_result(model: str, data: str = "kodak") -> dict | None:
 def kodak_result(model: str) -> float | None:
     """A codec's committed Kodak bits per sub-pixel, if a result exists."""
     try:
-        return float(committed_result(model)["summary"]["bpsp"])
+        return float(committed_result(model)["summary"]["bpsp"])  # type: ignore[index]  # None: TypeError
     except (TypeError, KeyError):
         return None
 
@@ -85,7 +85,7 @@ def write_json(path: str | Path, result: dict) -> None:
 def set_result(model: str) -> float | None:
     """A set codec's committed Fashion-MNIST test-set bits per pixel (real file), if a result exists."""
     try:
-        return float(committed_result(model, "fashion-mnist")["file_bpd"])
+        return float(committed_result(model, "fashion-mnist")["file_bpd"])  # type: ignore[index]  # None: TypeError
     except (TypeError, KeyError):
         return None
 
@@ -288,7 +288,7 @@ def run_bench(model: str = DEFAULT, data: str = "", *, limit: int | None = None,
         "enc_s": tot["enc"] / n, "dec_s": tot["dec"] / n, "peak_mb": round(peak, 1),
         "all_lossless": all(r["lossless"] for r in rows),
     }
-    result = {
+    result: dict = {
         "model": codec.spec.name, "data": str(data), "device": _device_name(codec.device),
         "versions": {"nlc": __version__, "torch": torch.__version__, "python": platform.python_version(),
                      "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},

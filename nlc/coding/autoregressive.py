@@ -25,7 +25,7 @@ import contextlib
 import math
 import struct
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -68,10 +68,19 @@ class Stepper(Protocol):
 
 
 class SteppedModel(Protocol):
-    """A model that can be coded by this module."""
+    """A model that can be coded by this module: a stepper for decoding (and encoding through the steps),
+    and for the parallel encoder and rate estimates a torch module's ``parameters`` and ``forward_x4``."""
 
     def stepper(self, batch: int, height: int, width: int) -> Stepper:
         """An incremental evaluator over ``batch`` tiles of ``height x width``."""
+        ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        """The model's parameters (their device is where the model runs)."""
+        ...
+
+    def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
+        """Every pixel's parameters ``(B, P, H, W)`` of ``(B, 4, H, W)`` input, in one pass."""
         ...
 
 
@@ -348,6 +357,7 @@ def encode_items(
             else make_coder(coder)
         if adaptive:
             stage = make_stage(adaptive, len(all_hs[g]), grid.tile_h, grid.tile_w, channels)
+            assert stage is not None  # a named stage
             bits += _encode_adaptive(model, mixtures, grid, all_hs[g], all_ws[g], channels, all_tiles[g], enc,
                                      stage, progress)
             words = enc.to_bytes()
@@ -458,6 +468,7 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
 
             stage.at(r, c, idx)
             _, b = code_pixels_exact(row_mix.take(idx * width + c), mixtures, channels, collect, adapt=stage)
+            assert b is not None  # with_bits
             bits += float(b.sum())
             step = (np.concatenate(coded), np.concatenate(tables))  # the step's symbols, stage by stage
             if enc.lifo:
@@ -466,8 +477,8 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
                 enc.encode(*step)
         if progress:
             progress(1)
-    for symbols, tables in reversed(steps):
-        enc.encode(symbols, tables)
+    for symbols, rows in reversed(steps):
+        enc.encode(symbols, rows)
     return bits
 
 
@@ -489,7 +500,8 @@ def _decode_compiled(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
         assert stage is not None
         st.fill(_input(grid, hs, ws, channels, None, st.x.device))
         adaptive_steps.decode_tile_rows(st, stage, adapt, mixtures, hs, ws, dec, out,
-                                        adaptive_steps.put_values(st.arith.input), progress=progress)
+                                        adaptive_steps.put_values(st.arith.input),  # type: ignore[attr-defined]
+                                        progress=progress)  # a compiled stepper (``kernel``) has ``arith``
         st.release()
     return True
 
@@ -522,6 +534,7 @@ def _encode_parallel(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
                 return stage_symbols(part, stage)
 
             _, b = code_pixels_exact(p[i : i + PIXEL_CHUNK].double() * GRID, mixtures, channels, collect)
+            assert b is not None  # with_bits
             bits += float(b.sum())
         symbols = np.concatenate([stage_symbols(known, k) for k in range(stages)])
         order = np.argsort(np.concatenate([cc * stages + k for k in range(stages)]), kind="stable")

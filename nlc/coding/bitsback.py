@@ -28,7 +28,7 @@ bits to borrow; then batch sizes grow as the stack fills.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -115,7 +115,7 @@ class PixelCodec:
     """Images ``(B, 28, 28)`` under ``model.obs`` (a :class:`~nlc.models.staged.StagedLikelihood`)
     given decoder features; stages are pushed last-first so that they pop first-first."""
 
-    def __init__(self, obs: torch.nn.Module) -> None:
+    def __init__(self, obs: Any) -> None:
         self.obs = obs
 
     def _stage_dist(self, feats: torch.Tensor, x: torch.Tensor, s: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -162,7 +162,7 @@ class HierarchicalCodec:
     ``prior(i, above)`` (``None`` = standard normal), ``features(z_1)`` and ``obs``.
     """
 
-    def __init__(self, model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> None:
+    def __init__(self, model: Any, grid: LatentGrid = LatentGrid()) -> None:
         self.model, self.grid = model, grid
         self.pixels = PixelCodec(model.obs)
 
@@ -173,7 +173,8 @@ class HierarchicalCodec:
     def push(self, stack: AnsStack, x: torch.Tensor, bits_back: bool = True) -> None:
         """Encode images ``x`` ``(B, 28, 28)``."""
         shapes = self._shapes(x.shape[0])
-        below_val, below_idx = x, None  # what layer i's posterior reads, and its grid indices (latents only)
+        below_val = x  # what layer i's posterior reads, and its grid indices (latents only)
+        below_idx: np.ndarray | None = None
         for i in range(self.model.layers):
             q = self.model.posterior(i, below_val)
             z = self.grid.pop(stack, q, shapes[i]) if bits_back else self.grid.mode(q)
@@ -181,8 +182,10 @@ class HierarchicalCodec:
             if i == 0:
                 self.pixels.push(stack, self.model.features(z_val), x)
             else:
+                assert below_idx is not None  # the layer below's latents
                 self.grid.push(stack, below_idx, self.model.prior(i - 1, z_val))
             below_val, below_idx = z_val, z
+        assert below_idx is not None  # the top layer's latents
         self.grid.push(stack, below_idx, None)
 
     @torch.no_grad()
@@ -199,7 +202,8 @@ class HierarchicalCodec:
                 below_val = self.grid.values(below_idx, shapes[i - 1])
             if bits_back:
                 self.grid.push(stack, z, self.model.posterior(i, below_val))
-            z = below_idx
+            if below_idx is not None:  # (None after the pixels: the loop ends)
+                z = below_idx
         return below_val
 
 
@@ -213,7 +217,7 @@ class VRNNCodec:
     pushes the latents back under the posterior, last row first.
     """
 
-    def __init__(self, model: torch.nn.Module, grid: LatentGrid = LatentGrid()) -> None:
+    def __init__(self, model: Any, grid: LatentGrid = LatentGrid()) -> None:
         self.model, self.grid = model, grid
         self.bits, self.mixtures = model.config.bits, model.config.mixtures
 

@@ -111,7 +111,8 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
     tiles = grid.split(pixels)
     groups = schedule(grid, context)
     passes: dict[int, np.ndarray] = {}
-    payload, bits, stages = [], 0.0, {}
+    payload: list[bytes] = []
+    bits, stages = 0.0, dict[bool, OnlineBias | None]()
     for g, group in enumerate(groups):
         if g not in passes:
             passes.update(_passes(pixels, grid, groups, g, pass_params))
@@ -133,13 +134,14 @@ def _passes(pixels: np.ndarray, grid, groups: list[ContextGroup], first: int,
     """The exact parameters ``(B, P, tile_h, tile_w)`` of the groups from ``first`` on that hold
     :data:`PASS_WINDOW` tile pixels (at least one group), groups of one shape in one pass, so that the
     pass's chunks keep both cores busy while memory stays bounded on huge images."""
-    window, pixels_held = [], 0
+    window: list[int] = []
+    pixels_held = 0
     for g in range(first, len(groups)):
         if window and pixels_held + len(groups[g].tiles) * grid.tile_h * grid.tile_w > PASS_WINDOW:
             break
         window.append(g)
         pixels_held += len(groups[g].tiles) * grid.tile_h * grid.tile_w
-    out = {}
+    out: dict[int, np.ndarray] = {}
     for top, left in dict.fromkeys((groups[g].top, groups[g].left) for g in window):
         members = [g for g in window if (groups[g].top, groups[g].left) == (top, left)]
         x4 = torch.cat([extended_input(pixels, True, grid, groups[g]) for g in members])

@@ -216,14 +216,13 @@ def _code_level(prior, kept: torch.Tensor | None, z: torch.Tensor | None, shape:
                 coder: LatentCoder) -> torch.Tensor:
     """Encode ``z`` (given) or decode it (``z is None``) under ``prior`` given ``kept``; returns ``z``."""
     decoding = z is None
-    if decoding:
-        z = torch.zeros(1, *shape)
-    for mask, params in prior.stages_of(z, kept):
+    out = torch.zeros(1, *shape) if z is None else z
+    for mask, params in prior.stages_of(out, kept):
         if decoding:
-            z[0][mask] = coder.decode(*_select(params, mask))
+            out[0][mask] = coder.decode(*_select(params, mask))
         else:
-            coder.encode(z[0][mask], *_select(params, mask))
-    return z
+            coder.encode(out[0][mask], *_select(params, mask))
+    return out
 
 
 def tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
@@ -272,6 +271,7 @@ def decode_flow(model, payload: bytes, height: int, width: int, tile: int, progr
             kept = model.reconstruct(i, kept, z, sizes[i])
             if progress:
                 progress(1)
+        assert kept is not None  # the last level reconstructs the image
         img = (kept[0] + 128.0).permute(1, 2, 0).numpy()
         if img.min() < 0 or img.max() > 255:
             raise ValueError("decoded values out of the 8-bit range (corrupted payload)")

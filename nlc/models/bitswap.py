@@ -80,7 +80,9 @@ class BitSwapVAE(nn.Module):
         z1 = m1 + torch.exp(s1) * torch.randn_like(m1)
         m2, s2 = self.posterior(1, z1)
         z2 = m2 + torch.exp(s2) * torch.randn_like(m2)
-        pm1, ps1 = self.prior(0, z2)
+        prior1 = self.prior(0, z2)
+        assert prior1 is not None  # layer 0 has a learned prior
+        pm1, ps1 = prior1
         rec = -self.obs.log_prob(self.features(z1), x)
         kl1 = gaussian_log_prob(z1, m1, s1) - gaussian_log_prob(z1, pm1, ps1)
         return {"rec": rec, "kl1": kl1, "kl2": gaussian_kl(m2, s2)}

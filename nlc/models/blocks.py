@@ -15,7 +15,7 @@ class ResBlock(nn.Module):
         self.c1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.c2 = nn.Conv2d(channels, channels, 3, padding=1)
         nn.init.zeros_(self.c2.weight)
-        nn.init.zeros_(self.c2.bias)
+        nn.init.zeros_(self.c2.bias)  # type: ignore[arg-type]  # a Conv2d made with a bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual update."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,37 +33,39 @@ from torch import nn
 from .. import fixed
 from .layers import tanh_gate
 
+Array = Any  # what the arithmetic computes on: torch tensors, or numpy arrays in the numpy exact steps
+
 
 class FloatArithmetic:
     """Plain float arithmetic: what the models compute when trained and in the float codecs."""
 
     exact = False
 
-    def input(self, x: torch.Tensor) -> torch.Tensor:
+    def input(self, x: Array) -> Array:
         """Pixels as the network sees them."""
         return x
 
-    def lin(self, x: torch.Tensor) -> torch.Tensor:
+    def lin(self, x: Array) -> Array:
         """A linear layer's output."""
         return x
 
-    def elu(self, x: torch.Tensor) -> torch.Tensor:
+    def elu(self, x: Array) -> Array:
         """ELU."""
         return F.elu(x)
 
-    def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def add(self, x: Array, y: Array) -> Array:
         """Sum of two activations."""
         return x + y
 
-    def gate(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def gate(self, x: Array, a: Array, b: Array) -> Array:
         """Gated residual ``x + a * sigmoid(b)``."""
         return x + a * torch.sigmoid(b)
 
-    def tanh_gate(self, c: torch.Tensor) -> torch.Tensor:
+    def tanh_gate(self, c: Array) -> Array:
         """Gated activation ``tanh(a) * sigmoid(b)`` of the halves ``(a, b)`` of ``c``'s axis 1."""
         return tanh_gate(c)
 
-    def relu(self, x: torch.Tensor) -> torch.Tensor:
+    def relu(self, x: Array) -> Array:
         """ReLU (exact in any arithmetic: no rounding)."""
         return F.relu(x)
 
@@ -71,19 +74,19 @@ class FloatArithmetic:
         """The arithmetic of a decoder's per-pixel steps on ``device``: this one (torch tensors)."""
         return self
 
-    def array(self, t: torch.Tensor) -> torch.Tensor:
+    def array(self, t: Array) -> Array:
         """A tensor in this arithmetic's array type."""
         return t
 
-    def mm(self, bias: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def mm(self, bias: Array, x: Array, w: Array) -> Array:
         """``bias + x @ w``."""
         return torch.addmm(bias, x, w)
 
-    def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def linear(self, x: Array, weight: Array, bias: Array) -> Array:
         """``x @ weight.T + bias`` (a linear layer's own weights)."""
         return F.linear(x, weight, bias)
 
-    def cat(self, xs: list[torch.Tensor]) -> torch.Tensor:
+    def cat(self, xs: list[Array]) -> Array:
         """Concatenation along axis 1."""
         return torch.cat(xs, 1)
 
@@ -259,5 +262,5 @@ def make_exact(model: nn.Module) -> nn.Module:
             dim = _out_dim(m)
             _quantize_(m.weight, m.bias, f, dim)
             _check_exact(m.weight, m.bias, f, dim, name, limits.get(name, fixed.LIMIT))
-    twin.arith = ExactArithmetic()
+    twin.arith = ExactArithmetic()  # type: ignore[assignment]  # an attribute, not a submodule
     return twin

@@ -25,6 +25,7 @@ Every layer computes through the model's arithmetic (``self.arith``), so
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ class GatedPixelCNN(MixtureImageModel):
         x4 = A.input(x4)
         v0, pres = self.vertical(FullOps(A), x4)
         h = A.add(A.lin(self.h_in(x4)), A.lin(self.link_in(v0)))
-        skip = 0.0
+        skip: Any = 0.0  # a tensor from the first layer on
         for conv, link, res, sk, pre in zip(self.h_convs, self.links, self.h_res, self.h_skips, pres):
             g = self.dropout(A.tanh_gate(A.add(A.lin(conv(h)), A.lin(link(pre)))))
             skip = A.add(skip, A.lin(sk(g)))
@@ -111,7 +112,7 @@ class GatedStepper(RasterStepper):
     numpy_steps = True  # an exact model's per-pixel steps run in numpy on a CPU (``self.steps``)
 
     @torch.no_grad()
-    def __init__(self, model: GatedPixelCNN, batch: int, height: int, width: int) -> None:
+    def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
         super().__init__(model, batch, height, width)
         ops = RowOps(batch, dtype=self.x.dtype, device=self.device, arith=self.arith)
         self.v0, self.pres = model.vertical(ops, self.row_source(ops))
@@ -134,7 +135,7 @@ class GatedStepper(RasterStepper):
 
     def release(self) -> None:
         """Drop the row caches (their closures refer back to this stepper, a reference cycle)."""
-        self.v0 = self.pres = self.links = self.skip = None
+        self.v0 = self.pres = self.links = self.skip = None  # type: ignore[assignment]  # the caches go
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor | np.ndarray:

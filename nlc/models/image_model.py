@@ -10,6 +10,7 @@ in raster order for coding (see :class:`nlc.coding.autoregressive.Stepper`).
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from .neighbours import IN_CHANNELS, SkipStepper, with_ones
 class MixtureImageModel(nn.Module):
     """Base class: subclasses set ``config`` (with ``mixtures``) and define ``forward_x4`` and ``stepper``."""
 
-    config: object
+    config: Any  # each architecture's dataclass, with ``mixtures``
     arith = FLOAT  # how layers round (an exact twin from :func:`~nlc.models.exact.make_exact` has its own)
 
     def forward_x4(self, x4: torch.Tensor) -> torch.Tensor:
@@ -67,7 +68,7 @@ class RasterStepper:
     TOP, LEFT = 2, 3
     numpy_steps = False  # whether params() can run in numpy arrays (``self.steps``, see FloatArithmetic.steps)
 
-    def __init__(self, model: nn.Module, batch: int, height: int, width: int) -> None:
+    def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # a MixtureImageModel
         self.model, self.batch, self.width = model, batch, width
         self.arith = getattr(model, "arith", FLOAT)
         weight = next(model.parameters())
@@ -79,7 +80,7 @@ class RasterStepper:
         self.xs = self.steps.array(self.x)  # ``x`` as the steps see it (for numpy, a view)
         self.skip = SkipStepper(model.skip, self.x, self.TOP, self.LEFT, width, self.steps)
 
-    def linear_weights(self, nin: nn.Module) -> tuple:
+    def linear_weights(self, nin: Any) -> tuple:  # a Nin
         """A :class:`~nlc.models.layers.Nin`'s weight and bias as the per-pixel steps' arrays."""
         return self.steps.array(nin.lin.weight), self.steps.array(nin.lin.bias)
 

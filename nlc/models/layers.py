@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _init_conv(conv: nn.Module) -> None:
+def _init_conv(conv: "DownShiftedConv2d | RightShiftedConv1d | UpsampleConvT2d") -> None:
     nn.init.kaiming_uniform_(conv.weight, a=math.sqrt(5))
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
@@ -163,19 +163,21 @@ class GatedResnet(nn.Module):
     optional auxiliary input enters through a 1x1 projection after ``conv1``.
     """
 
-    def __init__(self, conv1: nn.Module, conv2: nn.Module, channels: int, aux: int = 0, dropout: float = 0.0):
+    def __init__(self, conv1: nn.Module, conv2: "DownShiftedConv2d | RightShiftedConv1d", channels: int,
+                 aux: int = 0, dropout: float = 0.0):
         super().__init__()
         self.conv1, self.conv2 = conv1, conv2
         self.aux = Nin(aux, channels) if aux else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         # A zero-initialised gate makes each block start as the identity.
         nn.init.zeros_(conv2.weight)
-        nn.init.zeros_(conv2.bias)
+        if conv2.bias is not None:
+            nn.init.zeros_(conv2.bias)
 
     def forward(self, x: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
         """Whole-tensor block."""
         c = self.conv1(F.elu(x))
-        if self.aux is not None:
+        if self.aux is not None and a is not None:
             c = c + self.aux(F.elu(a))
         c = self.conv2(self.dropout(F.elu(c)))
         u, g = c.chunk(2, dim=1)

@@ -50,8 +50,38 @@ def connectivity(dims: int, hidden: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(1, dims, size=hidden)
 
 
+def mixture_layout(out: torch.Tensor, mixtures: int, grid: bool = False) -> torch.Tensor:
+    """A gray pixel's outputs ``(..., 3M)`` (logits, means, log-scales) laid out as the PixelCNN++ head's
+    ``(..., 10M)`` (one channel: logits, then the first channel's means, log-scales and zero coefficients, the
+    other channels zero); ``grid`` rounds them to ``2^-16``, the exact tables' grid. Shared by the sequence
+    models (MADE, WaveNet)."""
+    if grid:
+        out = torch.round(out * 2**16) / 2**16
+    zeros = torch.zeros(*out.shape[:-1], mixtures, dtype=out.dtype)
+    return torch.cat([out[..., :mixtures], out[..., mixtures: 2 * mixtures], out[..., 2 * mixtures:], zeros]
+                     + [zeros] * 6, -1)
+
+
+def sequence_nll(x: torch.Tensor, out: torch.Tensor, bits: int, mixtures: int) -> torch.Tensor:
+    """Per-item negative log-likelihood in nats of items ``x`` ``(B, D)`` under a sequence model's outputs
+    ``(B, D, K)``: a Bernoulli logit per binary pixel, or a logistic mixture per gray one."""
+    if bits == 1:
+        return F.binary_cross_entropy_with_logits(out[..., 0].float(), x.float(), reduction="none").sum(1)
+    from .mixture import log_likelihood
+
+    n = x.numel()
+    pix = torch.zeros(n, 3, dtype=out.dtype)
+    pix[:, 0] = x.reshape(-1).to(out.dtype) / 127.5 - 1
+    ll = log_likelihood(pix, mixture_layout(out, mixtures).reshape(n, -1), mixtures, channels=1)
+    return -ll.reshape(len(x), -1).sum(1).float()
+
+
 class MADE(nn.Module):
     """Conditionals of binary or gray images in raster order from one masked pass."""
+
+    mask_in: torch.Tensor  # buffers
+    mask_out: torch.Tensor
+    mask_direct: torch.Tensor
 
     def __init__(self, config: MADEConfig) -> None:
         super().__init__()
@@ -116,29 +146,13 @@ class MADE(nn.Module):
         return self.outputs(x)[..., 0]
 
     def mixture_params(self, out: torch.Tensor, grid: bool = False) -> torch.Tensor:
-        """A gray pixel's outputs ``(..., 3M)`` laid out as the PixelCNN++ head's ``(..., 10M)`` (one channel:
-        logits, then the first channel's means, log-scales and zero coefficients, the other channels zero);
-        ``grid`` rounds them to ``2^-16``, the exact tables' grid."""
-        mix = self.config.mixtures
-        if grid:
-            out = torch.round(out * 2**16) / 2**16
-        zeros = torch.zeros(*out.shape[:-1], mix, dtype=out.dtype)
-        return torch.cat([out[..., :mix], out[..., mix: 2 * mix], out[..., 2 * mix:], zeros] + [zeros] * 6, -1)
+        """A gray pixel's outputs ``(..., 3M)`` laid out as the PixelCNN++ head's (:func:`mixture_layout`)."""
+        return mixture_layout(out, self.config.mixtures, grid)
 
     def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-item negative log-likelihood in nats (what training minimises and validation reports)."""
         v = x.reshape(len(x), -1)
-        out = self.outputs(v)
-        if self.config.bits == 1:
-            nll = F.binary_cross_entropy_with_logits(out[..., 0].float(), v.float(), reduction="none")
-            return {"nll": nll.sum(1)}
-        from .mixture import log_likelihood
-
-        n = v.numel()
-        pix = torch.zeros(n, 3, dtype=out.dtype)
-        pix[:, 0] = v.reshape(-1).to(out.dtype) / 127.5 - 1
-        ll = log_likelihood(pix, self.mixture_params(out).reshape(n, -1), self.config.mixtures, channels=1)
-        return {"nll": -ll.reshape(len(x), -1).sum(1).float()}
+        return {"nll": sequence_nll(v, self.outputs(v), self.config.bits, self.config.mixtures)}
 
     def exact(self) -> "MADE":
         """A float64 copy whose weights are multiples of ``2^-14``, with every output an exact sum (checked)."""

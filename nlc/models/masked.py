@@ -27,6 +27,8 @@ from .image_model import RasterStepper
 class MaskedConv2d(nn.Module):
     """A ``k x k`` convolution (``k`` odd) with mask ``"A"`` or ``"B"``; same-size output."""
 
+    mask: torch.Tensor  # a buffer
+
     def __init__(self, cin: int, cout: int, k: int, mask: str) -> None:
         super().__init__()
         if k % 2 != 1 or mask not in ("A", "B"):

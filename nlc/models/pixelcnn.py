@@ -17,6 +17,7 @@ keeping each block's input map, so a pixel costs one pass through the stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +84,7 @@ class MaskedStepper(MaskedStackStepper):
     """Evaluates :class:`PixelCNN` one pixel at a time in raster order (see :class:`MaskedStackStepper`)."""
 
     @torch.no_grad()
-    def __init__(self, model: PixelCNN, batch: int, height: int, width: int) -> None:
+    def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
         super().__init__(model, batch, height, width, model.config.first_kernel // 2)
         for _ in model.blocks:  # one map per block, in self.maps
             self.new_map(model.config.channels)
@@ -95,7 +96,7 @@ class MaskedStepper(MaskedStackStepper):
 
     def release(self) -> None:
         """Drop the caches."""
-        self.maps = self.blocks = self.skip = None
+        self.maps = self.blocks = self.skip = None  # type: ignore[assignment]  # the caches go
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -145,7 +146,7 @@ class PixelCNNPP(MixtureImageModel):
         eu = A.elu(u)
         h = A.add(A.lin(self.h_in(x4)), A.lin(self.h_u(eu)))
         for blk in self.h_blocks:
-            h = _resnet(ops, blk, h, u)
+            h = _resnet(ops, cast(GatedResnet, blk), h, u)
         return A.lin(self.head(A.elu(h)) + apply_skip(self.skip, x4))
 
     def stepper(self, batch: int, height: int, width: int) -> "PixelStepper":
@@ -165,7 +166,7 @@ class PixelStepper(RasterStepper):
     compiled = True  # an exact model's steps on a CPU run as one compiled kernel (exact_steps); False: numpy calls
 
     @torch.no_grad()
-    def __init__(self, model: PixelCNNPP, batch: int, height: int, width: int) -> None:
+    def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
         super().__init__(model, batch, height, width)
         # An exact model's vertical stream runs as independent graphs over slices of the tiles, shared out to
         # single-threaded workers (the same numbers: every tile's arithmetic is exact and its own).
@@ -187,7 +188,7 @@ class PixelStepper(RasterStepper):
             self.k_w1, self.k_b1, self.k_w2, self.k_b2 = (np.ascontiguousarray(np.stack([blk[i][j] for blk in self.blocks]))
                                                           for i in (0, 1) for j in (0, 1))
             self.k_head_wt = np.ascontiguousarray(self.head[0].T)
-            self.k_luts = tuple(v for lut in (S.elu_neg, S.sigmoid)
+            self.k_luts = tuple(v for lut in (cast(Any, S).elu_neg, cast(Any, S).sigmoid)  # numpy exact steps
                                 for v in (lut.array, 2.0**lut.in_bits, 0.5 - lut.lo * 2.0**lut.in_bits))
 
     @torch.no_grad()
@@ -221,7 +222,7 @@ class PixelStepper(RasterStepper):
         """Drop the row caches now (their closures refer back to this stepper, a reference cycle)."""
         if self.pool is not None:
             self.pool.shutdown()
-        self.u_parts = self.skip = self.aux = self.hu = self.prev = self.pool = None
+        self.u_parts = self.skip = self.aux = self.hu = self.prev = self.pool = None  # type: ignore[assignment]  # the caches go
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor | np.ndarray:
@@ -229,7 +230,8 @@ class PixelStepper(RasterStepper):
         S = self.steps
         if self.kernel:
             sk = self.skip
-            return pixel_step(self.xs, self.r + self.TOP, c + self.LEFT, c, self.w_in, self.b_in, self.hu, self.k_w1,
+            step: Any = pixel_step  # a compiled kernel
+            return step(self.xs, self.r + self.TOP, c + self.LEFT, c, self.w_in, self.b_in, self.hu, self.k_w1,
                               self.k_b1, self.k_w2, self.k_b2, self.k_aux, self.k_prev[0], self.k_prev[1],
                               self.k_head_wt, self.head[1], sk.above, sk.nw, sk.w_left, *self.k_luts,
                               2.0**fixed.GRID_BITS, fixed.LIMIT)

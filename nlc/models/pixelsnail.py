@@ -22,6 +22,7 @@ Every layer computes through the model's arithmetic (``self.arith``), so
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -91,7 +92,7 @@ class PixelSNAIL(MixtureImageModel):
         x4 = A.input(x4)
         h = A.lin(self.conv_in(x4))
         for layers, attn in zip(self.layers, self.attention):
-            for layer in layers:
+            for layer in cast(nn.ModuleList, layers):
                 h = layer(h, A)
             h = A.add(h, attn(A.elu(h), A))
         return A.lin(self.head(A.elu(h)) + apply_skip(self.skip, x4))
@@ -108,7 +109,7 @@ class SnailStepper(MaskedStackStepper):
     """
 
     @torch.no_grad()
-    def __init__(self, model: PixelSNAIL, batch: int, height: int, width: int) -> None:
+    def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
         super().__init__(model, batch, height, width, model.config.first_kernel // 2)
         c = model.config.channels
         self.w_in, self.b_in = model.conv_in.matrix()
@@ -119,7 +120,7 @@ class SnailStepper(MaskedStackStepper):
 
     def release(self) -> None:
         """Drop the caches."""
-        self.maps = self.layers = self.caches = self.skip = None
+        self.maps = self.layers = self.caches = self.skip = None  # type: ignore[assignment]  # the caches go
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor:

@@ -33,6 +33,8 @@ def stage_masks(stages: int, height: int = 28, width: int = 28) -> torch.Tensor:
 class StagedLikelihood(nn.Module):
     """Likelihood parameters from decoder features and the pixels of earlier stages."""
 
+    masks: torch.Tensor  # a buffer: (stages, 28, 28)
+
     def __init__(self, features: int, hidden: int, bits: int, mixtures: int, stages: int) -> None:
         super().__init__()
         if stages not in (1, 4):
@@ -58,6 +60,7 @@ class StagedLikelihood(nn.Module):
         """Parameters ``(B, C, 28, 28)`` valid at the pixels of ``stage`` (``x`` is read only where earlier stages are)."""
         h = self.feat(features)
         if self.stages > 1 and stage > 0:
+            assert x is not None  # later stages read the earlier ones
             h = h + self.ctx2(F.elu(self.ctx1(self._context(x, stage))))
         return self.out(F.elu(self.mid(F.elu(h))))
 
@@ -71,7 +74,7 @@ class StagedLikelihood(nn.Module):
         c = self.ctx2(F.elu(self.ctx1(ctx))).view(self.stages - 1, b, *h.shape[1:])
         hs = torch.cat([h.unsqueeze(0), h.unsqueeze(0) + c]).flatten(0, 1)
         p = self.out(F.elu(self.mid(F.elu(hs)))).view(self.stages, b, -1, *x.shape[1:])
-        total = 0.0
+        total = torch.zeros(b)
         for s in range(self.stages):
             lp = pixel_log_prob(x, p[s], self.bits, self.mixtures)
             total = total + (lp * self.masks[s]).flatten(1).sum(1)

@@ -83,7 +83,7 @@ class VRNN(nn.Module):
     def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-image −ELBO parts in nats: ``rec`` and ``kl`` summed over rows."""
         h = self.init_state(x.shape[0])
-        rec = kl = 0.0
+        rec = kl = torch.zeros(x.shape[0])
         for t in range(x.shape[1]):
             row = x[:, t]
             pm, ps = self.prior(h)

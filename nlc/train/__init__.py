@@ -18,6 +18,7 @@ import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,7 +100,7 @@ def val_crops(images: list[np.ndarray], size: int = 64, per_image: int = 8) -> n
 
 
 @torch.no_grad()
-def bits_per_dim(model: torch.nn.Module, crops: np.ndarray, batch: int = 16) -> float:
+def bits_per_dim(model: Any, crops: np.ndarray, batch: int = 16) -> float:
     """Model bits per sub-pixel over uint8 crops."""
     model.eval()
     dev = next(model.parameters()).device
@@ -158,7 +159,7 @@ def train(cfg: TrainConfig, command: str | None = None, progress: bool = True) -
         print(f"{len(fresh)} modules are not in {cfg.init} and start fresh: {', '.join(fresh[:4])}"
               + (", ..." if len(fresh) > 4 else ""), file=sys.stderr)
 
-    def batch_loss(m: torch.nn.Module, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+    def batch_loss(m: Any, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
         x = to_model_range(random_crops(train_imgs, cfg.batch, cfg.crop, rng)).to(next(m.parameters()).device)
         # log_likelihood is per pixel (autoregressive models) or per image (flows): sum, then per sub-pixel
         return -m.log_likelihood(x).sum() / (x.numel() * math.log(2)), {}

@@ -220,7 +220,7 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
     ema = copy.deepcopy(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed + rank)
-    step, history = 0, []
+    step, history = 0, list[dict]()
     if cfg.resume:
         step, history = load_checkpoint(cfg.resume, model, ema, opt, rng)
     trainer: torch.nn.Module = _LossOf(model, batch_loss)
@@ -259,7 +259,7 @@ def run_training(cfg: LoopConfig, model: torch.nn.Module,
             bar.write(f"step {step}: {val_label} {vb:.4f} bits/dim (EMA)")
             save_weights(ema, out.with_suffix(".safetensors"), meta(step, history, vb))
         if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
-            save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))
+            save_checkpoint(ckpt_path, model, ema, opt, step, history, rng, asdict(cfg))  # type: ignore[call-overload]
         if stop and step < cfg.steps:
             bar.write(f"stopped at step {step} of {cfg.steps} after {cfg.minutes:g} minutes; "
                       f"go on with --resume {ckpt_path}")

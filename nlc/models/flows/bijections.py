@@ -83,6 +83,9 @@ class IntegerConv1x1(Bijection):
     per-pixel loop).
     """
 
+    mask_u: torch.Tensor  # buffers
+    mask_l: torch.Tensor
+
     FRAC = 8
     LIMIT = 2.0
 
@@ -130,7 +133,7 @@ class CouplingNet(nn.Module):
         self.blocks = nn.ModuleList(_Res(hidden) for _ in range(blocks))
         self.out = nn.Conv2d(hidden, cout, 3, padding=1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]  # a Conv2d made with a bias
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """Translation in integer units for the other half."""

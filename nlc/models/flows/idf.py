@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -70,15 +71,19 @@ class Level(nn.Module):
         self.prior = StagedPrior(c4 - self.keep, self.keep, cfg.prior_hidden, cfg.prior_blocks, cfg.mixtures,
                                  groups, cfg.checkerboard, cfg.prior_head_blocks)
 
+    def bijections(self) -> list[Bijection]:
+        """The level's steps, typed."""
+        return [cast(Bijection, s) for s in self.steps]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The level's bijection (squeeze and steps), before the split."""
-        for s in self.steps:
+        for s in self.bijections():
             x = s(x)
         return x
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         """Undo :meth:`forward`."""
-        for s in reversed(self.steps):
+        for s in reversed(self.bijections()):
             z = s.inverse(z)
         return z
 
@@ -104,6 +109,10 @@ class IDF(nn.Module):
             c = lvl.keep
         self.levels = nn.ModuleList(levels)
 
+    def level_list(self) -> list[Level]:
+        """The levels, typed."""
+        return [cast(Level, lvl) for lvl in self.levels]
+
     def input_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(H, W)`` of every level's input (before its padding to even sides) for an image of that size."""
         sizes = []
@@ -114,13 +123,15 @@ class IDF(nn.Module):
 
     def latents(self, x: torch.Tensor) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
         """Integer image ``(B, C, H, W)`` (centred) -> per level ``(kept, factored_out)``."""
-        out = []
-        for lvl in self.levels:
+        out: list[tuple[torch.Tensor | None, torch.Tensor]] = []
+        for lvl in self.level_list():
             h, w = x.shape[-2:]
             if h % 2 or w % 2:
                 x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
             kept, z = lvl.split(lvl(x))
             out.append((kept, z))
+            if kept is None:  # the top level keeps nothing
+                break
             x = kept
         return out
 
@@ -129,12 +140,12 @@ class IDF(nn.Module):
         """Invert level ``level`` from its kept and factored-out parts: its input of ``size`` (the
         previous level's kept part, or the image)."""
         full = z if kept is None else torch.cat([kept, z], 1)
-        return self.levels[level].inverse(full)[..., : size[0], : size[1]]
+        return self.level_list()[level].inverse(full)[..., : size[0], : size[1]]
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(x)`` in nats ``(B,)`` for a centred integer image."""
         total = x.new_zeros(x.shape[0])
-        for lvl, (kept, z) in zip(self.levels, self.latents(x)):
+        for lvl, (kept, z) in zip(self.level_list(), self.latents(x)):
             total = total + lvl.prior.log_prob(z, kept)
         return total
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..heads import integer_logistic_log_prob
+from ..image_model import zero_
 from .bijections import OUT, _Res, net_input
 
 LOG_SCALE_MIN = -4.0
@@ -38,14 +39,13 @@ class StagedPrior(nn.Module):
         self.head_in = nn.Conv2d(hidden + 2 * channels, hidden, 3, padding=1)
         # residual blocks that widen the view of the known entries (3x3 -> 3 + 2 * head_blocks);
         # zero-initialised outputs, so a prior grown from saved weights starts as exactly that prior
-        self.head_blocks = nn.ModuleList(_Res(hidden) for _ in range(head_blocks))
-        for b in self.head_blocks:
-            nn.init.zeros_(b.c2.weight)
-            nn.init.zeros_(b.c2.bias)
+        head = [_Res(hidden) for _ in range(head_blocks)]
+        for b in head:
+            zero_(b.c2)
+        self.head_blocks = nn.ModuleList(head)
         self.head_mid = nn.Conv2d(hidden, hidden, 1)
         self.head_out = nn.Conv2d(hidden, 3 * mixtures * channels, 1)
-        nn.init.zeros_(self.head_out.weight)
-        nn.init.zeros_(self.head_out.bias)
+        zero_(self.head_out)
 
     @property
     def stages(self) -> int:
