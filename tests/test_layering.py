@@ -157,3 +157,10 @@ def test_a_registered_architecture_builds_and_reports_its_family():
         assert "unknown codec family 'telepathy'" in str(e)
     else:
         raise AssertionError("an unknown family was accepted")
+
+
+def test_the_tests_mirror_the_package():
+    """``tests/coding`` tests ``nlc/coding``, and so on; the top level tests the top-level modules."""
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name not in ("golden", "__pycache__")}
+    assert folders and all((PACKAGE / name / "__init__.py").exists() for name in folders), folders
+    assert all((ROOT / "tests" / name / "__init__.py").exists() for name in folders)

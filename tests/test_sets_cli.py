@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from nlc.registry import sha256_file
-from tests.test_bitsback import TINY_LATENT, shapes_data, tiny_latent
+from tests.coding.test_bitsback import TINY_LATENT, shapes_data, tiny_latent
 from tests.test_cli import assert_clean_error, run
 
 

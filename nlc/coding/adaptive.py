@@ -78,7 +78,7 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     """``A x = b`` for symmetric positive definite ``A`` by Gaussian elimination in Python floats
     (every operation IEEE double in a fixed order: the same result on every machine). The readable
     reference of the compiled :func:`~nlc.coding.adaptive_kernels.solve_kernel` that the stage runs
-    (``tests/test_adaptive.py`` checks that they agree)."""
+    (``tests/coding/test_adaptive.py`` checks that they agree)."""
     n = len(b)
     a = [row[:] for row in a]
     b = b[:]

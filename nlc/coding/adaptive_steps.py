@@ -10,7 +10,7 @@ call by calling **the same compiled kernels in the same order**
 (:func:`~nlc.models.exact_steps.pixel_step`, :mod:`nlc.coding.exact_kernels`,
 :mod:`nlc.coding.adaptive_kernels`) and code through
 :mod:`nlc.coding.range_kernels`, constriction's range coder compiled, so the
-files are byte for byte those of the step-by-step path (``tests/test_adaptive_steps.py``
+files are byte for byte those of the step-by-step path (``tests/coding/test_adaptive_steps.py``
 compares both on images, and the golden files decode).
 
 Only the range coder (FIFO) runs here; an ANS payload pushes its steps in

@@ -6,7 +6,7 @@ do a channel's stages in a few calls with the same operations in the same
 order: means rounded half to even to the ``2^-10``-level grid, exact table
 positions ``a + i d``, lookups truncated and clamped as :meth:`nlc.fixed.Lut.at_positions`,
 integer-valued mixture sums, one correctly rounded division per weight. No
-fast-math, so nothing is reordered or fused; ``tests/test_exact.py`` checks
+fast-math, so nothing is reordered or fused; ``tests/models/test_exact.py`` checks
 them against the numpy functions, and the golden files decode with them.
 """
 

@@ -203,7 +203,7 @@ def code_pixels_exact_numpy(params: torch.Tensor | np.ndarray, mixtures: int, ch
                             with_bits: bool = True, adapt: "OnlineBias | None" = None
                             ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`code_pixels_exact` (same arguments, same results) in plain numpy: the readable reference
-    that ``tests/test_exact.py`` checks the compiled kernels against, stage by stage."""
+    that ``tests/models/test_exact.py`` checks the compiled kernels against, stage by stage."""
     mx = ExactMixture(params, mixtures)
     n = mx.weights.shape[0]
     levels_table = fixed.pixel_levels().numpy()

@@ -7,7 +7,7 @@ pixel. These kernels do the same coding from inside a compiled loop
 (:mod:`nlc.coding.adaptive_steps`), and they produce and read **the same
 words**: constriction's ``RangeEncoder``/``RangeDecoder`` with 32-bit words, a
 64-bit state and 24-bit probabilities, and its ``Categorical(perfect=False)``
-model (``from_floating_point_probabilities_fast``). ``tests/test_range_kernels.py``
+model (``from_floating_point_probabilities_fast``). ``tests/coding/test_range_kernels.py``
 checks words and symbols against constriction on random tables.
 
 The model: a row of ``K`` non-negative float64 probabilities becomes the CDF

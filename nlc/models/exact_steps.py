@@ -10,7 +10,7 @@ channel on activations of the ``2^-16`` grid), so its order does not matter;
 each linear output is rounded half to even onto the grid and clamped; ELU and
 the gate's sigmoid are the same table lookups (positions truncated, then
 clamped); sums of grid values are clamped to ``+-LIMIT``. No fast-math: the
-same numbers as the numpy steps, which ``tests/test_exact.py`` checks on every
+same numbers as the numpy steps, which ``tests/models/test_exact.py`` checks on every
 pixel of images, and the golden files decode with it.
 """
 

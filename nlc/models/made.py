@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .sequence import SequenceModel
+
 GRID = 14  # fractional bits of the exact weights
 
 
@@ -50,33 +52,7 @@ def connectivity(dims: int, hidden: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(1, dims, size=hidden)
 
 
-def mixture_layout(out: torch.Tensor, mixtures: int, grid: bool = False) -> torch.Tensor:
-    """A gray pixel's outputs ``(..., 3M)`` (logits, means, log-scales) laid out as the PixelCNN++ head's
-    ``(..., 10M)`` (one channel: logits, then the first channel's means, log-scales and zero coefficients, the
-    other channels zero); ``grid`` rounds them to ``2^-16``, the exact tables' grid. Shared by the sequence
-    models (MADE, WaveNet)."""
-    if grid:
-        out = torch.round(out * 2**16) / 2**16
-    zeros = torch.zeros(*out.shape[:-1], mixtures, dtype=out.dtype)
-    return torch.cat([out[..., :mixtures], out[..., mixtures: 2 * mixtures], out[..., 2 * mixtures:], zeros]
-                     + [zeros] * 6, -1)
-
-
-def sequence_nll(x: torch.Tensor, out: torch.Tensor, bits: int, mixtures: int) -> torch.Tensor:
-    """Per-item negative log-likelihood in nats of items ``x`` ``(B, D)`` under a sequence model's outputs
-    ``(B, D, K)``: a Bernoulli logit per binary pixel, or a logistic mixture per gray one."""
-    if bits == 1:
-        return F.binary_cross_entropy_with_logits(out[..., 0].float(), x.float(), reduction="none").sum(1)
-    from .mixture import log_likelihood
-
-    n = x.numel()
-    pix = torch.zeros(n, 3, dtype=out.dtype)
-    pix[:, 0] = x.reshape(-1).to(out.dtype) / 127.5 - 1
-    ll = log_likelihood(pix, mixture_layout(out, mixtures).reshape(n, -1), mixtures, channels=1)
-    return -ll.reshape(len(x), -1).sum(1).float()
-
-
-class MADE(nn.Module):
+class MADE(SequenceModel):
     """Conditionals of binary or gray images in raster order from one masked pass."""
 
     mask_in: torch.Tensor  # buffers
@@ -110,21 +86,6 @@ class MADE(nn.Module):
                 raise ValueError(f"saved {name} differs from the one the config draws")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    @property
-    def dims(self) -> int:
-        """Pixels per image (the sequence's length)."""
-        return self.config.height * self.config.width
-
-    @property
-    def outputs_per_pixel(self) -> int:
-        """1 (a logit) for binary pixels; logits, means and log-scales of the mixture for gray ones."""
-        return 1 if self.config.bits == 1 else 3 * self.config.mixtures
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixels as the network takes them: 0/1, or gray ``x/128 - 1`` (exact on the ``2^-7`` grid)."""
-        v = x.to(self.w_in.dtype)
-        return v if self.config.bits == 1 else v / 128 - 1
-
     def _direct_slot(self) -> slice:
         """Which of a pixel's outputs the direct path adds to: the logit, or every component's mean."""
         mix = self.config.mixtures
@@ -140,19 +101,6 @@ class MADE(nn.Module):
             slot = self._direct_slot()
             out = torch.cat([out[..., : slot.start], out[..., slot] + shift[..., None], out[..., slot.stop:]], -1)
         return out
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, D)`` logits of ``p(x_d = 1 | x_<d)`` (binary models)."""
-        return self.outputs(x)[..., 0]
-
-    def mixture_params(self, out: torch.Tensor, grid: bool = False) -> torch.Tensor:
-        """A gray pixel's outputs ``(..., 3M)`` laid out as the PixelCNN++ head's (:func:`mixture_layout`)."""
-        return mixture_layout(out, self.config.mixtures, grid)
-
-    def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-item negative log-likelihood in nats (what training minimises and validation reports)."""
-        v = x.reshape(len(x), -1)
-        return {"nll": sequence_nll(v, self.outputs(v), self.config.bits, self.config.mixtures)}
 
     def exact(self) -> "MADE":
         """A float64 copy whose weights are multiples of ``2^-14``, with every output an exact sum (checked)."""

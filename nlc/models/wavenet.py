@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .exact import FLOAT, make_exact
+from .sequence import SequenceModel
 
 
 @dataclass
@@ -39,7 +40,7 @@ class WaveNetConfig:
     mixtures: int = 5  # logistic components per gray pixel
 
 
-class WaveNet(nn.Module):
+class WaveNet(SequenceModel):
     """Conditionals of binary or gray images in raster order from one causal convolutional pass."""
 
     exact_joint = ()  # no outputs summed across layers before rounding
@@ -60,21 +61,6 @@ class WaveNet(nn.Module):
         self.out2 = nn.Conv1d(s, self.outputs_per_pixel, 1)
         self.position = nn.Parameter(torch.zeros(self.outputs_per_pixel, self.dims))
 
-    @property
-    def dims(self) -> int:
-        """Pixels per image (the sequence's length)."""
-        return self.config.height * self.config.width
-
-    @property
-    def outputs_per_pixel(self) -> int:
-        """1 (a logit) for binary pixels; logits, means and log-scales of the mixture for gray ones."""
-        return 1 if self.config.bits == 1 else 3 * self.config.mixtures
-
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixels as the network takes them: 0/1, or gray ``x/128 - 1`` (exact on the ``2^-7`` grid)."""
-        v = x.to(self.position.dtype)
-        return v if self.config.bits == 1 else v / 128 - 1
-
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, D, K)`` outputs for images ``x`` of shape ``(B, H, W)`` or ``(B, D)`` (values 0/1 or 0..255)."""
         A = self.arith
@@ -89,24 +75,6 @@ class WaveNet(nn.Module):
         o = A.lin(self.out1(A.relu(skip)))
         out = A.add(A.lin(self.out2(A.relu(o))), A.lin(self.position)[None])
         return out.transpose(1, 2)
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, D)`` logits of ``p(x_d = 1 | x_<d)`` (binary models)."""
-        return self.outputs(x)[..., 0]
-
-    def mixture_params(self, out: torch.Tensor, grid: bool = False) -> torch.Tensor:
-        """A gray pixel's outputs ``(..., 3M)`` in the PixelCNN++ head's layout (see
-        :meth:`nlc.models.made.MADE.mixture_params`)."""
-        from .made import mixture_layout
-
-        return mixture_layout(out, self.config.mixtures, grid)
-
-    def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-item negative log-likelihood in nats (what training minimises and validation reports)."""
-        from .made import sequence_nll
-
-        v = x.reshape(len(x), -1)
-        return {"nll": sequence_nll(v, self.outputs(v), self.config.bits, self.config.mixtures)}
 
     def exact(self) -> "WaveNet":
         """The exact twin: a float64 copy with fixed-point weights computing in exact arithmetic."""

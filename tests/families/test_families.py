@@ -18,10 +18,10 @@ from nlc.families import FAMILIES
 from nlc.registry import ARCHITECTURES, CodecSpec
 from nlc.registry import FAMILIES as FAMILY_NAMES
 from nlc.sets import decode_set, encode_set
-from tests.test_bitsback import TINY_LATENT, tiny_latent
-from tests.test_flows import TINY_FLOW, tiny_flow
-from tests.test_sequence import TINY as TINY_MADE
-from tests.test_sequence import tiny_made
+from tests.coding.test_bitsback import TINY_LATENT, tiny_latent
+from tests.coding.test_sequence import TINY as TINY_MADE
+from tests.coding.test_sequence import tiny_made
+from tests.models.test_flows import TINY_FLOW, tiny_flow
 
 RATE_SLACK_BITS = 96  # the coder's flush words and the first symbols' start-up
 

@@ -12,8 +12,8 @@ from nlc.coding import context_tiles
 from nlc.coding.autoregressive import TileGrid, decode_tiles, encode_tiles
 from nlc.coding.coders import CoderError
 from nlc.models.exact import make_exact
+from tests.coding.test_adaptive import smooth
 from tests.conftest import tiny_model
-from tests.test_adaptive import smooth
 
 
 @pytest.fixture(scope="module")

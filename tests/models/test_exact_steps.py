@@ -10,7 +10,7 @@ import nlc
 from nlc import fixed
 from nlc.models import pixelcnnpp
 from nlc.models.exact_steps import _snap, round_half_even
-from tests.test_exact import _stepped, _tiles
+from tests.models.test_exact import _stepped, _tiles
 
 
 def test_rounding_is_half_to_even_like_numpy_also_past_two_to_the_51():

@@ -16,8 +16,8 @@ from nlc.coding.adaptive import OnlineBias
 from nlc.coding.autoregressive import decode_tiles, encode_tiles
 from nlc.coding.coders import CoderError
 from nlc.models.exact import make_exact
+from tests.coding.test_adaptive import smooth
 from tests.conftest import tiny_model
-from tests.test_adaptive import smooth
 
 STAGES = ["bias-v1", "bias-v2"]
 

@@ -76,7 +76,7 @@ def test_ddp_keeps_processes_in_step_and_resumes(tmp_path):
 
 def _train_worker(rank: int, store: str, photos: str, out: str) -> None:
     from nlc.train import TrainConfig, train
-    from tests.test_flows import TINY_FLOW
+    from tests.models.test_flows import TINY_FLOW
 
     _env(rank)
     # the group is up before train() runs, so it keeps it (as under torchrun) and no port is raced for
