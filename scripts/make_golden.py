@@ -107,6 +107,8 @@ SETS = [  # file, codec, items
     ("made-fmnist-binary-set.nlc", "made-fmnist-binary",
      (np.stack([pattern(28, 28, s)[..., 1] for s in range(3)]) > 127).astype(np.uint8) * 255),
     ("made-fmnist-set.nlc", "made-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(3)])),
+    ("wavenet-fmnist-binary-set.nlc", "wavenet-fmnist-binary",
+     (np.stack([pattern(28, 28, s)[..., 0] for s in range(3)]) > 127).astype(np.uint8)),
 ]
 
 
