@@ -109,6 +109,7 @@ SETS = [  # file, codec, items
     ("made-fmnist-set.nlc", "made-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(3)])),
     ("wavenet-fmnist-binary-set.nlc", "wavenet-fmnist-binary",
      (np.stack([pattern(28, 28, s)[..., 0] for s in range(3)]) > 127).astype(np.uint8)),
+    ("wavenet-fmnist-set.nlc", "wavenet-fmnist", np.stack([pattern(28, 28, s)[..., 1] for s in range(3)])),
 ]
 
 

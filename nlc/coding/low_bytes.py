@@ -100,7 +100,7 @@ def _code(hi, lo, modes, op, words):
     h, w, c = hi.shape
     prob = np.full((c, CONTEXTS, 256), ONE // 2, np.int64)
     seen = np.zeros((c, CONTEXTS, 256), np.int64)
-    err = np.zeros((h, w, c), np.int64)
+    err = np.zeros((h, w, c), np.uint8)  # each sample's coded symbol (the neighbours' error context)
     bits = np.zeros(c, np.float64)
     cdf = np.zeros(3, np.uint64)
     cdf[2] = np.uint64(1 << 24)
@@ -117,19 +117,19 @@ def _code(hi, lo, modes, op, words):
                     nv = np.int64(hi[y - 1, x, ch]) * 256 + lo[y - 1, x, ch]
                     nw = np.int64(hi[y - 1, x - 1, ch]) * 256 + lo[y - 1, x - 1, ch]
                     ne = nv if x + 1 >= w else np.int64(hi[y - 1, x + 1, ch]) * 256 + lo[y - 1, x + 1, ch]
-                    es = err[y, x - 1, ch] + err[y - 1, x, ch]
+                    es = np.int64(err[y, x - 1, ch]) + np.int64(err[y - 1, x, ch])
                 elif x > 0:
                     wv = np.int64(hi[y, x - 1, ch]) * 256 + lo[y, x - 1, ch]
                     nv, nw, ne = wv, wv, wv
-                    es = 2 * err[y, x - 1, ch]
+                    es = 2 * np.int64(err[y, x - 1, ch])
                 elif y > 0:
                     nv = np.int64(hi[y - 1, x, ch]) * 256 + lo[y - 1, x, ch]
                     wv, nw = nv, nv
                     ne = nv if x + 1 >= w else np.int64(hi[y - 1, x + 1, ch]) * 256 + lo[y - 1, x + 1, ch]
-                    es = 2 * err[y - 1, x, ch]
+                    es = 2 * np.int64(err[y - 1, x, ch])
                 else:
                     wv = nv = nw = ne = base + 128
-                    es = 0
+                    es = np.int64(0)
                 mode = modes[ch] % 4
                 modulo = modes[ch] >= 4
                 if mode <= 1:
