@@ -119,8 +119,9 @@ def check_image(im: AnyImage, name: str = "image") -> None:
     supported mode (a Pillow image read from 16-bit samples must come through :func:`image_from_bytes`)."""
     if isinstance(im, Image16):
         return
-    if any(";16" in str(getattr(t, "args", "")) for t in (getattr(im, "tile", None) or [])) or im.mode.startswith("I;16"):
-        raise InputError(f"{name}: 16-bit images are not supported (nlc codes 8-bit samples); convert to 8 bits first")
+    if is_16bit(im):
+        raise InputError(f"{name}: 16-bit samples in a Pillow image (Pillow cuts 16-bit colour to 8 bits); open the "
+                         "file with nlc.images.read_image, which keeps all 16")
     if im.mode in ("I", "F"):
         raise InputError(f"{name}: {im.mode} mode ({'32-bit integer' if im.mode == 'I' else 'float'}) images are not supported")
     if im.mode not in MODEL_MODES:

@@ -191,3 +191,10 @@ def test_a_set_refuses_16_bit_images_instead_of_cutting_them(tmp_path):
     with pytest.raises(InputError, match=r"a.png: 16-bit samples; a set stores 8-bit images \(compress 16-bit "
                                          r"images one file each\)$"):
         read_items([folder], ("L", "RGB"))
+
+
+def test_a_pillow_image_of_16_bit_samples_is_refused_with_the_way_to_keep_them(tiny_codec):
+    im = Image.open(io.BytesIO(png16.png_bytes(samples16(4, 5, 3), "RGB;16", None, b"")))  # cut to 8 bits
+    with pytest.raises(InputError, match=r"^image: 16-bit samples in a Pillow image \(Pillow cuts 16-bit colour to "
+                                         r"8 bits\); open the file with nlc.images.read_image, which keeps all 16$"):
+        encode_image(im, tiny_codec)
