@@ -188,15 +188,21 @@ def _code(hi, lo, modes, op, words):
     return out, bits, True
 
 
+def mode_costs(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Estimated bits ``(len(MODES), C)`` of coding each channel's low bytes ``low`` ``(H, W, C)`` uint8 in each
+    of :data:`MODES`, given their high bytes ``high`` (what :func:`encode_low_bytes` chooses by)."""
+    high, low = np.ascontiguousarray(high, np.uint8), np.ascontiguousarray(low, np.uint8)
+    none = np.zeros(0, np.uint32)
+    return np.stack([_code(high, low, np.full(high.shape[2], m, np.int64), 0, none)[1] for m in range(len(MODES))])
+
+
 def encode_low_bytes(high: np.ndarray, low: np.ndarray) -> bytes:
     """Code the low bytes ``low`` ``(H, W, C)`` uint8 of 16-bit samples given their high bytes ``high``
     (same shape), choosing each channel's prediction by its estimated cost."""
     high, low = np.ascontiguousarray(high, np.uint8), np.ascontiguousarray(low, np.uint8)
     c = high.shape[2]
-    none = np.zeros(0, np.uint32)
-    costs = np.stack([_code(high, low, np.full(c, m, np.int64), 0, none)[1] for m in range(len(MODES))])
-    modes = costs.argmin(axis=0).astype(np.int64)
-    words, _, _ = _code(high, low, modes, 1, none)
+    modes = mode_costs(high, low).argmin(axis=0).astype(np.int64)
+    words, _, _ = _code(high, low, modes, 1, np.zeros(0, np.uint32))
     return bytes([c]) + modes.astype(np.uint8).tobytes() + words.astype("<u4").tobytes()
 
 
