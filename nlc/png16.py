@@ -131,23 +131,35 @@ def read_samples(data: bytes, name: str) -> tuple[np.ndarray, str, object]:
     return samples, MODES[colour], transparency
 
 
+FILTER_ROWS = 256  # rows filtered at once: the five candidates of a whole large image would take gigabytes
+
+
 def _filtered(rows: np.ndarray, bpp: int) -> bytes:
     """The IDAT data of ``(H, stride)`` bytes: each row with the filter of least sum of absolute values
-    (libpng's heuristic), all five computed at once."""
-    x = rows.astype(np.int16)
+    (libpng's heuristic), the five candidates computed for :data:`FILTER_ROWS` rows at a time."""
+    return b"".join(_filtered_part(rows, start, min(start + FILTER_ROWS, len(rows)), bpp)
+                    for start in range(0, len(rows), FILTER_ROWS))
+
+
+def _filtered_part(rows: np.ndarray, start: int, stop: int, bpp: int) -> bytes:
+    """:func:`_filtered` of rows ``start .. stop - 1`` (the row above ``start`` read for the Up, Average and
+    Paeth filters)."""
+    x = rows[start:stop].astype(np.int16)
+    above = rows[start - 1].astype(np.int16) if start else np.zeros(rows.shape[1], np.int16)
     a = np.zeros_like(x)
     a[:, bpp:] = x[:, :-bpp]
-    b = np.zeros_like(x)
+    b = np.empty_like(x)
+    b[0] = above
     b[1:] = x[:-1]
     c = np.zeros_like(x)
-    c[1:, bpp:] = x[:-1, :-bpp]
+    c[:, bpp:] = b[:, :-bpp]
     p = a + b - c
     pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
     paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
     cands = np.stack([x, x - a, x - b, x - ((a + b) >> 1), x - paeth]).astype(np.uint8)
     score = np.abs(cands.view(np.int8).astype(np.int32)).sum(axis=2)
     choice = score.argmin(axis=0)
-    best = cands[choice, np.arange(len(rows))]
+    best = cands[choice, np.arange(len(x))]
     return np.concatenate([choice.astype(np.uint8)[:, None], best], axis=1).tobytes()
 
 
