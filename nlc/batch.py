@@ -29,10 +29,12 @@ from .errors import InputError, NlcError, UsageError
 
 
 def image_suffixes() -> set[str]:
-    """What a folder's images are called: the suffixes a set restores, and JPEG and PPM (decoded to PNG)."""
-    from .sets import IMAGE_SUFFIXES
+    """What a folder's images are called: :data:`nlc.images.IMAGE_SUFFIXES` (JPEG and PPM among them, decoded
+    to PNG) and the suffixes a set restores (GIF and PBM too)."""
+    from .images import IMAGE_SUFFIXES
+    from .sets import IMAGE_SUFFIXES as SET_SUFFIXES
 
-    return set(IMAGE_SUFFIXES) | {".jpg", ".jpeg", ".ppm"}
+    return set(IMAGE_SUFFIXES) | set(SET_SUFFIXES)
 
 
 @dataclass(frozen=True)
