@@ -27,13 +27,18 @@ RATE_SLACK_BITS = 96  # the coder's flush words and the first symbols' start-up
 
 
 def check_image_codec(codec: Codec, pixels: np.ndarray) -> None:
-    """``pixels`` (H, W, C) through ``codec``: decoded exactly, the payload within 1% (+ a few words) of the
-    model's ``-log2 p``."""
+    """``pixels`` (H, W, C) through ``codec``: decoded exactly, the payload at most 1% (+ a few words) above
+    the model's ``-log2 p`` and at most 5% below it.
+
+    Below, not only within 1%: the tiny models are untrained, and where they put a symbol in a far tail
+    (past 8 bits a subpixel) the coder's probability floor or a flow's escape code costs less than the
+    model's own ``-log2 p`` (seen at 2.9% below with an untrained flow on a 12x12 RGB image)."""
     im = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels, "L" if pixels.shape[2] == 1 else "RGB")
     data, stats = encode_image(im, codec, fallback=False, keep_metadata=False)
     assert decode_image(data, codec=codec)[0].tobytes() == im.tobytes()
     payload_bits = 8 * len(container.unpack(data)[1])
-    assert abs(payload_bits - stats["model_bits"]) <= 0.01 * stats["model_bits"] + RATE_SLACK_BITS
+    assert payload_bits - stats["model_bits"] <= 0.01 * stats["model_bits"] + RATE_SLACK_BITS
+    assert stats["model_bits"] - payload_bits <= 0.05 * stats["model_bits"] + RATE_SLACK_BITS
 
 
 def check_set_codec(codec: Codec, items: np.ndarray) -> None:
