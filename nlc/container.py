@@ -183,7 +183,9 @@ SET_MAGIC = b"\x89NLS"
 SET_VERSION = 1  # a set coded by a latent-variable codec (bits-back chain)
 SET_VERSION_TILES = 2  # a set coded by an autoregressive codec (one batch of tiles)
 SET_VERSION_SEQUENCE = 3  # a set coded by a sequence codec (all items, one position per step)
-SET_VERSIONS = {"bits-back": SET_VERSION, "tiles": SET_VERSION_TILES, "sequence": SET_VERSION_SEQUENCE}
+SET_VERSION_FLOW = 4  # a set coded by a set-flow codec (every item's integer latents, position by position)
+SET_VERSIONS = {"bits-back": SET_VERSION, "tiles": SET_VERSION_TILES, "sequence": SET_VERSION_SEQUENCE,
+                "flow": SET_VERSION_FLOW}
 
 
 @dataclass

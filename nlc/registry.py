@@ -172,7 +172,7 @@ def get_spec(name: str = DEFAULT) -> CodecSpec:
         return CodecSpec(**raw)
 
 
-FAMILIES = ("autoregressive", "flow", "bitsback", "sequence")  # how a family's models are coded (nlc.families)
+FAMILIES = ("autoregressive", "flow", "bitsback", "sequence", "setflow")  # how a family's models are coded (nlc.families)
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,8 @@ for _name, _module, _model, _config, _family in [
     ("vrnn", ".models.vrnn", "VRNN", "VRNNConfig", "bitsback"),
     ("made", ".models.made", "MADE", "MADEConfig", "sequence"),
     ("wavenet", ".models.wavenet", "WaveNet", "WaveNetConfig", "sequence"),
+    ("lstm", ".models.lstm", "CharRNN", "CharRNNConfig", "sequence"),
+    ("maf", ".models.maf", "IntegerMAF", "MAFConfig", "setflow"),
 ]:
     register_architecture(_name, _lazy(_module, _model, _config), _family)
 

@@ -164,4 +164,4 @@ def check_set_header(fields: dict, max_side: int, max_pixels: int) -> None:
         if key in fields:
             _number(fields[key], 2.0**-16, 64.0, key.replace("_", " "))
     if "coding" in fields:
-        _choice(fields["coding"], ("bits-back", "tiles", "sequence"), "coding")
+        _choice(fields["coding"], ("bits-back", "tiles", "sequence", "flow"), "coding")

@@ -130,6 +130,24 @@ class CompiledRangeQueue(RangeQueue):
             raise CoderError("range decoder failed: the data is not what an encoder wrote")
         return out.astype(np.int32)
 
+    def encode_shared(self, symbols: np.ndarray, probs: np.ndarray) -> None:
+        """Append ``symbols`` all under one table ``probs`` ``(K,)``: the words of :meth:`encode` with the
+        row repeated, at the cost of quantizing it once."""
+        symbols = np.ascontiguousarray(symbols, dtype=np.int64).reshape(-1)
+        words = range_kernels.encode_shared(self.enc, self.words, symbols, _as_vector(probs))
+        if len(words) == 0:
+            raise ValueError("a symbol outside its table, or a table whose sum is not a positive number")
+        self.words = words
+
+    def decode_shared(self, probs: np.ndarray, n: int) -> np.ndarray:
+        """Take the next ``n`` symbols, all coded under the one table ``probs`` (:meth:`encode_shared`)."""
+        if self.dec is None:
+            raise CoderError("this range queue encodes; it has no data to decode")
+        out = range_kernels.decode_shared(self.dec, self.words, _as_vector(probs), n)
+        if (out < 0).any():
+            raise CoderError("range decoder failed: the data is not what an encoder wrote")
+        return out
+
     def to_bytes(self) -> bytes:
         """Compressed words."""
         return range_kernels.finished_words(self.enc, self.words).astype("<u4").tobytes()

@@ -214,3 +214,35 @@ def decode_rows(dec, words, probs):
             return out
         out[i] = s
     return out
+
+
+@njit(cache=True)
+def encode_shared(enc, words, symbols, probs):
+    """Encode ``symbols`` ``(n,)`` all under one row ``probs`` ``(K,)``: the words :func:`encode_rows` writes
+    with that row repeated, quantized once. Returns the word buffer, or an empty one as :func:`encode_rows`."""
+    k = probs.shape[0]
+    cdf = np.empty(k + 1, np.uint64)
+    if not quantized_cdf(probs, cdf):
+        return np.zeros(0, np.uint32)
+    for i in range(symbols.shape[0]):
+        if symbols[i] < 0 or symbols[i] >= k:
+            return np.zeros(0, np.uint32)
+        words = encode_symbol(enc, words, cdf, symbols[i])
+    return words
+
+
+@njit(cache=True)
+def decode_shared(dec, words, probs, n):
+    """Decode ``n`` symbols all under one row ``probs`` ``(K,)`` (as :func:`decode_rows` with the row
+    repeated); a symbol is -1 from where the data is invalid on."""
+    k = probs.shape[0]
+    cdf = np.empty(k + 1, np.uint64)
+    out = np.full(n, -1, np.int64)
+    if not quantized_cdf(probs, cdf):
+        return out
+    for i in range(n):
+        s = decode_symbol(dec, words, cdf, k)
+        if s < 0:
+            return out
+        out[i] = s
+    return out

@@ -13,6 +13,7 @@ family             single images                   sets (many same-sized images,
 ``flow``           integer flow, latents coded      no
 ``bitsback``       no                               one bits-back ANS chain
 ``sequence``       no                               all items at once, one position per step
+``setflow``        no                               integer latents of all items, then inverted
 =================  ==============================  ===========================================
 """
 
@@ -24,8 +25,9 @@ from .base import Family, LoadedCodec, Unsupported
 from .bitsback import BITSBACK
 from .flow import FLOW
 from .sequence import SEQUENCE
+from .setflow import SET_FLOW
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (AUTOREGRESSIVE, FLOW, BITSBACK, SEQUENCE)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (AUTOREGRESSIVE, FLOW, BITSBACK, SEQUENCE, SET_FLOW)}
 
 
 def family(name: str) -> Family:

@@ -69,6 +69,13 @@ class FloatArithmetic:
         """ReLU (exact in any arithmetic: no rounding)."""
         return F.relu(x)
 
+    def lstm_cell(self, pre: Array, c: Array) -> tuple[Array, Array]:
+        """An LSTM step from the gates' pre-activations ``pre`` (``(B, 4n)``: input, forget, cell, output, as
+        ``torch.lstm``) and the cell ``c``: the new ``(h, c)``."""
+        i, f, g, o = pre.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
     # -- the array library of a per-pixel step (see :meth:`steps`) --
     def steps(self, device: torch.device) -> "FloatArithmetic":
         """The arithmetic of a decoder's per-pixel steps on ``device``: this one (torch tensors)."""
@@ -123,6 +130,12 @@ class ExactArithmetic(FloatArithmetic):
         """``tanh(a) * sigmoid(b)`` from the tables, the product rounded to the grid."""
         a, b = c.chunk(2, dim=1)
         return fixed.snap(self.tanh(a) * self.sigmoid(b))
+
+    def lstm_cell(self, pre: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An LSTM step with the tables' sigmoid and tanh, every product rounded to the grid, the cell clamped."""
+        i, f, g, o = pre.chunk(4, 1)
+        c = fixed.clamp_(fixed.snap(self.sigmoid(f) * c).add_(fixed.snap(self.sigmoid(i) * self.tanh(g))))
+        return fixed.snap(self.sigmoid(o) * self.tanh(c)), c
 
     def steps(self, device: torch.device) -> FloatArithmetic:
         """On a CPU, :data:`NUMPY_EXACT`: the same numbers, and numpy's per-call cost is lower than

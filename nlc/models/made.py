@@ -93,27 +93,31 @@ class MADE(SequenceModel):
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, D, K)`` outputs for images ``x`` of shape ``(B, H, W)`` or ``(B, D)`` (values 0/1 or 0..255)."""
-        v = self.inputs(x.reshape(len(x), -1))
+        v = self.inputs(x.reshape(len(x), self.dims))
         a = F.dropout(F.relu(F.linear(v, self.w_in * self.mask_in, self.b_in)), self.config.dropout, self.training)
-        out = F.linear(a, self.w_out * self.mask_out, self.b_out).reshape(len(x), self.dims, -1)
+        out = F.linear(a, self.w_out * self.mask_out, self.b_out).reshape(len(x), self.dims, self.outputs_per_pixel)
         if self.w_direct is not None:
             shift = F.linear(v, self.w_direct * self.mask_direct)
             slot = self._direct_slot()
             out = torch.cat([out[..., : slot.start], out[..., slot] + shift[..., None], out[..., slot.stop:]], -1)
         return out
 
-    def exact(self) -> "MADE":
-        """A float64 copy whose weights are multiples of ``2^-14``, with every output an exact sum (checked)."""
+    def exact(self, input_grid: int | None = None, input_limit: float = 1.0) -> "MADE":
+        """A float64 copy whose weights are multiples of ``2^-14``, with every output an exact sum (checked).
+
+        The check assumes inputs on the ``2^-input_grid`` grid (by default: integers for binary pixels,
+        ``2^-7`` for gray ones) with ``|input| <= input_limit``."""
         m = MADE(self.config).double()
         with torch.no_grad():
             for p, q in zip(self.parameters(), m.parameters()):
                 q.copy_(torch.round(p.double() * 2**GRID) / 2**GRID)
-            # |input| <= 1 (binary, or gray on [-1, 1)): bounds of every sum, in units of its grid
-            in_grid = GRID if self.config.bits == 1 else GRID + 7
-            hidden_max = (m.w_in * m.mask_in).abs().sum(1) + m.b_in.abs()
+            # bounds of every sum, in units of its grid
+            in_bits = (0 if self.config.bits == 1 else 7) if input_grid is None else input_grid
+            in_grid = GRID + in_bits
+            hidden_max = ((m.w_in * m.mask_in).abs().sum(1) * input_limit + m.b_in.abs())
             out_max = ((m.w_out * m.mask_out).abs() * hidden_max[None, :]).sum(1) + m.b_out.abs()
             if m.w_direct is not None:
-                out_max = out_max + (m.w_direct * m.mask_direct).abs().sum(1).repeat_interleave(
+                out_max = out_max + input_limit * (m.w_direct * m.mask_direct).abs().sum(1).repeat_interleave(
                     self.outputs_per_pixel)
         if float(out_max.max()) * 2 ** (in_grid + GRID) >= 2**52 or float(hidden_max.max()) * 2**in_grid >= 2**52:
             raise ValueError("weights too large for exact sums")

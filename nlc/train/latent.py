@@ -50,7 +50,7 @@ class LatentTrainConfig:
 
 def build_latent_model(architecture: str, hp: dict) -> torch.nn.Module:
     """An untrained latent-variable model by architecture name (the registry's factory)."""
-    if architecture not in ARCHITECTURES or ARCHITECTURES[architecture].family not in ("bitsback", "sequence"):
+    if architecture not in ARCHITECTURES or ARCHITECTURES[architecture].family not in ("bitsback", "sequence", "setflow"):
         raise ValueError(f"unknown latent architecture {architecture!r}")
     return build_model(architecture, hp)
 

@@ -22,6 +22,8 @@ from tests.coding.test_bitsback import TINY_LATENT, tiny_latent
 from tests.coding.test_sequence import TINY as TINY_MADE
 from tests.coding.test_sequence import tiny_made
 from tests.models.test_flows import TINY_FLOW, tiny_flow
+from tests.models.test_maf import TINY as TINY_MAF
+from tests.models.test_maf import tiny_maf
 
 RATE_SLACK_BITS = 96  # the coder's flush words and the first symbols' start-up
 
@@ -56,6 +58,7 @@ def codecs(tiny_codec) -> dict[str, Codec]:
         "flow": Codec(CodecSpec("tiny-idf", "idf", sha256="0" * 64, tile=16, hyperparameters=TINY_FLOW), tiny_flow()),
         "bitsback": Codec(CodecSpec("tiny-vae", TINY_LATENT["vae"][0], sha256="0" * 64), tiny_latent("vae")),
         "sequence": Codec(CodecSpec("tiny-made", "made", sha256="0" * 64, hyperparameters=TINY_MADE), tiny_made()),
+        "setflow": Codec(CodecSpec("tiny-maf", "maf", sha256="0" * 64, hyperparameters=TINY_MAF), tiny_maf()),
     }
 
 
@@ -96,6 +99,12 @@ def test_bitsback_sets_round_trip(codecs, n, seed):
 def test_sequence_sets_round_trip(codecs, n, seed):
     items = (np.random.default_rng(seed).random((n, 6, 5)) > 0.5).astype(np.uint8)
     check_set_codec(codecs["sequence"], items)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
+def test_setflow_sets_round_trip(codecs, n, seed):
+    check_set_codec(codecs["setflow"], np.random.default_rng(seed).integers(0, 256, (n, 6, 5)).astype(np.uint8))
 
 
 def test_each_family_refuses_what_it_does_not_code_in_one_line(codecs):
