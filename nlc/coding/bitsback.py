@@ -263,6 +263,54 @@ class VRNNCodec:
         return x
 
 
+class IAFCodec:
+    """BB-ANS for a VAE whose posterior is an inverse autoregressive flow (:class:`nlc.models.iaf.IAFVAE`).
+
+    The posterior is a Gaussian per latent dimension given the dimensions before it, so encoding pops the
+    dimensions one at a time in order (each conditional needs the values popped before it), then pushes
+    the pixels under ``p(x|z)`` and the latent under the standard normal. Decoding pops latent and pixels,
+    recomputes the same conditionals from the decoded latent in the same order, and pushes the dimensions
+    back last first.
+    """
+
+    MIN_STD = 1e-3  # a conditional's std as coded (both sides clamp alike)
+
+    def __init__(self, model: Any, grid: LatentGrid = LatentGrid()) -> None:
+        self.model, self.grid = model, grid
+        self.pixels = PixelCodec(model.obs)
+
+    def _dist(self, mean: torch.Tensor, std: torch.Tensor) -> Gaussian:
+        return mean, torch.log(std.clamp_min(self.MIN_STD))
+
+    @torch.no_grad()
+    def push(self, stack: AnsStack, x: torch.Tensor, bits_back: bool = True) -> None:
+        """Encode images ``x`` ``(B, 28, 28)``."""
+        n, shape = x.shape[0], (x.shape[0], *self.model.latent_shapes[0])
+        idx = np.zeros((n, self.model.dims), np.int64)
+
+        def pick(i: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+            dist = self._dist(mean, std)
+            idx[:, i] = self.grid.pop(stack, dist, (n,)) if bits_back else self.grid.mode(dist)
+            return self.grid.values(idx[:, i], (n,))
+
+        self.model.conditionals(x, pick=pick)
+        self.pixels.push(stack, self.model.features(self.grid.values(idx, shape)), x)
+        self.grid.push(stack, idx, None)
+
+    @torch.no_grad()
+    def pop(self, stack: AnsStack, n: int, bits_back: bool = True) -> torch.Tensor:
+        """Decode ``n`` images."""
+        shape = (n, *self.model.latent_shapes[0])
+        idx = self.grid.pop(stack, None, shape).reshape(n, -1)
+        z_val = self.grid.values(idx, shape)
+        x = self.pixels.pop(stack, self.model.features(z_val))
+        if bits_back:
+            means, stds, _ = self.model.conditionals(x, values=z_val.reshape(n, -1))
+            for i in reversed(range(idx.shape[1])):
+                self.grid.push(stack, idx[:, i], self._dist(means[:, i], stds[:, i]))
+        return x
+
+
 def model_grid(model: torch.nn.Module) -> LatentGrid:
     """The latent grid a model is coded on: the default, on the range ``model.latent_bound`` where it has one."""
     return LatentGrid(bound=getattr(model, "latent_bound", LatentGrid.bound))
@@ -271,6 +319,8 @@ def model_grid(model: torch.nn.Module) -> LatentGrid:
 def make_item_codec(model: torch.nn.Module, grid: LatentGrid | None = None) -> ItemCodec:
     """The bits-back codec that fits a model (VRNN or layered VAE), on ``grid`` or :func:`model_grid`."""
     grid = grid or model_grid(model)
+    if hasattr(model, "conditionals"):
+        return IAFCodec(model, grid)
     return VRNNCodec(model, grid) if hasattr(model, "init_state") else HierarchicalCodec(model, grid)
 
 

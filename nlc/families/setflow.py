@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from ..container import SetHeader
 
 
+CHUNK = 16384  # items through the flow at once (its float64 arrays: 100 MiB per 784-pixel chunk)
+
+
 class SetFlow(Unsupported):
     """Sets of gray items coded through an integer flow's latents."""
 
@@ -47,11 +50,13 @@ class SetFlow(Unsupported):
             raise InputError(f"codec {codec.spec.name!r} codes with the range coder only, not {coder!r}")
         t0 = time.perf_counter()
         model, (lo, tables) = _exact(codec)
-        n = len(items)
+        n, flat = len(items), items.reshape(len(items), model.dims)
+        symbols, model_bits = np.empty((n, model.dims), np.int16), 0.0
         with torch.no_grad():
-            z = model.latents(torch.from_numpy(items.reshape(n, model.dims).astype(np.float64)))
-            model_bits = -float(model.base_log_prob(z).sum()) / math.log(2) if n else 0.0
-        symbols = (z.numpy() - lo).astype(np.int64)
+            for i in range(0, n, CHUNK):  # the flow's pass in chunks of items: bounded memory
+                z = model.latents(torch.from_numpy(flat[i : i + CHUNK].astype(np.float64)))
+                model_bits -= float(model.base_log_prob(z).sum()) / math.log(2)
+                symbols[i : i + CHUNK] = z.numpy() - lo
         queue = CompiledRangeQueue()
         with progress_bar(model.dims, "encode", progress, "position") as bar:
             for d in range(model.dims if n else 0):
@@ -80,15 +85,20 @@ class SetFlow(Unsupported):
         if n == 0:
             return np.zeros((0, cfg.height, cfg.width), np.uint8)
         queue = CompiledRangeQueue(payload)
-        z = np.empty((n, dims), np.float64)
-        with progress_bar((1 + cfg.layers) * dims, "decode", progress, "position") as bar:
+        symbols = np.empty((n, dims), np.int16)  # at most 2^28 of them (the header's bound): 512 MiB
+        out = np.empty((n, dims), np.uint8)
+        chunks = -(-n // CHUNK)
+        with progress_bar((1 + cfg.layers * chunks) * dims, "decode", progress, "position") as bar:
             for d in range(dims):
-                z[:, d] = queue.decode_shared(tables[d], n) + lo
+                symbols[:, d] = queue.decode_shared(tables[d], n)
                 bar(1)
-            x = model.invert(torch.from_numpy(z), progress=bar).numpy()
-        if x.min() < 0 or x.max() > 255:
-            raise FormatError("decoded values out of the 8-bit range (corrupted payload)")
-        return x.reshape(n, cfg.height, cfg.width).astype(np.uint8)
+            for i in range(0, n, CHUNK):
+                z = torch.from_numpy(symbols[i : i + CHUNK].astype(np.float64) + lo)
+                x = model.invert(z, progress=bar).numpy()
+                if x.min() < 0 or x.max() > 255:
+                    raise FormatError("decoded values out of the 8-bit range (corrupted payload)")
+                out[i : i + CHUNK] = x
+        return out.reshape(n, cfg.height, cfg.width)
 
 
 _EXACT: "weakref.WeakKeyDictionary[torch.nn.Module, Any]" = weakref.WeakKeyDictionary()
@@ -106,8 +116,7 @@ def _exact(codec: LoadedCodec) -> tuple[Any, tuple[int, np.ndarray]]:
 def _tables(model: Any) -> tuple[int, np.ndarray]:
     """The least latent value and the ``(D, count)`` tables of the base distribution."""
     lo, count = model.latent_range
-    logits, means, log_scales = (p.detach().numpy() for p in (model.base_logits, model.base_means,
-                                                              model.base_log_scales))
+    logits, means, log_scales = (p.detach().numpy() for p in model.base_params())
     return lo, mixture_counts(logits, means, log_scales, lo, count)
 
 

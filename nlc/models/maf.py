@@ -103,8 +103,9 @@ class IntegerMAF(nn.Module):
         with torch.no_grad():
             for step in self.flow_steps():  # start as the identity: the base learns the marginals first
                 step.made.w_out.zero_()
+        # the base's means in units of 128 levels around 128 (so that an optimizer's steps move them visibly)
         self.base_logits = nn.Parameter(torch.zeros(d, m))
-        self.base_means = nn.Parameter(torch.linspace(0.0, 255.0, m).repeat(d, 1))
+        self.base_means = nn.Parameter(torch.linspace(-1.0, 1.0, m).repeat(d, 1))
         self.base_log_scales = nn.Parameter(torch.full((d, m), 3.0))
 
     def flow_steps(self) -> list[AutoregressiveShift]:
@@ -129,10 +130,13 @@ class IntegerMAF(nn.Module):
             z = step(z)
         return z
 
+    def base_params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The base distribution's ``(D, M)`` weights' logits, means (in levels) and log-scales."""
+        return self.base_logits, 128.0 * (self.base_means + 1.0), self.base_log_scales
+
     def base_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, D)`` log-probabilities (nats) of integer latents under the base distribution."""
-        params = (self.base_logits.t()[None], self.base_means.t()[None], self.base_log_scales.t()[None])
-        return integer_logistic_log_prob(z, *params)
+        return integer_logistic_log_prob(z, *(p.t()[None] for p in self.base_params()))
 
     def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-item negative log-likelihood in nats (what training minimises and validation reports)."""

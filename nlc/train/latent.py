@@ -46,6 +46,7 @@ class LatentTrainConfig:
     minutes: float = 0.0  # stop this call after so many minutes of wall-clock time (0: run to ``steps``)
     threads: int = 0
     flips: bool = True
+    init: str = ""  # start from these weights (a safetensors file; the parameters it has, by name)
 
 
 def build_latent_model(architecture: str, hp: dict) -> torch.nn.Module:
@@ -89,6 +90,13 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model: Any = build_latent_model(cfg.architecture, cfg.hyperparameters)  # any latent or sequence model
+    if cfg.init:
+        from safetensors.torch import load_file
+
+        missing, unexpected = model.load_state_dict(load_file(cfg.init), strict=False)
+        if unexpected:
+            raise ValueError(f"{cfg.init} has parameters the model lacks: {', '.join(unexpected[:5])}")
+        print(f"started from {cfg.init}; new parameters: {', '.join(sorted({k.split('.')[0] for k in missing}))}")
     bits = model.config.bits
     train_x, val_x = dataset(cfg.data, bits)
     dims = train_x[0].size * math.log(2)
@@ -106,7 +114,7 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
                 "data": f"{cfg.data} (first {len(train_x)} training images{', binarized > 127' if bits == 1 else ''})",
                 "val_set": f"last {len(val_x)} training images of {cfg.data}",
                 "steps": step, "schedule_steps": cfg.steps, "batch": cfg.batch,
-                "val_neg_elbo_bits_per_dim": round(val_bpd, 4),
+                "val_neg_elbo_bits_per_dim": round(val_bpd, 4), **({"init": cfg.init} if cfg.init else {}),
                 "history": history, "command": command or " ".join(sys.argv), "git_revision": git_revision(),
                 "torch": torch.__version__}
 

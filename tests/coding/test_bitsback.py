@@ -37,6 +37,8 @@ TINY_LATENT = {
     "bitswap": ("bitswap", dict(bits=8, latent1=1, latent2=2, hidden=8, mixtures=2, stages=4)),
     "vrnn": ("vrnn", dict(bits=8, latent=4, hidden=16, mixtures=2)),
     "vrnn-binary": ("vrnn", dict(bits=1, latent=4, hidden=16, mixtures=1)),
+    "vae-iaf": ("vae-iaf", dict(bits=8, latent=2, hidden=8, mixtures=2, stages=4, steps=2, flow_hidden=16,
+                                context=2)),
 }
 
 
@@ -69,7 +71,7 @@ def test_chain_round_trip(name):
 
 
 @settings(max_examples=8, deadline=None)
-@given(n=st.integers(0, 6), seed=st.integers(0, 2**16), name=st.sampled_from(["vae", "bitswap", "vrnn-binary"]))
+@given(n=st.integers(0, 6), seed=st.integers(0, 2**16), name=st.sampled_from(["vae", "bitswap", "vrnn-binary", "vae-iaf"]))
 def test_random_batches_round_trip(n, seed, name):
     model = tiny_latent(name)
     rng = np.random.default_rng(seed)
@@ -96,7 +98,7 @@ def _train(model: torch.nn.Module, items: np.ndarray, steps: int) -> torch.nn.Mo
     return model.eval()
 
 
-@pytest.mark.parametrize("name", ["vae", "bitswap", "vrnn"])
+@pytest.mark.parametrize("name", ["vae", "bitswap", "vrnn", "vae-iaf"])
 def test_rate_matches_neg_elbo_on_a_trained_model(name):
     """After training, the chained file costs the items' −ELBO within 2% (the first item has no bits back)."""
     from nlc.bench.sets import neg_elbo_bits
