@@ -110,6 +110,11 @@ SETS = [  # file, codec, items
     ("wavenet-fmnist-binary-set.nlc", "wavenet-fmnist-binary",
      (np.stack([pattern(28, 28, s)[..., 0] for s in range(3)]) > 127).astype(np.uint8)),
     ("wavenet-fmnist-set.nlc", "wavenet-fmnist", np.stack([pattern(28, 28, s)[..., 1] for s in range(3)])),
+    ("lstm-fmnist-binary-set.nlc", "lstm-fmnist-binary",
+     (np.stack([pattern(28, 28, s)[..., 2] for s in range(3)]) > 127).astype(np.uint8)),
+    ("lstm-fmnist-set.nlc", "lstm-fmnist", np.stack([pattern(28, 28, s)[..., 0] for s in range(3)])),
+    ("maf-fmnist-set.nlc", "maf-fmnist", np.stack([pattern(28, 28, s)[..., 1] for s in range(3)])),
+    ("vae-iaf-fmnist-set.nlc", "vae-iaf-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(2)])),
 ]
 
 

@@ -27,7 +27,8 @@ _MARGIN = 2.0**-36
 def _float_cdf(w: np.ndarray, mu: np.ndarray, inv_s: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """``(D, E)`` mixture CDFs at ``edges`` in float64."""
     arg = (edges[None, None, :] - mu[:, :, None]) * inv_s[:, :, None]
-    return (w[:, :, None] / (1.0 + np.exp(-arg))).sum(1)
+    with np.errstate(over="ignore"):  # exp overflowing to inf far below a component: its CDF is 0 there
+        return (w[:, :, None] / (1.0 + np.exp(-arg))).sum(1)
 
 
 def _decimal_cdf(logits: np.ndarray, means: np.ndarray, log_scales: np.ndarray, edge: float) -> decimal.Decimal:
