@@ -95,3 +95,29 @@ class Unsupported:
         raise CodecError(f"codec {codec.spec.name!r} codes single images only, and this file is a set")
 
 
+
+
+def stepped_set_file(codec: LoadedCodec, items: np.ndarray, payload: bytes, *, coding: str, coder: str, bits: int,
+                     scale: int, source: dict, model_bits: float, started: float) -> tuple[bytes, dict]:
+    """The set file of ``items`` whose payload a family wrote in one coder stream, one 28x28-style gray
+    channel, no latent grid and no tiles (the sequence and set-flow families), and its statistics
+    (``started``: the ``time.perf_counter()`` at which coding began)."""
+    import importlib.metadata
+    import time
+    import zlib
+
+    import torch
+
+    from .. import container
+    from ..coding.coders import PRECISION
+
+    cfg = codec.model.config
+    header = container.SetHeader(
+        codec=codec.spec.name, weights_sha256=codec.spec.sha256,
+        constriction=importlib.metadata.version("constriction"), torch=torch.__version__, device="cpu",
+        count=len(items), height=cfg.height, width=cfg.width, bits=bits, scale=scale,
+        pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()), schedule=[], source=source,
+        coder=coder, precision=PRECISION, threads=1, coding=coding, channels=1, tile=0, group=0)
+    data = container.pack_set(header, payload)
+    return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
+                  "model_bits": model_bits, "seconds": time.perf_counter() - started}

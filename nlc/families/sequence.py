@@ -4,21 +4,18 @@ position per step (MADE; the char-RNN and WaveNet of issue 28 fit the same stepp
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 import weakref
-import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .. import container
 from ..coding.coders import CODERS, PRECISION
 from ..coding.sequence import decode_binary, decode_levels, encode_binary, encode_levels
 from ..errors import FormatError, InputError
 from ..progress import progress_bar
-from .base import LoadedCodec, Unsupported
+from .base import LoadedCodec, Unsupported, stepped_set_file
 from .bitsback import coded_values
 
 if TYPE_CHECKING:
@@ -51,15 +48,8 @@ class Sequence(Unsupported):
                 payload, bits = encode_binary(stepper, flat, coder, bar)
             else:
                 payload, bits = encode_levels(stepper, flat, cfg.mixtures, coder, bar)
-        header = container.SetHeader(
-            codec=codec.spec.name, weights_sha256=codec.spec.sha256,
-            constriction=importlib.metadata.version("constriction"), torch=torch.__version__, device="cpu",
-            count=n, height=cfg.height, width=cfg.width, bits=cfg.bits, scale=scale,
-            pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()), schedule=[], source=source,
-            coder=coder, precision=PRECISION, threads=1, coding=self.set_coding, channels=1, tile=0, group=0)
-        data = container.pack_set(header, payload)
-        return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
-                      "model_bits": bits, "seconds": time.perf_counter() - t0}
+        return stepped_set_file(codec, items, payload, coding=self.set_coding, coder=coder, bits=cfg.bits,
+                                scale=scale, source=source, model_bits=bits, started=t0)
 
     def decode_set(self, codec: LoadedCodec, header: "SetHeader", payload: bytes, progress: bool) -> np.ndarray:
         """The items of a set coded by :meth:`encode_set`, after the header's fields are checked."""

@@ -6,22 +6,19 @@ dimension for all items together. Sets only; the compiled range coder only."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 import time
 import weakref
-import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .. import container
 from ..coding.bounded import mixture_counts
 from ..coding.coders import PRECISION, CompiledRangeQueue
 from ..errors import FormatError, InputError
 from ..progress import progress_bar
-from .base import LoadedCodec, Unsupported
+from .base import LoadedCodec, Unsupported, stepped_set_file
 
 if TYPE_CHECKING:
     from ..container import SetHeader
@@ -63,15 +60,8 @@ class SetFlow(Unsupported):
                 queue.encode_shared(symbols[:, d], tables[d])
                 bar(1)
         payload = queue.to_bytes()
-        header = container.SetHeader(
-            codec=codec.spec.name, weights_sha256=codec.spec.sha256,
-            constriction=importlib.metadata.version("constriction"), torch=torch.__version__, device="cpu",
-            count=n, height=cfg.height, width=cfg.width, bits=8, scale=1,
-            pixels_crc32=zlib.crc32(np.ascontiguousarray(items).tobytes()), schedule=[], source=source,
-            coder=coder, precision=PRECISION, threads=1, coding=self.set_coding, channels=1, tile=0, group=0)
-        data = container.pack_set(header, payload)
-        return data, {"bytes": len(data), "payload_bytes": len(payload), "header_bytes": len(data) - len(payload),
-                      "model_bits": model_bits, "seconds": time.perf_counter() - t0}
+        return stepped_set_file(codec, items, payload, coding=self.set_coding, coder=coder, bits=8, scale=1,
+                                source=source, model_bits=model_bits, started=t0)
 
     def decode_set(self, codec: LoadedCodec, header: "SetHeader", payload: bytes, progress: bool) -> np.ndarray:
         """The items of a set coded by :meth:`encode_set`, after the header's fields are checked."""

@@ -10,12 +10,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nlc import container
 from nlc.codec import Codec
-from nlc.errors import FormatError
 from nlc.models.lstm import CharRNN, CharRNNConfig
 from nlc.registry import CodecSpec
-from nlc.sets import decode_set, encode_set
+from tests.models.sequence_checks import check_rate, check_round_trip, check_truncated_refused
 
 BINARY = dict(bits=1, hidden=8, head=8, height=6, width=5)
 GRAY = dict(BINARY, bits=8, mixtures=3)
@@ -101,26 +99,15 @@ def test_the_location_encoding_is_one_hot_row_and_column():
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(0, 5), coder=st.sampled_from(["range", "ans"]), seed=st.integers(0, 2**32 - 1))
 def test_sets_round_trip_exactly(codec, n, coder, seed):
-    items = _items(codec, n, seed)
-    data, _ = encode_set(items, codec, coder=coder)
-    out, header = decode_set(data, codec)
-    assert header.coding == "sequence" and np.array_equal(out, items)
+    check_round_trip(codec, _items(codec, n, seed), coder)
 
 
 def test_the_file_is_a_hair_above_the_models_log_loss(codec):
-    items = _items(codec, 120, 4)
-    data, stats = encode_set(items, codec)
-    payload = len(container.unpack_set(data)[1]) * 8
-    assert stats["model_bits"] <= payload <= stats["model_bits"] * 1.001 + 64
-    with torch.no_grad():
-        nats = float(codec.model.exact().loss_terms(torch.from_numpy(items))["nll"].sum())
-    assert abs(stats["model_bits"] - nats / np.log(2)) < 2e-3 * stats["model_bits"]  # the tables are the model
+    check_rate(codec, _items(codec, 120, 4))
 
 
 def test_a_truncated_lstm_set_is_refused(codec):
-    data, _ = encode_set(_items(codec, 4, 5), codec)
-    with pytest.raises(FormatError, match="truncated"):
-        decode_set(data[:-9], codec)
+    check_truncated_refused(codec, _items(codec, 4, 5))
 
 
 def test_a_char_rnn_refuses_other_bit_depths():
