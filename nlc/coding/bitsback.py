@@ -317,7 +317,7 @@ def model_grid(model: torch.nn.Module) -> LatentGrid:
 
 
 def make_item_codec(model: torch.nn.Module, grid: LatentGrid | None = None) -> ItemCodec:
-    """The bits-back codec that fits a model (VRNN or layered VAE), on ``grid`` or :func:`model_grid`."""
+    """The bits-back codec that fits a model (IAF VAE, VRNN or layered VAE), on ``grid`` or :func:`model_grid`."""
     grid = grid or model_grid(model)
     if hasattr(model, "conditionals"):
         return IAFCodec(model, grid)
