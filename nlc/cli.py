@@ -682,6 +682,11 @@ def run() -> None:
     except KeyboardInterrupt:
         click.echo("nlc: interrupted", err=True)
         sys.exit(130)
+    except SystemError as e:  # Ctrl-C inside a compiled kernel's call: numba reports it as the cause
+        if not isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
+            raise
+        click.echo("nlc: interrupted", err=True)
+        sys.exit(130)
     except click.exceptions.Abort:
         click.echo("nlc: interrupted", err=True)
         sys.exit(130)

@@ -40,10 +40,18 @@ def step_threads() -> "AbstractContextManager[None]":
 @contextmanager
 def pass_workers(workers: int | None = None) -> Iterator[ThreadPoolExecutor]:
     """A pool of ``workers`` threads (default: torch's thread count) for independent chunks of a parallel
-    pass, each chunk computed with one intra-op thread (torch releases the GIL inside its operations)."""
+    pass, each chunk computed with one intra-op thread (torch releases the GIL inside its operations).
+    Leaving by an exception (Ctrl-C included) cancels the chunks not yet begun instead of finishing the
+    pass."""
     n = workers or max(1, min(torch.get_num_threads(), cores()))
-    with torch_threads(1), ThreadPoolExecutor(max_workers=n) as pool:
-        yield pool
+    pool = ThreadPoolExecutor(max_workers=n)
+    with torch_threads(1):
+        try:
+            yield pool
+        except BaseException:  # Ctrl-C or an error: drop the chunks not begun, do not wait for the pass
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
 
 _LIMIT = 0  # cores this process is told to use (use_threads); 0: all it may run on

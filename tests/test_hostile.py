@@ -91,6 +91,30 @@ def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
 
 
+def test_ctrl_c_in_a_pass_drops_the_chunks_not_begun():
+    from nlc.threads import pass_workers
+
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        with pass_workers(2) as pool:
+            futures = [pool.submit(time.sleep, 0.2) for _ in range(50)]  # 5 s of work on two workers
+            raise KeyboardInterrupt
+    assert time.perf_counter() - started < 1.0 and sum(f.cancelled() for f in futures) >= 40
+
+
+def test_ctrl_c_inside_a_compiled_call_is_an_interrupt_too(monkeypatch, capsys):
+    import nlc.cli
+
+    def compiled_call_interrupted(**_):  # what numba's dispatcher raises when Ctrl-C lands in its call
+        raise SystemError("CPUDispatcher(encode_row) returned a result with an exception set") \
+            from KeyboardInterrupt()
+
+    monkeypatch.setattr(nlc.cli, "main", compiled_call_interrupted)
+    with pytest.raises(SystemExit) as stop:
+        nlc.cli.run()
+    assert stop.value.code == 130 and capsys.readouterr().err == "nlc: interrupted\n"
+
+
 def test_a_plane_that_inflates_past_its_declared_size_is_refused_without_allocating_it():
     import lzma
     import tracemalloc

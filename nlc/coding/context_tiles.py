@@ -225,7 +225,11 @@ def decode(model, mixtures: int, height: int, width: int, channels: int, grid, p
     if cores() >= 2 and grid.nx > 1:
         with ThreadPoolExecutor(max_workers=2) as pool:
             jobs = [pool.submit(chain, odd) for odd in (False, True)]
-            errors = [e for e in (job.exception() for job in jobs) if e is not None]
+            try:
+                errors = [e for e in (job.exception() for job in jobs) if e is not None]
+            except BaseException:  # Ctrl-C in this thread: both chains stop at their next row
+                rows.fail()
+                raise
         if errors:
             raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
     else:
@@ -260,6 +264,8 @@ def _decode_group(model, mixtures: int, grid, channels: int, group: ContextGroup
             if r < hs[i]:
                 image[y + r, x : x + ws[i]] = part[i, r, : ws[i]]
         rows.done(g, r + 1)
+        if rows.failed:  # the other chain failed, or the decode was interrupted
+            raise _Aborted
 
     adaptive_steps.decode_tile_rows(st, stage, True, mixtures, hs, ws, dec, part, puts, group.top, group.left,
                                     before_row, after_row, progress)
