@@ -10,7 +10,7 @@ everywhere.
 
     >>> import numpy as np
     >>> t = mixture_counts(np.zeros((1, 1)), np.full((1, 1), 2.0), np.zeros((1, 1)), lo=0, count=5)
-    >>> t.sum() == 2**24, t.argmax()
+    >>> bool(t.sum() == 2**24), int(t.argmax())
     (True, 2)
 """
 

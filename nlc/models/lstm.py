@@ -131,13 +131,13 @@ class CharRNNStepper:
         self.c = torch.zeros(batch, n, dtype=dt)
         self.prev = torch.zeros(batch, 1, dtype=dt)
 
+    @torch.no_grad()
     def outputs(self, d: int) -> torch.Tensor:
         """``(batch, K)`` outputs of position ``d`` (steps must come in order ``0, 1, ...``)."""
         A = self.A
         pre = torch.addmm(self.bias + self.location[d], self.h, self.recurrent).addmm_(self.prev, self.pixel[None])
         self.h, self.c = A.lstm_cell(A.lin(pre), self.c)
-        with torch.no_grad():
-            return self.model.head_outputs(self.h)
+        return self.model.head_outputs(self.h)
 
     def logits(self, d: int) -> torch.Tensor:
         """``(batch,)`` logits of ``p(x_d = 1 | x_<d)`` (binary models)."""
