@@ -82,10 +82,16 @@ def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
     gradient_image(1024, 1024).save(big)  # far more than the 6 s before the signal
     out = tmp_path / "big.nlc"
     proc = subprocess.Popen([sys.executable, "-m", "nlc", "compress", str(big), "-o", str(out), "--no-fallback"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"))
     time.sleep(6)  # imports, the model, into the coding
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # show where every thread of the process is (faulthandler on SIGABRT)
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"no exit 120 s after Ctrl-C; the process's threads:\n{err[-6000:]}")
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "nlc: interrupted" and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
