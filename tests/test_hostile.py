@@ -83,7 +83,10 @@ def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
     out = tmp_path / "big.nlc"
     proc = subprocess.Popen([sys.executable, "-m", "nlc", "compress", str(big), "-o", str(out), "--no-fallback"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONFAULTHANDLER="1"))
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"),
+                            # a foreground command's Ctrl-C: an inherited "ignore SIGINT" (from this test
+                            # process, as some earlier test left it in a full run) would make the child ignore it too
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(6)  # imports, the model, into the coding
     proc.send_signal(signal.SIGINT)
     try:
@@ -91,7 +94,8 @@ def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
     except subprocess.TimeoutExpired:  # show where every thread of the process is (faulthandler on SIGABRT)
         proc.send_signal(signal.SIGABRT)
         _, err = proc.communicate(timeout=30)
-        pytest.fail(f"no exit 120 s after Ctrl-C; the process's threads:\n{err[-6000:]}")
+        pytest.fail(f"no exit 120 s after Ctrl-C (this process's SIGINT: {signal.getsignal(signal.SIGINT)}); "
+                    f"the process's threads:\n{err[-6000:]}")
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "nlc: interrupted" and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
