@@ -49,6 +49,7 @@ from .layers import (
 )
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
+from .vertical_kernel import Program, TapeOps, run_row
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,21 @@ class PixelCNNPP(MixtureImageModel):
         return PixelStepper(self, batch, height, width)
 
 
+def vertical_program(model: PixelCNNPP, width: int) -> Program:
+    """``model``'s vertical stream for tiles ``width`` wide, and the projections the per-pixel steps read
+    (``h_u`` and each horizontal block's ``aux`` of its ELU), recorded for the compiled rows (kept on the
+    model, one per width)."""
+    programs = model.__dict__.setdefault("_vertical_programs", {})
+    program = programs.get(width)
+    if program is None:
+        ops = TapeOps()
+        u = model.vertical(ops, ops.source(None, IN_CHANNELS, width))
+        eu = ops.elu(u)
+        outputs = [ops.nin(model.h_u, eu)] + [ops.nin(blk.aux, eu) for blk in model.h_blocks]
+        program = programs[width] = Program.record(ops.nodes, [o.id for o in outputs])
+    return program
+
+
 class PixelStepper(RasterStepper):
     """Evaluates :class:`PixelCNNPP` one pixel at a time in raster order (see :class:`RasterStepper`).
 
@@ -164,26 +180,35 @@ class PixelStepper(RasterStepper):
 
     numpy_steps = True
     compiled = True  # an exact model's steps on a CPU run as one compiled kernel (exact_steps); False: numpy calls
+    compiled_vertical = True  # and its vertical stream one compiled call per row (vertical_kernel); False: torch rows
 
     @torch.no_grad()
     def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
         super().__init__(model, batch, height, width)
+        S = self.steps
+        self.kernel = self.compiled and S is NUMPY_EXACT
         # An exact model's vertical stream runs as independent graphs over slices of the tiles, shared out to
         # single-threaded workers (the same numbers: every tile's arithmetic is exact and its own).
         self.parts = vertical_parts(batch, width) if getattr(self.arith, "exact", False) and self.device.type == "cpu" \
             else [slice(0, batch)]
         self.u_parts = []
-        for part in self.parts:
-            ops = RowOps(part.stop - part.start, dtype=self.x.dtype, device=self.device, arith=self.arith)
-            self.u_parts.append(model.vertical(ops, self.row_source(ops, part)))
+        self.program = vertical_program(model, width) if self.kernel and self.compiled_vertical else None
+        if self.program is not None:  # one compiled call per row and slice (nlc.models.vertical_kernel)
+            self.schedule = self.program.schedule(height)
+            self.buffers = [self.program.buffers(p.stop - p.start, self.schedule.slots) for p in self.parts]
+            self.outputs = np.array(self.program.outputs, np.int64)
+            self.k_out = np.zeros((1 + len(model.h_blocks), batch, width, model.config.channels))
+            self.next_row = 0
+        else:
+            for part in self.parts:
+                ops = RowOps(part.stop - part.start, dtype=self.x.dtype, device=self.device, arith=self.arith)
+                self.u_parts.append(model.vertical(ops, self.row_source(ops, part)))
         self.pool = ThreadPoolExecutor(max_workers=min(len(self.parts), cores())) if len(self.parts) > 1 else None
-        S = self.steps
         self.w_in, self.b_in = (S.array(t) for t in model.h_in.matrix())
         self.blocks = [tuple(tuple(S.array(t) for t in conv.matrix()) for conv in (b.conv1, b.conv2))
                        for b in model.h_blocks]
         self.head = self.linear_weights(model.head)
         self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
-        self.kernel = self.compiled and S is NUMPY_EXACT
         if self.kernel:  # the step's weights laid out for exact_steps.pixel_step
             self.k_w1, self.k_b1, self.k_w2, self.k_b2 = (np.ascontiguousarray(np.stack([blk[i][j] for blk in self.blocks]))
                                                           for i in (0, 1) for j in (0, 1))
@@ -191,12 +216,41 @@ class PixelStepper(RasterStepper):
             self.k_luts = tuple(v for lut in (cast(Any, S).elu_neg, cast(Any, S).sigmoid)  # numpy exact steps
                                 for v in (lut.array, 2.0**lut.in_bits, 0.5 - lut.lo * 2.0**lut.in_bits))
 
+    def _compiled_rows(self, r: int) -> None:
+        """Row ``r`` of the vertical stream and its projections into ``k_out`` (rows in order only: the
+        stream's ring buffers hold the last rows)."""
+        if r != self.next_row:
+            raise RuntimeError(f"the compiled vertical stream computes rows in order: asked for {r}, "
+                               f"next is {self.next_row}")
+        self.next_row += 1
+        s, prog = self.schedule, self.program
+        assert prog is not None
+        lo, hi = int(s.start[r]), int(s.start[r + 1])
+
+        def run(i: int) -> None:
+            part = self.parts[i]
+            buf, offsets = self.buffers[i]
+            step: Any = run_row  # a compiled kernel
+            step(r, s.node, s.row, lo, hi, prog.meta, prog.weights, buf, offsets, s.slots, part.stop - part.start,
+                 self.xs, part.start, self.TOP, self.LEFT, self.outputs, self.k_out, *self.k_luts,
+                 2.0**fixed.GRID_BITS, fixed.LIMIT)
+
+        if self.pool is None:
+            run(0)
+        else:
+            list(self.pool.map(run, range(len(self.parts))))
+
     @torch.no_grad()
     def start_row(self, r: int) -> None:
         """Compute everything of row ``r`` that depends on the rows above only."""
         super().start_row(r)
         m = self.model
         A, S = self.arith, self.steps
+        if self.program is not None:
+            self._compiled_rows(r)
+            self.hu, self.k_aux = self.k_out[0], self.k_out[1:]
+            self.k_prev = np.zeros((2, len(self.blocks), *self.zero.shape))
+            return
         if self.pool is None:
             u = self.u_parts[0].row(r)
         else:

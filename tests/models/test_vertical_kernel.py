@@ -1,0 +1,71 @@
+"""The compiled vertical stream of an exact PixelCNN++ (nlc.models.vertical_kernel) gives the torch rows' numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nlc
+from nlc.models import pixelcnnpp
+from nlc.models.vertical_kernel import schedule
+from tests.models.test_exact import _stepped
+
+
+@pytest.fixture(scope="module")
+def exact_model():
+    return nlc.Codec.load("pixelcnnpp-exact").model
+
+
+def _input(seed: int, b: int, h: int, w: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, 3, h, w), generator=g).double() / 127.5 - 1
+    mask = torch.ones(b, 1, h, w, dtype=torch.float64)
+    if b > 1:
+        mask[-1, :, h // 2 :] = 0  # a tile cut short
+    return torch.cat([x * mask, mask], 1)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 19), st.integers(1, 21), st.integers(0, 2**31))
+def test_compiled_rows_equal_the_torch_rows_and_the_parallel_pass(exact_model, b, h, w, seed):
+    """Any batch and tile size (odd widths go through the strided and upsampling layers' edges)."""
+    x4 = _input(seed, b, h, w)
+    compiled = _stepped(exact_model, x4)
+    pixelcnnpp.PixelStepper.compiled_vertical = False
+    try:
+        assert torch.equal(compiled, _stepped(exact_model, x4))
+    finally:
+        pixelcnnpp.PixelStepper.compiled_vertical = True
+    assert torch.equal(compiled, exact_model.forward_x4(x4))
+
+
+def test_slices_of_a_large_batch_run_in_parallel_with_the_same_numbers(exact_model, monkeypatch):
+    """Batches large enough to be shared out in slices (nlc.threads.vertical_parts) on two cores."""
+    monkeypatch.setattr(pixelcnnpp, "cores", lambda: 2)
+    monkeypatch.setattr(pixelcnnpp, "vertical_parts", lambda batch, width: [slice(0, 2), slice(2, 5)])
+    x4 = _input(5, 5, 6, 8)
+    st_ = exact_model.stepper(5, 6, 8)
+    assert st_.program is not None and len(st_.parts) == 2 and st_.pool is not None
+    st_.release()
+    assert torch.equal(_stepped(exact_model, x4), exact_model.forward_x4(x4))
+
+
+def test_rows_are_computed_in_order_only(exact_model):
+    st_ = exact_model.stepper(1, 4, 4)
+    st_.fill(_input(0, 1, 4, 4))
+    st_.start_row(0)
+    with pytest.raises(RuntimeError, match="computes rows in order: asked for 2, next is 1"):
+        st_.start_row(2)
+    st_.release()
+
+
+@pytest.mark.parametrize("height", [1, 2, 7, 64, 136])
+def test_every_row_is_computed_once_and_two_rows_per_node_suffice(exact_model, height):
+    program = pixelcnnpp.vertical_program(exact_model, 20)
+    s = schedule(program.nodes, program.outputs, height)
+    pairs = list(zip(s.node.tolist(), s.row.tolist()))
+    assert len(pairs) == len(set(pairs)) and s.slots == 2 and len(s.start) == height + 1
+    assert np.all(np.diff(s.start) > 0)
