@@ -240,7 +240,7 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_luts, log_scale_min, log_scale_max,
                tables, stage, coeffs, gram, moment, enc, words, grid):
     """Encode row ``r`` of every tile from the parallel pass's parameters ``row_params`` ``(B, P, W)``

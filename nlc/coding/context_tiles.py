@@ -110,20 +110,59 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
     channels = pixels.shape[2]
     tiles = grid.split(pixels)
     groups = schedule(grid, context)
-    passes: dict[int, np.ndarray] = {}
+    coded: dict[int, tuple[bytes, float]] = {}
+    stages = dict[bool, OnlineBias | None]()
+    stop = threading.Event()
+
+    def tick(rows: int) -> None:
+        if stop.is_set():  # the other chain failed, or the encode was interrupted
+            raise _Aborted
+        if progress:
+            progress(rows)
+
+    def chain(odd: bool, window: dict[int, np.ndarray]) -> None:
+        try:
+            for g in sorted(window):
+                if groups[g].odd == odd:
+                    group, params = groups[g], window[g]
+                    hs, ws = _extents(grid, group.tiles)
+                    stage = stages[odd] = _stage(adaptive, stages.get(odd), len(group.tiles), grid, channels)
+                    enc = CompiledRangeQueue()
+                    bits = adaptive_steps.encode_tile_rows(stage, mixtures, hs, ws, params, tiles[group.tiles], enc,
+                                                           tick)
+                    coded[g] = (enc.to_bytes(), bits)
+        except BaseException:
+            stop.set()
+            raise
+
+    first = 0
+    while first < len(groups):  # a window of groups' parameters, then its two chains at once on two cores
+        window = _passes(pixels, grid, groups, first, pass_params)
+        first = max(window) + 1
+        _both_chains(chain, window, stop)
     payload: list[bytes] = []
-    bits, stages = 0.0, dict[bool, OnlineBias | None]()
-    for g, group in enumerate(groups):
-        if g not in passes:
-            passes.update(_passes(pixels, grid, groups, g, pass_params))
-        params = passes.pop(g)
-        hs, ws = _extents(grid, group.tiles)
-        stage = stages[group.odd] = _stage(adaptive, stages.get(group.odd), len(group.tiles), grid, channels)
-        enc = CompiledRangeQueue()
-        bits += adaptive_steps.encode_tile_rows(stage, mixtures, hs, ws, params, tiles[group.tiles], enc, progress)
-        words = enc.to_bytes()
+    for g in range(len(groups)):
+        words = coded[g][0]
         payload += [len(words).to_bytes(4, "little"), words]
-    return b"".join(payload), bits
+    return b"".join(payload), sum(coded[g][1] for g in range(len(groups)))
+
+
+def _both_chains(chain: Callable[[bool, dict], None], window: dict, stop: threading.Event) -> None:
+    """Run ``chain(False, window)`` and ``chain(True, window)``: in two threads on two cores (the compiled
+    rows release the GIL), one after the other on one; the first real error is raised."""
+    if cores() < 2:
+        chain(False, window)
+        chain(True, window)
+        return
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [pool.submit(chain, odd, window) for odd in (False, True)]
+        try:
+            errors = [e for e in (job.exception() for job in jobs) if e is not None]
+        except BaseException:  # Ctrl-C in this thread: both chains stop at their next row
+            stop.set()
+            raise
+    if errors:
+        raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
 
 
 PASS_WINDOW = 384 * 64 * 64  # tile pixels whose parameters the encoder holds at once (a coder group's of 64x64 tiles)
