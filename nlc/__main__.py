@@ -1,5 +1,5 @@
-"""``python -m nlc``: the command line (:func:`nlc.cli.run`)."""
+"""``python -m nlc``: the command line (:func:`nlc.cli.console`)."""
 
-from .cli import run
+from .cli import console
 
-run()
+console()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -699,5 +700,29 @@ def run() -> None:
         sys.exit(status)
 
 
+def console() -> None:
+    """The installed ``nlc`` command and ``python -m nlc``: :func:`run`, then the exit status at once.
+
+    By then every output is written and closed; the interpreter's teardown (torch's and numba's
+    modules) would add about a third of a second to every command, so the process flushes its
+    streams and ends with ``os._exit``. ``nlc train`` (process groups, data loaders) and a run that
+    left other threads alive end the ordinary way."""
+    try:
+        run()
+        code: int | str | None = 0
+    except SystemExit as e:
+        code = e.code
+    fast = len(sys.argv) < 2 or sys.argv[1] != "train"
+    fast = fast and all(t.daemon or t is threading.main_thread() for t in threading.enumerate())
+    if not fast or not isinstance(code, (int, type(None))):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: the shell reads the status
+        code = code or 1
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    run()
+    console()

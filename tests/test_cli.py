@@ -428,3 +428,34 @@ def test_a_killed_folder_run_resumes_with_skip_existing(tiny_home, tmp_path):
     assert run("decompress", out, "-o", back, "-q").exit_code == 0
     for p in src.iterdir():
         assert same_pixels(Image.open(back / p.name), Image.open(p))
+
+
+def test_the_command_ends_at_once_with_its_status_and_all_its_output(tiny_home, tmp_path):
+    """`python -m nlc` (as the installed `nlc`) skips the interpreter's teardown: the exit status, the
+    status lines and the files are all there, and a reader that closed the pipe early gets no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    gradient_image(9, 7, "RGB").save(tmp_path / "g.png")
+    env = dict(os.environ)
+
+    def nlc(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "nlc", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    r = nlc("compress", str(tmp_path / "g.png"))
+    assert r.returncode == 0 and "g.png -> " in r.stderr and (tmp_path / "g.png.nlc").exists()
+    r = nlc("info", str(tmp_path / "g.png.nlc"))
+    assert r.returncode == 0 and "codec" in r.stdout
+    r = nlc("decompress", str(tmp_path / "missing.nlc"))
+    assert r.returncode == 1 and r.stderr.endswith("missing.nlc: no such file\n") and r.stderr.count("\n") == 1
+    r = nlc("compress", "--no-such-option")
+    assert r.returncode == 2 and "No such option" in r.stderr
+    r = nlc("compress", str(tmp_path / "g.png"))  # the output exists: a failed file
+    assert r.returncode == 1 and "already exists" in r.stderr
+    closed = subprocess.run(f"{sys.executable} -m nlc models | head -c 1", shell=True, cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in closed.stderr
