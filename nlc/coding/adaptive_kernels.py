@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 
 @njit(cache=True)
@@ -94,11 +96,38 @@ def shift_kernel(weights, log_scales, levels, inv_table, inv_steps, inv_const, e
     return out, moved, f, cls, mean, inv, act
 
 
+@intrinsic
+def _to_bits(typingctx, x):
+    """A float64's IEEE bits as an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, u):
+    """The float64 whose IEEE bits are the int64 ``u``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_NORMAL = 2.0**-1000  # far above the subnormals: the bits' rounding below holds from here up
+
+
 @njit(cache=True)
 def _round_significant(x, bits):
-    """``x > 0`` rounded half up to ``bits`` significant bits (as the inverse-scale table's entries)."""
-    mant, ex = math.frexp(x)
-    return math.ldexp(math.floor(mant * 2.0**bits + 0.5), ex - bits)
+    """``x > 0`` rounded half up to ``bits`` significant bits (as the inverse-scale table's entries):
+    ``floor(m 2^bits + 0.5) 2^(e - bits)`` for ``x = m 2^e``, ``0.5 <= m < 1``. For a normal ``x`` that
+    is adding half a unit of the last kept bit to the IEEE bits and clearing the bits below it (a carry
+    into the exponent is the next power of two, as the floor gives); ``tests/coding/test_adaptive.py``
+    checks it against the definition."""
+    if x < _NORMAL:
+        mant, ex = math.frexp(x)
+        return math.ldexp(math.floor(mant * 2.0**bits + 0.5), ex - bits)
+    drop = 53 - bits
+    u = _to_bits(x) + (np.int64(1) << (drop - 1))
+    return _from_bits(u & ~((np.int64(1) << drop) - 1))
 
 
 @njit(cache=True)

@@ -178,3 +178,23 @@ def test_adaptive_codec_round_trips_through_the_api():
     assert nlc.read_header(data).codec == "pixelcnnpp-adaptive"
     _, plain = nlc.encode_image(im, "pixelcnnpp-exact", fallback=False)
     assert stats["model_bits"] < plain["model_bits"]
+
+
+def test_rounding_to_significant_bits_through_the_ieee_bits_is_the_definition():
+    """``adaptive_kernels._round_significant`` adds half a unit to a normal double's bits and clears what is
+    below: the same as ``floor(m 2^bits + 0.5) 2^(e - bits)`` for ``x = m 2^e``, ties and carries included."""
+    import math
+
+    from nlc.coding.adaptive_kernels import _round_significant
+
+    def definition(x: float, bits: int) -> float:
+        mant, ex = math.frexp(x)
+        return math.ldexp(math.floor(mant * 2.0**bits + 0.5), ex - bits)
+
+    rng = np.random.default_rng(0)
+    xs = np.concatenate([rng.uniform(0, 4, 3000), np.exp(rng.uniform(-700, 700, 3000)),
+                         2.0 ** np.arange(-1074, 1023, dtype=float), np.nextafter(2.0 ** np.arange(-900, 900.0), 0)])
+    for bits in (1, 8, 14, 30, 52):
+        ties = [math.ldexp(k + 0.5, e - bits) for k in range(2 ** (bits - 1), 2 ** (bits - 1) + 300) for e in (-9, 0, 4)]
+        for x in np.concatenate([xs, ties]):
+            assert _round_significant(x, bits) == definition(x, bits), (x, bits)
