@@ -214,14 +214,16 @@ def speed_table(path: Path) -> str:
     for label, v in r["summary"].items():
         rows.append(f"| {label} | {v['rows'][0]['bytes']:,} | {v['enc_s_median']:.2f} | {v['dec_s_median']:.2f} |")
     images = ", ".join(row["image"] for row in next(iter(r["summary"].values()))["rows"])
+    same = {True: " Old and new files are the same bytes (sha256).", False: " The files differ.",
+            None: ""}[r.get("same_bytes")]
     rows.append(f"\n{images} of `{r['data']}`, each configuration in a fresh process, alternating; old commit "
-                f"`{r['old_commit'][:7]}`. Command: `{r['command']}`.")
+                f"`{r['old_commit'][:7]}`.{same} Command: `{r['command']}`.")
     return "\n".join(rows)
 
 
 def update_readme(root: Path) -> None:
     """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``,
-    docs/adaptive.md's ``ablation``, ``context`` and ``speed``, and docs/sixteen-bit.md's ``photos16`` and
+    docs/adaptive.md's ``ablation``, ``context``, ``speed`` and ``speed-v3``, and docs/sixteen-bit.md's ``photos16`` and
     ``pngsuite16`` (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
     readme = root / "README.md"
     readme.write_text(_replace(readme.read_text(), "headline", headline_table()))
@@ -238,7 +240,8 @@ def update_readme(root: Path) -> None:
     if ablation.exists() and "<!-- ablation:start -->" in adaptive.read_text():
         adaptive.write_text(_replace(adaptive.read_text(), "ablation", ablation_table(ablation)))
     for tag, name, table in (("context", "context-photos-val.json", context_table),
-                             ("speed", "compare-times-kodak.json", speed_table)):
+                             ("speed", "compare-times-kodak.json", speed_table),
+                             ("speed-v3", "compare-times-kodak-v3.json", speed_table)):
         if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in adaptive.read_text():
             adaptive.write_text(_replace(adaptive.read_text(), tag, table(RESULTS / name)))
     sixteen = root / "docs" / "sixteen-bit.md"
