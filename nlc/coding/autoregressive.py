@@ -434,8 +434,14 @@ def _pass(model: SteppedModel, x4: torch.Tensor, tile_pixels: int) -> torch.Tens
     with exact_kernels(model):
         if x4.device.type != "cpu":
             return torch.cat([chunk(i) for i in starts])
+        out: torch.Tensor | None = None
         with pass_workers() as pool:  # chunks shared out as workers free up: a busy core slows one worker only
-            return torch.cat(list(pool.map(chunk, starts)))
+            for i, params in zip(starts, pool.map(chunk, starts)):  # each chunk copied in as it comes (no
+                if out is None:  # second copy of the whole pass, which a large image's window made 0.6 GB)
+                    out = torch.empty((len(x4), *params.shape[1:]), dtype=torch.int32)
+                out[i : i + len(params)] = params
+        assert out is not None  # at least one chunk
+        return out
 
 
 def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
