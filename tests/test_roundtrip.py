@@ -219,3 +219,32 @@ def test_any_causal_network_codes_through_the_recompute_adapter():
         im = gradient_image(11, 9, mode, seed=2)
         data, stats = encode_image(im, codec, fallback=False)
         assert decode_image(data, codec=codec)[0].tobytes() == im.tobytes() and stats["model_bits"] > 0
+
+
+def test_a_decompress_enters_the_api_module_once(tiny_home, tmp_path):
+    """`nlc decompress` calls into `nlc/api.py` once (`api.decompress`); everything after is inside it."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from nlc import api
+    from nlc.cli import main
+
+    src = tmp_path / "g.png"
+    gradient_image(9, 7, "RGB").save(src)
+    api.compress(src, fallback=False)
+    entries: list[str] = []
+
+    def trace(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename == api.__file__:
+            caller = frame.f_back
+            if caller is None or caller.f_code.co_filename != api.__file__:
+                entries.append(frame.f_code.co_name)
+
+    sys.setprofile(trace)
+    try:
+        r = CliRunner().invoke(main, ["decompress", str(tmp_path / "g.png.nlc"), "-o", str(tmp_path / "back.png")])
+    finally:
+        sys.setprofile(None)
+    assert r.exit_code == 0, r.output
+    assert entries == ["decompress"]

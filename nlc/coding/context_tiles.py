@@ -140,6 +140,7 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
         window = _passes(pixels, grid, groups, first, pass_params)
         first = max(window) + 1
         _both_chains(chain, window, stop)
+        window.clear()  # this window's parameters go before the next window's pass (a large image's are 0.8 GB)
     payload: list[bytes] = []
     for g in range(len(groups)):
         words = coded[g][0]

@@ -33,7 +33,7 @@ from numba import njit
 from .exact_steps import _clamp, _elu, _snap, lut_at
 
 SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT = range(8)
-META = 12  # columns of a node's row in the program's ``meta`` table (see :class:`Program`)
+META = 10  # columns of a node's row in the program's ``meta`` table (see :class:`Program`)
 
 
 @dataclass
@@ -189,7 +189,7 @@ def _fits(nodes: list[Node], outputs: list[int], entries: list[tuple[int, int]],
 @dataclass
 class Program:
     """A recorded vertical stream: ``meta`` ``(nodes, META)`` int64 rows ``(kind, in0, in1, channels, width,
-    weight offset, bias offset, kh, kw, stride, -, -)`` into the flat ``weights``; ``outputs`` the node ids
+    weight offset, bias offset, kh, kw, stride)`` into the flat ``weights``; ``outputs`` the node ids
     whose rows :func:`run_row` hands out; schedules cached per height."""
 
     nodes: list[Node]
@@ -212,7 +212,7 @@ class Program:
                 flat += [n.weight.reshape(-1), n.bias.reshape(-1)]
                 offset += n.weight.size + n.bias.size
             ins = list(n.inputs) + [-1, -1]
-            meta[n.id] = (n.kind, ins[0], ins[1], n.channels, n.width, w_off, b_off, n.kh, n.kw, n.stride, 0, 0)
+            meta[n.id] = (n.kind, ins[0], ins[1], n.channels, n.width, w_off, b_off, n.kh, n.kw, n.stride)
         weights = np.concatenate(flat) if flat else np.zeros(0)
         return cls(nodes, meta, weights, outputs)
 
