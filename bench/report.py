@@ -221,9 +221,20 @@ def speed_table(path: Path) -> str:
     return "\n".join(rows)
 
 
+def vertical_rows_table(path: Path) -> str:
+    """Milliseconds per row of the compiled and the torch vertical stream (``bench/vertical_rows.py``)."""
+    r = json.loads(path.read_text())
+    rows = ["| batch | tiles x width | compiled ms/row | torch ms/row | speed-up |", "|---|---|---|---|---|"]
+    for v in r["shapes"]:
+        rows.append(f"| {v['what']} | {v['tiles']} x {v['width']} | {v['compiled_ms']:.2f} | {v['torch_ms']:.2f} | "
+                    f"{v['speedup']:.2f}x |")
+    rows.append(f"\n`{r['codec']}`, {r['rows']} rows, one thread, medians of {r['repeats']}. Command: `{r['command']}`.")
+    return "\n".join(rows)
+
+
 def update_readme(root: Path) -> None:
     """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``,
-    docs/adaptive.md's ``ablation``, ``context``, ``speed`` and ``speed-v3``, and docs/sixteen-bit.md's ``photos16`` and
+    docs/adaptive.md's ``ablation``, ``context``, ``speed``, ``speed-v3`` and ``vertical-rows``, and docs/sixteen-bit.md's ``photos16`` and
     ``pngsuite16`` (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
     readme = root / "README.md"
     readme.write_text(_replace(readme.read_text(), "headline", headline_table()))
@@ -241,7 +252,8 @@ def update_readme(root: Path) -> None:
         adaptive.write_text(_replace(adaptive.read_text(), "ablation", ablation_table(ablation)))
     for tag, name, table in (("context", "context-photos-val.json", context_table),
                              ("speed", "compare-times-kodak.json", speed_table),
-                             ("speed-v3", "compare-times-kodak-v3.json", speed_table)):
+                             ("speed-v3", "compare-times-kodak-v3.json", speed_table),
+                             ("vertical-rows", "vertical-rows.json", vertical_rows_table)):
         if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in adaptive.read_text():
             adaptive.write_text(_replace(adaptive.read_text(), tag, table(RESULTS / name)))
     sixteen = root / "docs" / "sixteen-bit.md"

@@ -139,7 +139,7 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
     while first < len(groups):  # a window of groups' parameters, then its two chains at once on two cores
         window = _passes(pixels, grid, groups, first, pass_params)
         first = max(window) + 1
-        _both_chains(chain, window, stop)
+        _both_chains(lambda odd: chain(odd, window), stop.set, cores() >= 2)
         window.clear()  # this window's parameters go before the next window's pass (a large image's are 0.8 GB)
     payload: list[bytes] = []
     for g in range(len(groups)):
@@ -148,19 +148,20 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
     return b"".join(payload), sum(coded[g][1] for g in range(len(groups)))
 
 
-def _both_chains(chain: Callable[[bool, dict], None], window: dict, stop: threading.Event) -> None:
-    """Run ``chain(False, window)`` and ``chain(True, window)``: in two threads on two cores (the compiled
-    rows release the GIL), one after the other on one; the first real error is raised."""
-    if cores() < 2:
-        chain(False, window)
-        chain(True, window)
+def _both_chains(chain: Callable[[bool], None], stop: Callable[[], None], parallel: bool) -> None:
+    """Run ``chain(False)`` (the even columns' groups) and ``chain(True)``: with ``parallel`` in two threads
+    on two cores (the compiled rows release the GIL), else one after the other. On Ctrl-C in this thread
+    ``stop()`` makes both chains stop at their next row; the first real error is raised."""
+    if not parallel:
+        chain(False)
+        chain(True)
         return
     with ThreadPoolExecutor(max_workers=2) as pool:
-        jobs = [pool.submit(chain, odd, window) for odd in (False, True)]
+        jobs = [pool.submit(chain, odd) for odd in (False, True)]
         try:
             errors = [e for e in (job.exception() for job in jobs) if e is not None]
         except BaseException:  # Ctrl-C in this thread: both chains stop at their next row
-            stop.set()
+            stop()
             raise
     if errors:
         raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
@@ -262,19 +263,7 @@ def decode(model, mixtures: int, height: int, width: int, channels: int, grid, p
             rows.fail()
             raise
 
-    if cores() >= 2 and grid.nx > 1:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            jobs = [pool.submit(chain, odd) for odd in (False, True)]
-            try:
-                errors = [e for e in (job.exception() for job in jobs) if e is not None]
-            except BaseException:  # Ctrl-C in this thread: both chains stop at their next row
-                rows.fail()
-                raise
-        if errors:
-            raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
-    else:
-        chain(False)
-        chain(True)
+    _both_chains(chain, rows.fail, cores() >= 2 and grid.nx > 1)
     return image
 
 
