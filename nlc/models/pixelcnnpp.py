@@ -173,9 +173,11 @@ def vertical_program(model: PixelCNNPP, width: int) -> Program:
 class PixelStepper(RasterStepper):
     """Evaluates :class:`PixelCNNPP` one pixel at a time in raster order (see :class:`RasterStepper`).
 
-    The vertical stream runs in the model's arithmetic on torch tensors, a row
-    at a time; the per-pixel horizontal stream in ``self.steps``, which for an
-    exact model on a CPU is numpy (the same numbers, at a lower cost per call).
+    The vertical stream runs a row at a time: for an exact model on a CPU as one
+    compiled call per row (:mod:`~nlc.models.vertical_kernel`), otherwise in the
+    model's arithmetic on torch tensors; the per-pixel horizontal stream in
+    ``self.steps``, which for an exact model on a CPU is a compiled kernel
+    (:func:`~nlc.models.exact_steps.pixel_step`) or numpy, the same numbers.
     """
 
     numpy_steps = True
@@ -277,6 +279,7 @@ class PixelStepper(RasterStepper):
         if self.pool is not None:
             self.pool.shutdown()
         self.u_parts = self.skip = self.aux = self.hu = self.prev = self.pool = None  # type: ignore[assignment]  # the caches go
+        self.buffers = []  # the compiled stream's ring buffers
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor | np.ndarray:

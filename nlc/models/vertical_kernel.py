@@ -137,13 +137,14 @@ class Schedule:
     node: np.ndarray
     row: np.ndarray
     start: np.ndarray
-    slots: int
+    slots: np.ndarray  # rows each node's ring buffer holds (int64, per node)
 
 
 def schedule(nodes: list[Node], outputs: list[int], height: int) -> Schedule:
     """Replay :class:`~nlc.models.rowgraph.RowNode`'s lazy evaluation (each row computed on first demand,
-    the last two rows of a node kept) for rows ``0 .. height-1`` of ``outputs``, and check that ring
-    buffers of the fewest slots (2, 3 or 4 rows per node) hold every row when it is read."""
+    the last two rows of a node kept) for rows ``0 .. height-1`` of ``outputs``, and give each node the
+    fewest rows of ring buffer (1 to 4) that hold every row of it when it is read: most nodes are read
+    only in the row that made them, and one row each halves the buffers' memory."""
     entries: list[tuple[int, int]] = []
     cache: list[set[int]] = [set() for _ in nodes]
     start = [0]
@@ -161,29 +162,31 @@ def schedule(nodes: list[Node], outputs: list[int], height: int) -> Schedule:
         for o in outputs:
             row(o, r)
         start.append(len(entries))
-    for slots in (2, 3, 4):
-        if _fits(nodes, outputs, entries, start, slots):
-            break
-    else:
-        raise ValueError("the vertical stream's rows do not fit ring buffers of 4 rows")
+    slots = [1] * len(nodes)
+    while (short := _short(nodes, outputs, entries, start, slots)) is not None:
+        slots[short] += 1
+        if slots[short] > 4:
+            raise ValueError("the vertical stream's rows do not fit ring buffers of 4 rows")
     arr = np.array(entries, np.int64).reshape(-1, 2)
     return Schedule(np.ascontiguousarray(arr[:, 0]), np.ascontiguousarray(arr[:, 1]), np.array(start, np.int64),
-                    slots)
+                    np.array(slots, np.int64))
 
 
-def _fits(nodes: list[Node], outputs: list[int], entries: list[tuple[int, int]], start: list[int],
-          slots: int) -> bool:
-    """Whether ring buffers of ``slots`` rows per node hold every row an entry reads when it runs, and the
-    outputs' row ``r`` after output row ``r``'s entries."""
-    held = [[-1] * slots for _ in nodes]
+def _short(nodes: list[Node], outputs: list[int], entries: list[tuple[int, int]], start: list[int],
+           slots: list[int]) -> int | None:
+    """The first node whose ring buffer of ``slots[node]`` rows has lost a row when an entry reads it (or,
+    for an output, after its row's entries), or None if every read finds its row."""
+    held = [[-1] * k for k in slots]
     for r in range(len(start) - 1):
         for n, k in entries[start[r] : start[r + 1]]:
-            if any(j >= 0 and held[m][j % slots] != j for m, j in _needs(nodes[n], k)):
-                return False
-            held[n][k % slots] = k
-        if any(held[o][r % slots] != r for o in outputs):
-            return False
-    return True
+            for m, j in _needs(nodes[n], k):
+                if j >= 0 and held[m][j % slots[m]] != j:
+                    return m
+            held[n][k % slots[n]] = k
+        for o in outputs:
+            if held[o][r % slots[o]] != r:
+                return o
+    return None
 
 
 @dataclass
@@ -223,10 +226,10 @@ class Program:
             s = self.schedules[height] = schedule(self.nodes, self.outputs, height)
         return s
 
-    def buffers(self, batch: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
-        """Zeroed ring buffers for ``batch`` tiles: the flat array and each node's offset into it (a node's
-        buffer is ``(slots, batch, width, channels)``)."""
-        sizes = [slots * batch * n.width * n.channels for n in self.nodes]
+    def buffers(self, batch: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroed ring buffers for ``batch`` tiles: the flat array and each node's offset into it (node
+        ``n``'s buffer is ``(slots[n], batch, width, channels)``)."""
+        sizes = [int(slots[n.id]) * batch * n.width * n.channels for n in self.nodes]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         return np.zeros(int(sum(sizes))), offsets
 
@@ -235,7 +238,7 @@ class Program:
 def _row(buf, offs, n, k, slots, positions, channels):
     """Row ``k`` of node ``n`` as a ``(positions, channels)`` view of its ring buffer slot."""
     size = positions * channels
-    start = offs[n] + (k % slots) * size
+    start = offs[n] + (k % slots[n]) * size
     return buf[start : start + size].reshape((positions, channels))
 
 
@@ -305,7 +308,7 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
         kind = meta[n, 0]
         ch, wd = meta[n, 3], meta[n, 4]
         size = nb * wd * ch
-        o = offs[n] + (k % slots) * size
+        o = offs[n] + (k % slots[n]) * size
         if kind == CONV:
             _conv(meta, n, k, weights, buf, offs, slots, nb)
             for t in range(o, o + size):
@@ -321,21 +324,21 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
                 for t in range(o, o + size):
                     buf[t] = 0.0
             else:
-                s = offs[src] + ((k - 1) % slots) * size
+                s = offs[src] + ((k - 1) % slots[src]) * size
                 for t in range(size):
                     buf[o + t] = buf[s + t]
         elif kind == ELU:
-            s = offs[meta[n, 1]] + (k % slots) * size
+            s = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
             for t in range(size):
                 buf[o + t] = _elu(buf[s + t], elu_t, elu_s, elu_o)
         elif kind == ADD:
-            s1 = offs[meta[n, 1]] + (k % slots) * size
-            s2 = offs[meta[n, 2]] + (k % slots) * size
+            s1 = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
+            s2 = offs[meta[n, 2]] + (k % slots[meta[n, 2]]) * size
             for t in range(size):
                 buf[o + t] = _clamp(buf[s1 + t] + buf[s2 + t], limit)
         elif kind == GATE:
-            s1 = offs[meta[n, 1]] + (k % slots) * size
-            s2 = offs[meta[n, 2]] + (k % slots) * 2 * size
+            s1 = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
+            s2 = offs[meta[n, 2]] + (k % slots[meta[n, 2]]) * 2 * size
             for p in range(nb * wd):
                 for c in range(ch):
                     a = buf[s2 + p * 2 * ch + c]
@@ -382,7 +385,7 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
     for q in range(outputs.shape[0]):
         n = outputs[q]
         ch, wd = meta[n, 3], meta[n, 4]
-        o = offs[n] + (r % slots) * nb * wd * ch
+        o = offs[n] + (r % slots[n]) * nb * wd * ch
         for b in range(nb):
             for x in range(wd):
                 for c in range(ch):

@@ -63,9 +63,10 @@ def test_rows_are_computed_in_order_only(exact_model):
 
 
 @pytest.mark.parametrize("height", [1, 2, 7, 64, 136])
-def test_every_row_is_computed_once_and_two_rows_per_node_suffice(exact_model, height):
+def test_every_row_is_computed_once_and_one_or_two_rows_per_node_suffice(exact_model, height):
     program = pixelcnnpp.vertical_program(exact_model, 20)
     s = schedule(program.nodes, program.outputs, height)
     pairs = list(zip(s.node.tolist(), s.row.tolist()))
-    assert len(pairs) == len(set(pairs)) and s.slots == 2 and len(s.start) == height + 1
+    assert len(pairs) == len(set(pairs)) and len(s.start) == height + 1
+    assert s.slots.max() <= 2 and (height < 2 or (s.slots == 1).any())
     assert np.all(np.diff(s.start) > 0)
