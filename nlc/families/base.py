@@ -3,10 +3,16 @@ refusals a family inherits for what it does not code (:class:`Unsupported`)."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import time
+import zlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import torch
 
+from .. import container
+from ..coding.coders import PRECISION
 from ..errors import CodecError
 from ..registry import CodecSpec
 
@@ -95,22 +101,11 @@ class Unsupported:
         raise CodecError(f"codec {codec.spec.name!r} codes single images only, and this file is a set")
 
 
-
-
 def stepped_set_file(codec: LoadedCodec, items: np.ndarray, payload: bytes, *, coding: str, coder: str, bits: int,
                      scale: int, source: dict, model_bits: float, started: float) -> tuple[bytes, dict]:
     """The set file of ``items`` whose payload a family wrote in one coder stream, one 28x28-style gray
     channel, no latent grid and no tiles (the sequence and set-flow families), and its statistics
     (``started``: the ``time.perf_counter()`` at which coding began)."""
-    import importlib.metadata
-    import time
-    import zlib
-
-    import torch
-
-    from .. import container
-    from ..coding.coders import PRECISION
-
     cfg = codec.model.config
     header = container.SetHeader(
         codec=codec.spec.name, weights_sha256=codec.spec.sha256,

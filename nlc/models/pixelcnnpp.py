@@ -246,13 +246,13 @@ class PixelStepper(RasterStepper):
     def start_row(self, r: int) -> None:
         """Compute everything of row ``r`` that depends on the rows above only."""
         super().start_row(r)
-        m = self.model
-        A, S = self.arith, self.steps
         if self.program is not None:
             self._compiled_rows(r)
             self.hu, self.k_aux = self.k_out[0], self.k_out[1:]
             self.k_prev = np.zeros((2, len(self.blocks), *self.zero.shape))
             return
+        m = self.model
+        A, S = self.arith, self.steps
         if self.pool is None:
             u = self.u_parts[0].row(r)
         else:
