@@ -231,10 +231,10 @@ class PixelStepper(RasterStepper):
 
         def run(i: int) -> None:
             part = self.parts[i]
-            buf, offsets = self.buffers[i]
+            buf, offsets, scratch = self.buffers[i]
             step: Any = run_row  # a compiled kernel
             step(r, s.node, s.row, lo, hi, prog.meta, prog.weights, buf, offsets, s.slots, part.stop - part.start,
-                 self.xs, part.start, self.TOP, self.LEFT, self.outputs, self.k_out, *self.k_luts,
+                 scratch, self.xs, part.start, self.TOP, self.LEFT, self.outputs, self.k_out, *self.k_luts,
                  2.0**fixed.GRID_BITS, fixed.LIMIT)
 
         if self.pool is None:

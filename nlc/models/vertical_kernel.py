@@ -17,7 +17,11 @@ products is exact in float64 (weights of 14 significant bits per output
 channel on activations of the ``2^-16`` grid, checked by
 :func:`~nlc.models.exact.make_exact`), so the order of the sums does not matter;
 rounding to the grid is half to even and tables are read at truncated positions,
-as :mod:`nlc.models.exact_steps` does (no fast-math). ``tests/models/test_vertical_kernel.py``
+as :mod:`nlc.models.exact_steps` does. Rows are stored channel-first, so each
+convolution, projection and upsampling is a product whose inner loop runs
+along the row (:func:`_gemm`, blocks of 4 by 4 held in registers, fused
+multiply-adds of exact products: the only fast-math flag, ``contract``, gives
+the same sums). ``tests/models/test_vertical_kernel.py``
 checks every row against the torch stream.
 """
 
@@ -226,98 +230,145 @@ class Program:
             s = self.schedules[height] = schedule(self.nodes, self.outputs, height)
         return s
 
-    def buffers(self, batch: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def buffers(self, batch: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zeroed ring buffers for ``batch`` tiles: the flat array and each node's offset into it (node
-        ``n``'s buffer is ``(slots[n], batch, width, channels)``)."""
+        ``n``'s buffer is ``(slots[n], channels, batch * width)``), and the scratch of the convolutions' input
+        columns (see :func:`_conv`) and the upsamplings' sums."""
         sizes = [int(slots[n.id]) * batch * n.width * n.channels for n in self.nodes]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        return np.zeros(int(sum(sizes))), offsets
+        scratch = max([n.kh * n.kw * self.nodes[n.inputs[0]].channels * batch * n.width
+                       for n in self.nodes if n.kind == CONV]
+                      + [n.channels * batch * self.nodes[n.inputs[0]].width for n in self.nodes if n.kind == UP],
+                      default=0)
+        return np.zeros(int(sum(sizes))), offsets, np.zeros(scratch)
 
 
 @njit(cache=True, nogil=True)
 def _row(buf, offs, n, k, slots, positions, channels):
-    """Row ``k`` of node ``n`` as a ``(positions, channels)`` view of its ring buffer slot."""
+    """Row ``k`` of node ``n`` as a channel-first ``(channels, positions)`` view of its ring buffer slot."""
     size = positions * channels
     start = offs[n] + (k % slots[n]) * size
-    return buf[start : start + size].reshape((positions, channels))
+    return buf[start : start + size].reshape((channels, positions))
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _gemm(a, w, k0, acc):
+    """``acc[j, p] += sum_k a[k, p] * w[k, j]`` over rows ``k0:`` of ``a`` ``(K, P)`` and ``w`` ``(K, J)`` into
+    ``acc`` ``(J, P)``: blocks of 4 outputs by 4 rows, the inner loop over the ``P`` positions (long, so
+    vectorized at full speed). Exact sums in any order, and a fused multiply-add of exact products is
+    the same sum (``contract`` is the only fast-math flag)."""
+    kk, jj = w.shape
+    npos = a.shape[1]
+    j = 0
+    while j + 4 <= jj:
+        r0, r1, r2, r3 = acc[j], acc[j + 1], acc[j + 2], acc[j + 3]
+        k = k0
+        while k + 4 <= kk:
+            p0, p1, p2, p3 = a[k], a[k + 1], a[k + 2], a[k + 3]
+            w00, w10, w20, w30 = w[k, j], w[k + 1, j], w[k + 2, j], w[k + 3, j]
+            w01, w11, w21, w31 = w[k, j + 1], w[k + 1, j + 1], w[k + 2, j + 1], w[k + 3, j + 1]
+            w02, w12, w22, w32 = w[k, j + 2], w[k + 1, j + 2], w[k + 2, j + 2], w[k + 3, j + 2]
+            w03, w13, w23, w33 = w[k, j + 3], w[k + 1, j + 3], w[k + 2, j + 3], w[k + 3, j + 3]
+            for x in range(npos):
+                q0, q1, q2, q3 = p0[x], p1[x], p2[x], p3[x]
+                r0[x] += q0 * w00 + q1 * w10 + q2 * w20 + q3 * w30
+                r1[x] += q0 * w01 + q1 * w11 + q2 * w21 + q3 * w31
+                r2[x] += q0 * w02 + q1 * w12 + q2 * w22 + q3 * w32
+                r3[x] += q0 * w03 + q1 * w13 + q2 * w23 + q3 * w33
+            k += 4
+        while k < kk:
+            p0 = a[k]
+            w00, w01, w02, w03 = w[k, j], w[k, j + 1], w[k, j + 2], w[k, j + 3]
+            for x in range(npos):
+                q0 = p0[x]
+                r0[x] += q0 * w00
+                r1[x] += q0 * w01
+                r2[x] += q0 * w02
+                r3[x] += q0 * w03
+            k += 1
+        j += 4
+    while j < jj:
+        r0 = acc[j]
+        for k in range(k0, kk):
+            p0 = a[k]
+            w00 = w[k, j]
+            for x in range(npos):
+                r0[x] += p0[x] * w00
+        j += 1
 
 
 @njit(cache=True, nogil=True)
-def _conv(meta, n, r, weights, buf, offs, slots, nb):
-    """Row ``r`` of convolution node ``n`` (down-shifted, column stride = row stride) before rounding: two
-    output columns at a time, four input channels per pass over the outputs (exact sums: any order)."""
+def _fill_bias(acc, bias):
+    for j in range(acc.shape[0]):
+        b = bias[j]
+        for p in range(acc.shape[1]):
+            acc[j, p] = b
+
+
+@njit(cache=True, nogil=True)
+def _conv(meta, n, r, weights, buf, offs, slots, nb, scratch):
+    """Row ``r`` of convolution node ``n`` (down-shifted, column stride = row stride) before rounding: the
+    weights times the row's input columns laid out in ``scratch`` (row ``(dy, dx, channel)`` holds that
+    tap's input for every output position, zero outside the row; taps above the image left out)."""
     src = meta[n, 1]
     cout, wout = meta[n, 3], meta[n, 4]
     cin, win = meta[src, 3], meta[src, 4]
     w_off, b_off, kh, kw, stride = meta[n, 5], meta[n, 6], meta[n, 7], meta[n, 8], meta[n, 9]
     pw = kw // 2
-    wt = weights[w_off : w_off + kh * kw * cin * cout].reshape((kh * kw * cin, cout))
-    bias = weights[b_off : b_off + cout]
-    out = _row(buf, offs, n, r, slots, nb * wout, cout)
+    kk = kh * kw * cin
+    npos = nb * wout
+    wt = weights[w_off : w_off + kk * cout].reshape((kk, cout))
+    cols = scratch[: kk * npos].reshape((kk, npos))
     first = r * stride - kh + 1
-    a0 = np.empty(cout)
-    a1 = np.empty(cout)
-    zero = np.zeros(cin)
-    c4 = cin - cin % 4
-    for b in range(nb):
-        for x in range(0, wout, 2):
-            two = x + 1 < wout
-            for j in range(cout):
-                a0[j] = bias[j]
-                a1[j] = bias[j]
-            for dy in range(kh):
-                rin = first + dy
-                if rin < 0:
-                    continue
-                inp = _row(buf, offs, src, rin, slots, nb * win, cin)
-                for dx in range(kw):
-                    xi0 = x * stride + dx - pw
-                    xi1 = xi0 + stride
-                    q0 = inp[b * win + xi0] if 0 <= xi0 < win else zero
-                    q1 = inp[b * win + xi1] if two and 0 <= xi1 < win else zero
-                    k0 = (dy * kw + dx) * cin
-                    for i in range(0, c4, 4):
-                        u0, u1, u2, u3 = q0[i], q0[i + 1], q0[i + 2], q0[i + 3]
-                        v0, v1, v2, v3 = q1[i], q1[i + 1], q1[i + 2], q1[i + 3]
-                        w0, w1, w2, w3 = wt[k0 + i], wt[k0 + i + 1], wt[k0 + i + 2], wt[k0 + i + 3]
-                        for j in range(cout):
-                            a0[j] += u0 * w0[j] + u1 * w1[j] + u2 * w2[j] + u3 * w3[j]
-                            a1[j] += v0 * w0[j] + v1 * w1[j] + v2 * w2[j] + v3 * w3[j]
-                    for i in range(c4, cin):
-                        for j in range(cout):
-                            a0[j] += q0[i] * wt[k0 + i, j]
-                            a1[j] += q1[i] * wt[k0 + i, j]
-            o = b * wout + x
-            for j in range(cout):
-                out[o, j] = a0[j]
-            if two:
-                for j in range(cout):
-                    out[o + 1, j] = a1[j]
+    d0 = min(max(-first, 0), kh)
+    for dy in range(d0, kh):
+        inp = _row(buf, offs, src, first + dy, slots, nb * win, cin)
+        for dx in range(kw):
+            k0 = (dy * kw + dx) * cin
+            x_lo = max(0, (pw - dx + stride - 1) // stride)  # the output columns whose tap is inside the row
+            x_hi = min(wout, (win - 1 + pw - dx) // stride + 1)
+            for i in range(cin):
+                q = inp[i]
+                c = cols[k0 + i]
+                for b in range(nb):
+                    p = b * wout
+                    for x in range(x_lo):
+                        c[p + x] = 0.0
+                    for x in range(x_hi, wout):
+                        c[p + x] = 0.0
+                    shift = b * win + dx - pw
+                    for x in range(x_lo, x_hi):
+                        c[p + x] = q[shift + x * stride]
+    acc = _row(buf, offs, n, r, slots, npos, cout)
+    _fill_bias(acc, weights[b_off : b_off + cout])
+    _gemm(cols, wt, d0 * kw * cin, acc)
 
 
 @njit(cache=True, nogil=True)
-def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slots, nb, xs, b0, top, left, outputs,
-            out, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit):
-    """Execute entries ``lo:hi`` (output row ``r``'s) of a :class:`Schedule` for ``nb`` tiles: the source
-    rows come from the pixel buffer ``xs`` ``(B, 4, H', W')`` (tiles from ``b0``, rows after ``top``,
-    columns after ``left``); then row ``r`` of each node of ``outputs`` is copied to ``out[k, b0 + b]``
+def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slots, nb, scratch, xs, b0, top,
+            left, outputs, out, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit):
+    """Execute entries ``lo:hi`` (output row ``r``'s) of a :class:`Schedule` for ``nb`` tiles, every row
+    channel-first ``(channels, nb * width)`` (``scratch`` from :meth:`Program.buffers`): the source rows
+    come from the pixel buffer ``xs`` ``(B, 4, H', W')`` (tiles from ``b0``, rows after ``top``, columns
+    after ``left``); then row ``r`` of each node of ``outputs`` is copied to ``out[k, b0 + b]``
     ``(len(outputs), B, W, C)``."""
     for e in range(lo, hi):
         n = entries_node[e]
         k = entries_row[e]
         kind = meta[n, 0]
         ch, wd = meta[n, 3], meta[n, 4]
-        size = nb * wd * ch
+        npos = nb * wd
+        size = npos * ch
         o = offs[n] + (k % slots[n]) * size
         if kind == CONV:
-            _conv(meta, n, k, weights, buf, offs, slots, nb)
+            _conv(meta, n, k, weights, buf, offs, slots, nb, scratch)
             for t in range(o, o + size):
                 buf[t] = _snap(buf[t], unit, limit)
         elif kind == SOURCE:
-            for b in range(nb):
-                for x in range(wd):
-                    for c in range(ch):
-                        buf[o + (b * wd + x) * ch + c] = xs[b0 + b, c, top + k, left + x]
+            for c in range(ch):
+                for b in range(nb):
+                    for x in range(wd):
+                        buf[o + c * npos + b * wd + x] = xs[b0 + b, c, top + k, left + x]
         elif kind == SHIFT:
             src = meta[n, 1]
             if k == 0:
@@ -336,58 +387,44 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
             s2 = offs[meta[n, 2]] + (k % slots[meta[n, 2]]) * size
             for t in range(size):
                 buf[o + t] = _clamp(buf[s1 + t] + buf[s2 + t], limit)
-        elif kind == GATE:
+        elif kind == GATE:  # the gated convolution's first ``ch`` channels times the sigmoid of the rest
             s1 = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
             s2 = offs[meta[n, 2]] + (k % slots[meta[n, 2]]) * 2 * size
-            for p in range(nb * wd):
-                for c in range(ch):
-                    a = buf[s2 + p * 2 * ch + c]
-                    g = buf[s2 + p * 2 * ch + ch + c]
-                    buf[o + p * ch + c] = _clamp(_snap(a * lut_at(sig_t, sig_s, sig_o, g), unit, limit)
-                                                 + buf[s1 + p * ch + c], limit)
+            for t in range(size):
+                a = buf[s2 + t]
+                g = buf[s2 + size + t]
+                buf[o + t] = _clamp(_snap(a * lut_at(sig_t, sig_s, sig_o, g), unit, limit) + buf[s1 + t], limit)
         elif kind == NIN:
             src = meta[n, 1]
             cin = meta[src, 3]
-            inp = _row(buf, offs, src, k, slots, nb * wd, cin)
-            dst = _row(buf, offs, n, k, slots, nb * wd, ch)
             w_off, b_off = meta[n, 5], meta[n, 6]
-            wt = weights[w_off : w_off + cin * ch].reshape((cin, ch))
-            acc = np.empty(ch)
-            for p in range(nb * wd):
-                for j in range(ch):
-                    acc[j] = weights[b_off + j]
-                for i in range(cin):
-                    v = inp[p, i]
-                    for j in range(ch):
-                        acc[j] += v * wt[i, j]
-                for j in range(ch):
-                    dst[p, j] = _snap(acc[j], unit, limit)
+            dst = _row(buf, offs, n, k, slots, npos, ch)
+            _fill_bias(dst, weights[b_off : b_off + ch])
+            _gemm(_row(buf, offs, src, k, slots, npos, cin), weights[w_off : w_off + cin * ch].reshape((cin, ch)), 0,
+                  dst)
+            for t in range(o, o + size):
+                buf[t] = _snap(buf[t], unit, limit)
         else:  # UP: output row k reads input row k // 2, columns x // 2, taps (k % 2, x % 2)
             src = meta[n, 1]
             cin, win = meta[src, 3], meta[src, 4]
             inp = _row(buf, offs, src, k // 2, slots, nb * win, cin)
-            dst = _row(buf, offs, n, k, slots, nb * wd, ch)
+            dst = _row(buf, offs, n, k, slots, npos, ch)
             w_off, b_off = meta[n, 5], meta[n, 6]
-            wt = weights[w_off : w_off + 4 * cin * ch].reshape((4 * cin, ch))
-            acc = np.empty(ch)
-            for b in range(nb):
-                for x in range(wd):
-                    for j in range(ch):
-                        acc[j] = weights[b_off + j]
-                    k0 = ((k % 2) * 2 + x % 2) * cin
-                    p = b * win + x // 2
-                    for i in range(cin):
-                        v = inp[p, i]
-                        for j in range(ch):
-                            acc[j] += v * wt[k0 + i, j]
-                    for j in range(ch):
-                        dst[b * wd + x, j] = _snap(acc[j], unit, limit)
+            acc = scratch[: ch * nb * win].reshape((ch, nb * win))
+            for px in range(2):
+                k0 = ((k % 2) * 2 + px) * cin
+                _fill_bias(acc, weights[b_off : b_off + ch])
+                _gemm(inp, weights[w_off + k0 * ch : w_off + (k0 + cin) * ch].reshape((cin, ch)), 0, acc)
+                for j in range(ch):
+                    for b in range(nb):
+                        for x in range(px, wd, 2):
+                            dst[j, b * wd + x] = _snap(acc[j, b * win + x // 2], unit, limit)
     for q in range(outputs.shape[0]):
         n = outputs[q]
         ch, wd = meta[n, 3], meta[n, 4]
-        o = offs[n] + (r % slots[n]) * nb * wd * ch
+        row = _row(buf, offs, n, r, slots, nb * wd, ch)
         for b in range(nb):
             for x in range(wd):
                 for c in range(ch):
-                    out[q, b0 + b, x, c] = buf[o + (b * wd + x) * ch + c]
+                    out[q, b0 + b, x, c] = row[c, b * wd + x]
     return 0
