@@ -9,7 +9,9 @@ every product sum is exact (weights with 14 significant bits per output
 channel on activations of the ``2^-16`` grid), so its order does not matter;
 each linear output is rounded half to even onto the grid and clamped; ELU and
 the gate's sigmoid are the same table lookups (positions truncated, then
-clamped); sums of grid values are clamped to ``+-LIMIT``. No fast-math: the
+clamped); sums of grid values are clamped to ``+-LIMIT``. Only the matrix
+products (:func:`products`) reassociate and fuse their exact sums; the rest has
+no fast-math (the rounding of :func:`round_half_even` depends on it): the
 same numbers as the numpy steps, which ``tests/models/test_exact.py`` checks on every
 pixel of images, and the golden files decode with it.
 """
@@ -74,91 +76,107 @@ def _elu(x, table, scale, offset):
     return lut_at(table, scale, offset, x) + max(x, 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def products(x, wt, bias, out):
+    """``out[b, j] = bias[j] + sum_k x[b, k] * wt[j, k]``: each tile's activations ``x`` ``(B, K)`` times a
+    layer's weights ``wt`` ``(J, K)`` (one output per row). Three tiles share each pass over a weight row,
+    and the sums run along it in vector partial sums: exact sums of exact products are the same in any
+    order, so reassociating and fusing them (this function's only fast-math flags) changes no number."""
+    nb, kk = x.shape
+    jj = wt.shape[0]
+    b = 0
+    while b + 3 <= nb:
+        x0, x1, x2 = x[b], x[b + 1], x[b + 2]
+        for j in range(jj):
+            w = wt[j]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            for k in range(kk):
+                v = w[k]
+                s0 += x0[k] * v
+                s1 += x1[k] * v
+                s2 += x2[k] * v
+            out[b, j] = s0 + bias[j]
+            out[b + 1, j] = s1 + bias[j]
+            out[b + 2, j] = s2 + bias[j]
+        b += 3
+    while b < nb:
+        x0 = x[b]
+        for j in range(jj):
+            w = wt[j]
+            s0 = 0.0
+            for k in range(kk):
+                s0 += x0[k] * w[k]
+            out[b, j] = s0 + bias[j]
+        b += 1
+
+
+@njit(cache=True, nogil=True)
 def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
                w_left, elu_table, elu_scale, elu_offset, sig_table, sig_scale, sig_offset, unit, limit):
     """Mixture parameters ``(B, P)`` of pixel column ``c`` of every tile, as ``PixelStepper.params`` computes them.
 
     ``xs`` ``(B, 4, H', W')`` is the pixel buffer (row ``row``, column ``cl`` of
-    the pixel); ``w_in``/``b_in`` the input layer; ``hu`` ``(B, W, C)`` the
-    vertical stream's projection of the row; ``w1, b1, w2, b2`` the gate
-    blocks' two layers stacked ``(L, ...)``; ``aux`` ``(L, B, W, C)`` their
-    vertical inputs; ``prev0``/``prev1`` ``(L, B, C)`` each block's inputs at
-    the previous column (updated in place); ``head_wt`` ``(C, P)``, ``head_b``
-    the head; ``above`` ``(B, W, P)``, ``nw`` ``(B, W, 4)``, ``w_left`` the
-    neighbourhood skip.
+    the pixel); every weight matrix is laid out one output per row (see
+    :func:`products`): ``w_in`` ``(C, 12)``/``b_in`` the input layer; ``hu``
+    ``(B, W, C)`` the vertical stream's projection of the row; ``w1`` ``(L, C,
+    2C)``, ``b1``, ``w2`` ``(L, 2C, 2C)``, ``b2`` the gate blocks' two layers
+    stacked; ``aux`` ``(L, B, W, C)`` their vertical inputs; ``prev0``/``prev1``
+    ``(L, B, C)`` each block's inputs at the previous column (updated in
+    place); ``head_wt`` ``(P, C)``, ``head_b`` the head; ``above`` ``(B, W,
+    P)``, ``nw`` ``(B, W, 4)``, ``w_left`` ``(P, 14)`` the neighbourhood skip.
     """
     nb, nc = xs.shape[0], b_in.shape[0]
     nl, npar = w1.shape[0], head_b.shape[0]
     out = np.empty((nb, npar))
-    h = np.empty(nc)
-    e = np.empty(nc)
-    c1 = np.empty(nc)
-    acc = np.empty(2 * nc)
-    win = np.empty(w_in.shape[0])
-    left = np.empty(w_left.shape[0])
+    h = np.empty((nb, nc))
+    cat = np.empty((nb, 2 * nc))  # a layer's input: the block's input at the previous column, then this one's
+    acc = np.empty((nb, 2 * nc))
+    win = np.empty((nb, w_in.shape[1]))
+    left = np.empty((nb, w_left.shape[1]))
     for b in range(nb):
         for k in range(3):  # the window of the three pixels left of the current one: (column, channel)
             for ch in range(4):
-                win[k * 4 + ch] = xs[b, ch, row, cl - 3 + k]
-        acc[:nc] = 0.0
-        for i in range(win.shape[0]):
-            v = win[i]
-            for j in range(nc):
-                acc[j] += v * w_in[i, j]
+                win[b, k * 4 + ch] = xs[b, ch, row, cl - 3 + k]
+    products(win, w_in, b_in, acc)
+    for b in range(nb):
         for j in range(nc):
-            h[j] = _clamp(_snap(acc[j] + b_in[j], unit, limit) + hu[b, c, j], limit)
-        for lay in range(nl):
+            h[b, j] = _clamp(_snap(acc[b, j], unit, limit) + hu[b, c, j], limit)
+    for lay in range(nl):
+        for b in range(nb):
             for j in range(nc):
-                e[j] = _elu(h[j], elu_table, elu_scale, elu_offset)
-            acc[:nc] = 0.0
-            for i in range(nc):
-                v = prev0[lay, b, i]
-                for j in range(nc):
-                    acc[j] += v * w1[lay, i, j]
-            for i in range(nc):
-                v = e[i]
-                for j in range(nc):
-                    acc[j] += v * w1[lay, nc + i, j]
+                cat[b, j] = prev0[lay, b, j]
+                e = _elu(h[b, j], elu_table, elu_scale, elu_offset)
+                cat[b, nc + j] = e
+                prev0[lay, b, j] = e
+        products(cat, w1[lay], b1[lay], acc)
+        for b in range(nb):
             for j in range(nc):
-                s = _clamp(_snap(acc[j] + b1[lay, j], unit, limit) + aux[lay, b, c, j], limit)
-                c1[j] = _elu(s, elu_table, elu_scale, elu_offset)
-            acc[:] = 0.0
-            for i in range(nc):
-                v = prev1[lay, b, i]
-                for j in range(2 * nc):
-                    acc[j] += v * w2[lay, i, j]
-            for i in range(nc):
-                v = c1[i]
-                for j in range(2 * nc):
-                    acc[j] += v * w2[lay, nc + i, j]
+                s = _clamp(_snap(acc[b, j], unit, limit) + aux[lay, b, c, j], limit)
+                cat[b, j] = prev1[lay, b, j]
+                c1 = _elu(s, elu_table, elu_scale, elu_offset)
+                cat[b, nc + j] = c1
+                prev1[lay, b, j] = c1
+        products(cat, w2[lay], b2[lay], acc)
+        for b in range(nb):
             for j in range(nc):
-                a = _snap(acc[j] + b2[lay, j], unit, limit)
-                g = _snap(acc[nc + j] + b2[lay, nc + j], unit, limit)
-                h[j] = _clamp(_snap(a * lut_at(sig_table, sig_scale, sig_offset, g), unit, limit) + h[j], limit)
-            for j in range(nc):
-                prev0[lay, b, j] = e[j]
-                prev1[lay, b, j] = c1[j]
+                a = _snap(acc[b, j], unit, limit)
+                g = _snap(acc[b, nc + j], unit, limit)
+                h[b, j] = _clamp(_snap(a * lut_at(sig_table, sig_scale, sig_offset, g), unit, limit) + h[b, j], limit)
+    for b in range(nb):
         for j in range(nc):
-            e[j] = _elu(h[j], elu_table, elu_scale, elu_offset)
+            h[b, j] = _elu(h[b, j], elu_table, elu_scale, elu_offset)
         for ch in range(4):  # the skip's left features: W, WW, |W - NW| and |W - WW| of the colours
-            left[ch] = xs[b, ch, row, cl - 1]
-            left[4 + ch] = xs[b, ch, row, cl - 2]
+            left[b, ch] = xs[b, ch, row, cl - 1]
+            left[b, 4 + ch] = xs[b, ch, row, cl - 2]
         for ch in range(3):
-            left[8 + ch] = abs(left[ch] - nw[b, c, ch])
-            left[11 + ch] = abs(left[ch] - left[4 + ch])
+            left[b, 8 + ch] = abs(left[b, ch] - nw[b, c, ch])
+            left[b, 11 + ch] = abs(left[b, ch] - left[b, 4 + ch])
+    products(h, head_wt, head_b, out)
+    skip = np.empty((nb, npar))
+    products(left, w_left, np.zeros(npar), skip)
+    for b in range(nb):
         for p in range(npar):
-            out[b, p] = 0.0
-        for i in range(nc):
-            v = e[i]
-            for p in range(npar):
-                out[b, p] += v * head_wt[i, p]
-        for p in range(npar):
-            out[b, p] = out[b, p] + head_b[p] + above[b, c, p]
-        for i in range(w_left.shape[0]):
-            v = left[i]
-            for p in range(npar):
-                out[b, p] += v * w_left[i, p]
-        for p in range(npar):
-            out[b, p] = _snap(out[b, p], unit, limit)
+            out[b, p] = _snap(out[b, p] + above[b, c, p] + skip[b, p], unit, limit)
     return out

@@ -211,10 +211,13 @@ class PixelStepper(RasterStepper):
                        for b in model.h_blocks]
         self.head = self.linear_weights(model.head)
         self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
-        if self.kernel:  # the step's weights laid out for exact_steps.pixel_step
-            self.k_w1, self.k_b1, self.k_w2, self.k_b2 = (np.ascontiguousarray(np.stack([blk[i][j] for blk in self.blocks]))
-                                                          for i in (0, 1) for j in (0, 1))
-            self.k_head_wt = np.ascontiguousarray(self.head[0].T)
+        if self.kernel:  # the step's weights laid out for exact_steps.pixel_step: one output per row
+            self.k_w1, self.k_b1, self.k_w2, self.k_b2 = (
+                np.ascontiguousarray(np.stack([blk[i][0].T if j == 0 else blk[i][1] for blk in self.blocks]))
+                for i in (0, 1) for j in (0, 1))
+            self.k_head_wt = np.ascontiguousarray(self.head[0])
+            self.k_w_in = np.ascontiguousarray(self.w_in.T)
+            self.k_w_left = np.ascontiguousarray(self.skip.w_left.T)
             self.k_luts = tuple(v for lut in (cast(Any, S).elu_neg, cast(Any, S).sigmoid)  # numpy exact steps
                                 for v in (lut.array, 2.0**lut.in_bits, 0.5 - lut.lo * 2.0**lut.in_bits))
 
@@ -269,10 +272,14 @@ class PixelStepper(RasterStepper):
         """The current row's arguments of :func:`~nlc.models.exact_steps.pixel_step` but the column (the
         buffer's left margin in its place), for a compiled loop over the row's pixels; only where
         :attr:`kernel` is set (an exact model on a CPU), after :meth:`start_row`."""
+        args = self._kernel_args(self.LEFT)
+        return args[:3] + args[4:]
+
+    def _kernel_args(self, cl: int, c: int = 0) -> tuple:
         sk = self.skip
-        return (self.xs, self.r + self.TOP, self.LEFT, self.w_in, self.b_in, self.hu, self.k_w1, self.k_b1, self.k_w2,
+        return (self.xs, self.r + self.TOP, cl, c, self.k_w_in, self.b_in, self.hu, self.k_w1, self.k_b1, self.k_w2,
                 self.k_b2, self.k_aux, self.k_prev[0], self.k_prev[1], self.k_head_wt, self.head[1], sk.above, sk.nw,
-                sk.w_left, *self.k_luts, 2.0**fixed.GRID_BITS, fixed.LIMIT)
+                self.k_w_left, *self.k_luts, 2.0**fixed.GRID_BITS, fixed.LIMIT)
 
     def release(self) -> None:
         """Drop the row caches now (their closures refer back to this stepper, a reference cycle)."""
@@ -286,12 +293,8 @@ class PixelStepper(RasterStepper):
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)`` (a numpy array where ``self.steps`` is numpy's)."""
         S = self.steps
         if self.kernel:
-            sk = self.skip
             step: Any = pixel_step  # a compiled kernel
-            return step(self.xs, self.r + self.TOP, c + self.LEFT, c, self.w_in, self.b_in, self.hu, self.k_w1,
-                              self.k_b1, self.k_w2, self.k_b2, self.k_aux, self.k_prev[0], self.k_prev[1],
-                              self.k_head_wt, self.head[1], sk.above, sk.nw, sk.w_left, *self.k_luts,
-                              2.0**fixed.GRID_BITS, fixed.LIMIT)
+            return step(*self._kernel_args(c + self.LEFT, c))
         row = self.xs[:, :, self.r + self.TOP]
         cl = c + self.LEFT
         window = row[:, :, cl - 3 : cl].swapaxes(1, 2).reshape(self.batch, -1)
