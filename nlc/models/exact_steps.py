@@ -180,3 +180,79 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
         for p in range(npar):
             out[b, p] = _snap(out[b, p] + above[b, c, p] + skip[b, p], unit, limit)
     return out
+
+
+@njit(cache=True, nogil=True)
+def gated_step(xs, row, cl, c, w_in, b_in, link_in, w_h, b_h, links, prev, w_skip, b_skip, w_res, b_res, w_out, b_out,
+               w_head, b_head, above, nw, w_left, tanh_table, tanh_scale, tanh_offset, sig_table, sig_scale,
+               sig_offset, unit, limit):
+    """Mixture parameters ``(B, P)`` of pixel column ``c`` of every tile for an exact Gated PixelCNN, as
+    ``GatedStepper.params`` computes them in numpy.
+
+    Weights one output per row (see :func:`products`): ``w_in`` ``(C, 12)`` the horizontal input; per
+    layer (stacked on axis 0) ``w_h`` ``(2C, 2C)`` the ``1 x 2`` convolution over the previous and the
+    current column, ``w_skip`` ``(S, C)``, ``w_res`` ``(C, C)``; ``w_out`` ``(S, S)``, ``w_head``
+    ``(P, S)``; ``link_in`` ``(B, W, C)`` and ``links`` ``(L, B, W, 2C)`` the vertical stack's row;
+    ``prev`` ``(L, B, C)`` each layer's input at the previous column (updated in place); ``above``,
+    ``nw``, ``w_left`` ``(P, 14)`` the neighbourhood skip.
+    """
+    nb, nc = xs.shape[0], b_in.shape[0]
+    nl, ns, npar = w_h.shape[0], b_out.shape[0], b_head.shape[0]
+    h = np.empty((nb, nc))
+    cat = np.empty((nb, 2 * nc))
+    pre = np.empty((nb, 2 * nc))
+    g = np.empty((nb, nc))
+    proj = np.empty((nb, max(ns, nc)))
+    skip = np.zeros((nb, ns))
+    win = np.empty((nb, w_in.shape[1]))
+    left = np.empty((nb, w_left.shape[1]))
+    out = np.empty((nb, npar))
+    for b in range(nb):
+        for k in range(3):  # the three pixels left of the current one: (column, channel)
+            for ch in range(4):
+                win[b, k * 4 + ch] = xs[b, ch, row, cl - 3 + k]
+    products(win, w_in, b_in, pre)
+    for b in range(nb):
+        for j in range(nc):
+            h[b, j] = _clamp(_snap(pre[b, j], unit, limit) + link_in[b, c, j], limit)
+    for lay in range(nl):
+        for b in range(nb):
+            for j in range(nc):
+                cat[b, j] = prev[lay, b, j]
+                cat[b, nc + j] = h[b, j]
+                prev[lay, b, j] = h[b, j]
+        products(cat, w_h[lay], b_h[lay], pre)
+        for b in range(nb):
+            for j in range(nc):
+                a = _clamp(_snap(pre[b, j], unit, limit) + links[lay, b, c, j], limit)
+                s = _clamp(_snap(pre[b, nc + j], unit, limit) + links[lay, b, c, nc + j], limit)
+                g[b, j] = _snap(lut_at(tanh_table, tanh_scale, tanh_offset, a)
+                                * lut_at(sig_table, sig_scale, sig_offset, s), unit, limit)
+        products(g, w_skip[lay], b_skip[lay], proj)
+        for b in range(nb):
+            for j in range(ns):
+                skip[b, j] = _clamp(skip[b, j] + _snap(proj[b, j], unit, limit), limit)
+        products(g, w_res[lay], b_res[lay], proj)
+        for b in range(nb):
+            for j in range(nc):
+                h[b, j] = _clamp(h[b, j] + _snap(proj[b, j], unit, limit), limit)
+    for b in range(nb):
+        for j in range(ns):
+            skip[b, j] = max(skip[b, j], 0.0)
+    products(skip, w_out, b_out, proj)
+    for b in range(nb):
+        for j in range(ns):
+            proj[b, j] = max(_snap(proj[b, j], unit, limit), 0.0)
+        for ch in range(4):  # the skip's left features: W, WW, |W - NW| and |W - WW| of the colours
+            left[b, ch] = xs[b, ch, row, cl - 1]
+            left[b, 4 + ch] = xs[b, ch, row, cl - 2]
+        for ch in range(3):
+            left[b, 8 + ch] = abs(left[b, ch] - nw[b, c, ch])
+            left[b, 11 + ch] = abs(left[b, ch] - left[b, 4 + ch])
+    products(proj[:, :ns], w_head, b_head, out)
+    neighbours = np.empty((nb, npar))
+    products(left, w_left, np.zeros(npar), neighbours)
+    for b in range(nb):
+        for p in range(npar):
+            out[b, p] = _snap(out[b, p] + above[b, c, p] + neighbours[b, p], unit, limit)
+    return out

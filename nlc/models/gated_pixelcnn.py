@@ -25,14 +25,17 @@ Every layer computes through the model's arithmetic (``self.arith``), so
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import fixed
 from . import mixture
+from .exact import NUMPY_EXACT
+from .exact_steps import gated_step
 from .image_model import MixtureImageModel, RasterStepper, zero_
 from .layers import DownShiftedConv2d, Nin, RightShiftedConv1d
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
@@ -110,6 +113,7 @@ class GatedStepper(RasterStepper):
     """
 
     numpy_steps = True  # an exact model's per-pixel steps run in numpy on a CPU (``self.steps``)
+    compiled = True  # and there as one compiled kernel (exact_steps.gated_step); False: numpy calls
 
     @torch.no_grad()
     def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
@@ -122,6 +126,19 @@ class GatedStepper(RasterStepper):
                        for conv, sk, res in zip(model.h_convs, model.h_skips, model.h_res)]
         self.out, self.head = self.linear_weights(model.out), self.linear_weights(model.head)
         self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
+        # (not ``kernel``: that names PixelCNN++'s compiled row decoder to the coding layer)
+        self.compiled_step = self.compiled and S is NUMPY_EXACT
+        if self.compiled_step:  # the weights laid out for exact_steps.gated_step: one output per row
+            def stack(arrays: list) -> np.ndarray:
+                return np.ascontiguousarray(np.stack(arrays))
+
+            self.k_w_in = np.ascontiguousarray(self.w_in.T)
+            self.k_layers = (stack([w.T for (w, _), _, _ in self.layers]), stack([b for (_, b), _, _ in self.layers]),
+                             stack([sk[0] for _, sk, _ in self.layers]), stack([sk[1] for _, sk, _ in self.layers]),
+                             stack([res[0] for _, _, res in self.layers]), stack([res[1] for _, _, res in self.layers]))
+            self.k_w_left = np.ascontiguousarray(self.skip.w_left.T)
+            luts = cast(Any, S).tanh, cast(Any, S).sigmoid
+            self.k_luts = tuple(v for lut in luts for v in (lut.array, 2.0**lut.in_bits, 0.5 - lut.lo * 2.0**lut.in_bits))
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:
@@ -132,6 +149,9 @@ class GatedStepper(RasterStepper):
         self.links = [S.array(A.lin(link(pre.row(r))).transpose(1, 2).contiguous())
                       for link, pre in zip(m.links, self.pres)]
         self.prev = [self.zero] * len(self.layers)
+        if self.compiled_step:
+            self.k_links = np.stack(self.links)
+            self.k_prev = np.zeros((len(self.layers), *self.zero.shape))
 
     def release(self) -> None:
         """Drop the row caches (their closures refer back to this stepper, a reference cycle)."""
@@ -142,6 +162,12 @@ class GatedStepper(RasterStepper):
         """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)`` (a numpy array where ``self.steps`` is numpy's)."""
         S = self.steps
         cl = c + self.LEFT
+        if self.compiled_step:
+            neighbours = self.skip
+            step: Any = gated_step  # a compiled kernel
+            return step(self.xs, self.r + self.TOP, cl, c, self.k_w_in, self.b_in, self.link_in, *self.k_layers[:2],
+                        self.k_links, self.k_prev, *self.k_layers[2:], *self.out, *self.head, neighbours.above, neighbours.nw,
+                        self.k_w_left, *self.k_luts, 2.0**fixed.GRID_BITS, fixed.LIMIT)
         window = self.xs[:, :, self.r + self.TOP, cl - 3 : cl].swapaxes(1, 2).reshape(self.batch, -1)
         h = S.add(S.lin(S.mm(self.b_in, window, self.w_in)), self.link_in[:, c])
         skip = 0.0

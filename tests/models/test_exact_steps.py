@@ -1,4 +1,5 @@
-"""The compiled per-pixel step of an exact PixelCNN++ (nlc.models.exact_steps) gives the numpy steps' numbers."""
+"""The compiled per-pixel steps of an exact PixelCNN++ and Gated PixelCNN (nlc.models.exact_steps) give the numpy
+steps' numbers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 import nlc
 from nlc import fixed
-from nlc.models import pixelcnnpp
+from nlc.models import gated_pixelcnn, pixelcnnpp
 from nlc.models.exact_steps import _snap, round_half_even
 from tests.models.test_exact import _stepped, _tiles
 
@@ -37,5 +38,16 @@ def test_compiled_steps_equal_the_numpy_steps_on_every_pixel(monkeypatch, h, w):
     x4 = _tiles(3, b=3, h=h, w=w)
     compiled = _stepped(model, x4)
     monkeypatch.setattr(pixelcnnpp.PixelStepper, "compiled", False)
+    assert torch.equal(compiled, _stepped(model, x4))
+    assert torch.equal(compiled, model.forward_x4(x4))
+
+
+@pytest.mark.parametrize("b, h, w", [(3, 6, 7), (4, 5, 11)])
+def test_compiled_gated_steps_equal_the_numpy_steps_on_every_pixel(monkeypatch, b, h, w):
+    """A batch of three tiles (one block of the kernel) and one of four (a block and one more)."""
+    model = nlc.Codec.load("gated-pixelcnn-exact").model
+    x4 = _tiles(5, b=b, h=h, w=w)
+    compiled = _stepped(model, x4)
+    monkeypatch.setattr(gated_pixelcnn.GatedStepper, "compiled", False)
     assert torch.equal(compiled, _stepped(model, x4))
     assert torch.equal(compiled, model.forward_x4(x4))
