@@ -146,12 +146,13 @@ class GatedStepper(RasterStepper):
         super().start_row(r)
         m, A, S = self.model, self.arith, self.steps
         self.link_in = S.array(A.lin(m.link_in(self.v0.row(r))).transpose(1, 2).contiguous())  # (B, W, C)
-        self.links = [S.array(A.lin(link(pre.row(r))).transpose(1, 2).contiguous())
-                      for link, pre in zip(m.links, self.pres)]
+        links = [S.array(A.lin(link(pre.row(r))).transpose(1, 2).contiguous()) for link, pre in zip(m.links, self.pres)]
         self.prev = [self.zero] * len(self.layers)
-        if self.compiled_step:
-            self.k_links = np.stack(self.links)
+        if self.compiled_step:  # one stacked copy only
+            self.k_links, self.links = np.stack(links), []
             self.k_prev = np.zeros((len(self.layers), *self.zero.shape))
+        else:
+            self.links = links
 
     def release(self) -> None:
         """Drop the row caches (their closures refer back to this stepper, a reference cycle)."""
