@@ -2,7 +2,7 @@
 
 The practical-at-scale target: 1,000 crops of 64x64 and 500 of 96x80 from ``--data`` (never Kodak),
 at positions drawn with a fixed seed, saved as PNG into one folder; then ``nlc compress DIR -o OUT``
-and ``nlc decompress OUT -o BACK`` with the default codec, each one process as a user runs it
+and ``nlc decompress OUT -o BACK`` with the default codec (``--jobs``: nlc's ``-j``), each one command as a user runs it
 (imports and the model's load included), and every decoded image compared with its crop. Writes the
 seconds each way, per image, the bytes and bits per sub-pixel.
 
@@ -47,24 +47,26 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--small", type=int, default=1000, help="crops of 64x64")
     p.add_argument("--large", type=int, default=500, help="crops of 96x80")
+    p.add_argument("--jobs", type=int, default=1, help="nlc's -j: files coded at once, each in its own process")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     if "kodak" in a.data.lower():
         sys.exit("bench/many_images.py: never on Kodak")
     images = crops(a.data, [(a.small, 64, 64), (a.large, 96, 80)])
     nlc = [sys.executable, "-m", "nlc"]
-    result: dict = {"data": a.data, "images": {"64x64": a.small, "96x80": a.large},
+    result: dict = {"data": a.data, "images": {"64x64": a.small, "96x80": a.large}, "jobs": a.jobs,
                     "command": "python " + " ".join(sys.argv)}
     with tempfile.TemporaryDirectory() as d:
         src, out, back = Path(d) / "src", Path(d) / "out", Path(d) / "back"
-        src.mkdir()
+        for folder in (src, out, back):
+            folder.mkdir()
         names = [f"{i:05d}.png" for i in range(len(images))]
         for name, im in zip(names, images):
             im.save(src / name)
         t0 = time.perf_counter()
-        subprocess.run(nlc + ["compress", "-q", str(src), "-o", str(out)], check=True)
+        subprocess.run(nlc + ["compress", "-q", "-j", str(a.jobs), str(src), "-o", str(out)], check=True)
         t1 = time.perf_counter()
-        subprocess.run(nlc + ["decompress", "-q", str(out), "-o", str(back)], check=True)
+        subprocess.run(nlc + ["decompress", "-q", "-j", str(a.jobs), str(out), "-o", str(back)], check=True)
         t2 = time.perf_counter()
         for name, im in zip(names, images):
             with Image.open(back / name) as got:

@@ -19,6 +19,7 @@ from typing import NoReturn
 import click
 
 from . import api, images, metadata
+from .codec import spec_of
 from .container import SET_MAGIC
 from .errors import InputError, NlcError, UsageError, file_errors
 
@@ -127,8 +128,13 @@ SKIP = click.option("--skip-existing", is_flag=True,
                     help="Leave inputs whose output exists (resume a run that was stopped).")
 REPORT = click.option("--report", type=click.Path(dir_okay=False), default=None, metavar="FILE.jsonl",
                       help="Append one JSON line per file: input, output, status, bytes, bits/subpixel, seconds.")
-JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
-                    help="Files coded at once, each in its own process.")
+JOBS = click.option("-j", "--jobs", type=click.IntRange(0, 256), default=0,
+                    help="Files coded at once, each in its own process [0: one per core for 16 or more small "
+                         "images (up to 128x128 pixels: one keeps one core busy) where --threads is not given, "
+                         "else 1].")
+AUTO_JOBS_FILES = 16  # below this, a worker's start-up (imports and the model, about 2 s) costs what it saves
+SMALL_PIXELS = 128 * 128  # an image this small has one column of tiles: its decoder keeps one core busy
+SMALL_FILE = 1 << 16  # a .nlc file above this holds no small image (128x128 RGB is 48 KiB raw)
 THREADS = click.option("--threads", type=click.IntRange(0, 1024), default=0,
                        help="Threads per process [0: every core, divided among the jobs].")
 
@@ -138,6 +144,40 @@ def _batch_options(command):
     for option in reversed([RECURSIVE, SKIP, REPORT, JOBS, THREADS, QUIET, VERBOSE, DEVICE]):
         command = option(command)
     return command
+
+
+def _auto_jobs(jobs: int, threads: int, plan: list, small) -> int:
+    """``-j``'s value: as given, or for ``0`` one process per core where at least :data:`AUTO_JOBS_FILES`
+    inputs are all ``small(path)`` and ``--threads`` was left to nlc, else 1."""
+    from .threads import cores
+
+    if jobs:
+        return jobs
+    if threads or cores() < 2 or len(plan) < AUTO_JOBS_FILES:
+        return 1
+    return cores() if all(small(job.src) for job in plan) else 1
+
+
+def _small_image(path: Path) -> bool:
+    """Whether ``path`` is an image of at most :data:`SMALL_PIXELS` (its header read only)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.width * im.height <= SMALL_PIXELS
+    except Exception:  # not an image Pillow reads: its own job reports it
+        return False
+
+
+def _small_nlc(path: Path) -> bool:
+    """Whether ``path`` is a ``.nlc`` file of an image of at most :data:`SMALL_PIXELS`."""
+    try:
+        if path.stat().st_size > SMALL_FILE:
+            return False
+        header = api.read_header(path.read_bytes())
+        return header.width * header.height <= SMALL_PIXELS
+    except (OSError, NlcError):  # unreadable or damaged: its own job reports it
+        return False
 
 
 def _threads_per_job(threads: int, jobs: int) -> int:
@@ -202,20 +242,27 @@ def compress(inputs, output, model, coder, tile, force, as_set, strip, no_fallba
     from . import batch, sets
 
     say = _Say(quiet, verbose)
-    per_job = _threads_per_job(threads, jobs)
     piped = _piped(inputs, output)
+    codec = None
     try:
+        if as_set or sets.is_set_codec(model) or piped:
+            per_job = _threads_per_job(threads, 1)
         if as_set or sets.is_set_codec(model):
             if piped:
                 _usage("a set is read from files or folders and written to a file, not through a pipe")
             _compress_set(inputs, output, model, force, coder, tile, device, say)
             return
-        codec = api.Codec.load(model, api.resolve_device(device))
         if piped:
+            codec = api.Codec.load(model, api.resolve_device(device))
             _compress_pipe(inputs[0], output, codec, force, say, coder=coder, tile=tile, device=device,
                            keep_metadata=not strip, fallback=not no_fallback)
             return
+        spec_of(model)  # an unknown codec is one usage error, before any file
         plan = batch.plan(inputs, output, suffixes=batch.image_suffixes(), decompress=False, recursive=recursive)
+        jobs = _auto_jobs(jobs, threads, plan, _small_image)
+        per_job = _threads_per_job(threads, jobs)
+        if jobs == 1:
+            codec = api.Codec.load(model, api.resolve_device(device))
     except NlcError as e:
         _error(e)
     options = dict(codec=codec if jobs == 1 else model, force=force, progress=_progress() and jobs == 1 and not quiet,
@@ -378,12 +425,12 @@ def decompress(inputs, output, force, model, recursive, skip_existing, report, j
     from . import batch, sets
 
     say = _Say(quiet, verbose)
-    per_job = _threads_per_job(threads, jobs)
     try:
         codec = _own_codec(model, device)
     except NlcError as e:
         _error(e)
     if _piped(inputs, output):
+        _threads_per_job(threads, 1)
         try:
             _decompress_pipe(inputs[0], output, force, device, codec, say)
         except NlcError as e:
@@ -394,6 +441,10 @@ def decompress(inputs, output, force, model, recursive, skip_existing, report, j
     except NlcError as e:
         _error(e)
     set_jobs = [job for job in plan if _is_set_file(job.src)]
+    if model is None:
+        jobs = _auto_jobs(jobs, threads, [job for job in plan if job not in set_jobs], _small_nlc)
+    per_job = _threads_per_job(threads, jobs or 1)
+    jobs = jobs or 1
     failures, done = _Failures(plan), 0
     for job in set_jobs:  # a set restores into a folder: -o as given
         try:

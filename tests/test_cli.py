@@ -459,3 +459,26 @@ def test_the_command_ends_at_once_with_its_status_and_all_its_output(tiny_home, 
     closed = subprocess.run(f"{sys.executable} -m nlc models | head -c 1", shell=True, cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert "Traceback" not in closed.stderr
+
+
+def test_many_small_images_take_a_process_per_core_by_default(tiny_home, tmp_path, monkeypatch):
+    """-j 0 (the default): one process per core for 16 or more small images (or .nlc files of them) when
+    --threads is left to nlc; one process for fewer files, a larger image among them, --threads or -j N."""
+    from nlc import cli, threads
+    from nlc.batch import Job
+
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    _tree(tmp_path, [f"{i:02d}.png" for i in range(16)])
+    big = tmp_path / "big.png"
+    Image.new("RGB", (129, 128)).save(big)
+    plan = [Job(p, None) for p in sorted(tmp_path.glob("??.png"))]
+    assert cli._auto_jobs(0, 0, plan, cli._small_image) == 2
+    assert cli._auto_jobs(0, 0, plan[:15], cli._small_image) == 1
+    assert cli._auto_jobs(0, 0, plan + [Job(big, None)], cli._small_image) == 1
+    assert cli._auto_jobs(0, 1, plan, cli._small_image) == 1  # --threads 1: the user sizes the run
+    assert cli._auto_jobs(3, 0, plan, cli._small_image) == 3
+    assert not cli._small_image(tmp_path / "missing.png") and not cli._small_image(big)
+    assert run("compress", "-q", tmp_path / "00.png", big).exit_code == 0
+    assert cli._small_nlc(tmp_path / "00.png.nlc") and not cli._small_nlc(tmp_path / "big.png.nlc")
+    (tmp_path / "bad.nlc").write_bytes(b"not a file nlc wrote")
+    assert not cli._small_nlc(tmp_path / "bad.nlc")

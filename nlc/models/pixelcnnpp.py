@@ -276,6 +276,7 @@ class PixelStepper(RasterStepper):
         return args[:3] + args[4:]
 
     def _kernel_args(self, cl: int, c: int = 0) -> tuple:
+        """:func:`~nlc.models.exact_steps.pixel_step`'s arguments for buffer column ``cl`` and column ``c``."""
         sk = self.skip
         return (self.xs, self.r + self.TOP, cl, c, self.k_w_in, self.b_in, self.hu, self.k_w1, self.k_b1, self.k_w2,
                 self.k_b2, self.k_aux, self.k_prev[0], self.k_prev[1], self.k_head_wt, self.head[1], sk.above, sk.nw,
