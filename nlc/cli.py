@@ -245,8 +245,8 @@ def compress(inputs, output, model, coder, tile, force, as_set, strip, no_fallba
     piped = _piped(inputs, output)
     codec = None
     try:
-        if as_set or sets.is_set_codec(model) or piped:
-            per_job = _threads_per_job(threads, 1)
+        if as_set or sets.is_set_codec(model) or piped:  # one process: --threads as given
+            _threads_per_job(threads, 1)
         if as_set or sets.is_set_codec(model):
             if piped:
                 _usage("a set is read from files or folders and written to a file, not through a pipe")
