@@ -113,6 +113,47 @@ def products(x, wt, bias, out):
 
 
 @njit(cache=True, nogil=True)
+def _input_layer(xs, row, cl, c, w_in, b_in, vertical, h, unit, limit):
+    """``h`` ``(B, C)`` = the horizontal stream's input: the layer over the three pixels left of column ``cl``
+    (``(column, channel)`` order) rounded, plus the vertical stream's ``vertical[:, c]``, clamped."""
+    nb, nc = h.shape
+    win = np.empty((nb, w_in.shape[1]))
+    for b in range(nb):
+        for k in range(3):
+            for ch in range(4):
+                win[b, k * 4 + ch] = xs[b, ch, row, cl - 3 + k]
+    acc = np.empty((nb, nc))
+    products(win, w_in, b_in, acc)
+    for b in range(nb):
+        for j in range(nc):
+            h[b, j] = _clamp(_snap(acc[b, j], unit, limit) + vertical[b, c, j], limit)
+
+
+@njit(cache=True, nogil=True)
+def _head_and_skip(features, w_head, b_head, xs, row, cl, c, above, nw, w_left, unit, limit):
+    """The mixture parameters ``(B, P)``: the head over ``features`` plus the neighbourhood skip (its part
+    from the rows above, ``above[:, c]``, and its left features: W, WW, ``|W - NW|`` and ``|W - WW|`` of
+    the colours), summed exactly and rounded once."""
+    nb, npar = features.shape[0], b_head.shape[0]
+    left = np.empty((nb, w_left.shape[1]))
+    for b in range(nb):
+        for ch in range(4):
+            left[b, ch] = xs[b, ch, row, cl - 1]
+            left[b, 4 + ch] = xs[b, ch, row, cl - 2]
+        for ch in range(3):
+            left[b, 8 + ch] = abs(left[b, ch] - nw[b, c, ch])
+            left[b, 11 + ch] = abs(left[b, ch] - left[b, 4 + ch])
+    out = np.empty((nb, npar))
+    products(features, w_head, b_head, out)
+    skip = np.empty((nb, npar))
+    products(left, w_left, np.zeros(npar), skip)
+    for b in range(nb):
+        for p in range(npar):
+            out[b, p] = _snap(out[b, p] + above[b, c, p] + skip[b, p], unit, limit)
+    return out
+
+
+@njit(cache=True, nogil=True)
 def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
                w_left, elu_table, elu_scale, elu_offset, sig_table, sig_scale, sig_offset, unit, limit):
     """Mixture parameters ``(B, P)`` of pixel column ``c`` of every tile, as ``PixelStepper.params`` computes them.
@@ -128,21 +169,11 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
     P)``, ``nw`` ``(B, W, 4)``, ``w_left`` ``(P, 14)`` the neighbourhood skip.
     """
     nb, nc = xs.shape[0], b_in.shape[0]
-    nl, npar = w1.shape[0], head_b.shape[0]
-    out = np.empty((nb, npar))
+    nl = w1.shape[0]
     h = np.empty((nb, nc))
     cat = np.empty((nb, 2 * nc))  # a layer's input: the block's input at the previous column, then this one's
     acc = np.empty((nb, 2 * nc))
-    win = np.empty((nb, w_in.shape[1]))
-    left = np.empty((nb, w_left.shape[1]))
-    for b in range(nb):
-        for k in range(3):  # the window of the three pixels left of the current one: (column, channel)
-            for ch in range(4):
-                win[b, k * 4 + ch] = xs[b, ch, row, cl - 3 + k]
-    products(win, w_in, b_in, acc)
-    for b in range(nb):
-        for j in range(nc):
-            h[b, j] = _clamp(_snap(acc[b, j], unit, limit) + hu[b, c, j], limit)
+    _input_layer(xs, row, cl, c, w_in, b_in, hu, h, unit, limit)
     for lay in range(nl):
         for b in range(nb):
             for j in range(nc):
@@ -167,19 +198,7 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
     for b in range(nb):
         for j in range(nc):
             h[b, j] = _elu(h[b, j], elu_table, elu_scale, elu_offset)
-        for ch in range(4):  # the skip's left features: W, WW, |W - NW| and |W - WW| of the colours
-            left[b, ch] = xs[b, ch, row, cl - 1]
-            left[b, 4 + ch] = xs[b, ch, row, cl - 2]
-        for ch in range(3):
-            left[b, 8 + ch] = abs(left[b, ch] - nw[b, c, ch])
-            left[b, 11 + ch] = abs(left[b, ch] - left[b, 4 + ch])
-    products(h, head_wt, head_b, out)
-    skip = np.empty((nb, npar))
-    products(left, w_left, np.zeros(npar), skip)
-    for b in range(nb):
-        for p in range(npar):
-            out[b, p] = _snap(out[b, p] + above[b, c, p] + skip[b, p], unit, limit)
-    return out
+    return _head_and_skip(h, head_wt, head_b, xs, row, cl, c, above, nw, w_left, unit, limit)
 
 
 @njit(cache=True, nogil=True)
@@ -197,24 +216,14 @@ def gated_step(xs, row, cl, c, w_in, b_in, link_in, w_h, b_h, links, prev, w_ski
     ``nw``, ``w_left`` ``(P, 14)`` the neighbourhood skip.
     """
     nb, nc = xs.shape[0], b_in.shape[0]
-    nl, ns, npar = w_h.shape[0], b_out.shape[0], b_head.shape[0]
+    nl, ns = w_h.shape[0], b_out.shape[0]
     h = np.empty((nb, nc))
     cat = np.empty((nb, 2 * nc))
     pre = np.empty((nb, 2 * nc))
     g = np.empty((nb, nc))
     proj = np.empty((nb, max(ns, nc)))
     skip = np.zeros((nb, ns))
-    win = np.empty((nb, w_in.shape[1]))
-    left = np.empty((nb, w_left.shape[1]))
-    out = np.empty((nb, npar))
-    for b in range(nb):
-        for k in range(3):  # the three pixels left of the current one: (column, channel)
-            for ch in range(4):
-                win[b, k * 4 + ch] = xs[b, ch, row, cl - 3 + k]
-    products(win, w_in, b_in, pre)
-    for b in range(nb):
-        for j in range(nc):
-            h[b, j] = _clamp(_snap(pre[b, j], unit, limit) + link_in[b, c, j], limit)
+    _input_layer(xs, row, cl, c, w_in, b_in, link_in, h, unit, limit)
     for lay in range(nl):
         for b in range(nb):
             for j in range(nc):
@@ -243,16 +252,4 @@ def gated_step(xs, row, cl, c, w_in, b_in, link_in, w_h, b_h, links, prev, w_ski
     for b in range(nb):
         for j in range(ns):
             proj[b, j] = max(_snap(proj[b, j], unit, limit), 0.0)
-        for ch in range(4):  # the skip's left features: W, WW, |W - NW| and |W - WW| of the colours
-            left[b, ch] = xs[b, ch, row, cl - 1]
-            left[b, 4 + ch] = xs[b, ch, row, cl - 2]
-        for ch in range(3):
-            left[b, 8 + ch] = abs(left[b, ch] - nw[b, c, ch])
-            left[b, 11 + ch] = abs(left[b, ch] - left[b, 4 + ch])
-    products(proj[:, :ns], w_head, b_head, out)
-    neighbours = np.empty((nb, npar))
-    products(left, w_left, np.zeros(npar), neighbours)
-    for b in range(nb):
-        for p in range(npar):
-            out[b, p] = _snap(out[b, p] + above[b, c, p] + neighbours[b, p], unit, limit)
-    return out
+    return _head_and_skip(proj[:, :ns], w_head, b_head, xs, row, cl, c, above, nw, w_left, unit, limit)
