@@ -112,6 +112,13 @@ class Lut:
         """``values`` as a numpy array (a view)."""
         return self.values.numpy()
 
+    @functools.cached_property
+    def kernel_args(self) -> tuple[np.ndarray, float, float]:
+        """What a compiled lookup reads (``lut_at`` in :mod:`nlc.models.exact_steps`): the table, the scale
+        and the offset of its positions, the same positions as :meth:`at`."""
+        scale = 2.0**self.in_bits
+        return self.array, scale, 0.5 - self.lo * scale
+
 
 _MARGIN = 2.0**-36  # numpy's float64 functions are within a few ulps (2^-52): far inside this
 

@@ -190,10 +190,8 @@ class OnlineBias:
         r, c, tiles = self._step
         n = len(tiles)
         current = np.stack(self._current, 1) if self._current else np.zeros((n, 0), np.int64)
-        lut = fixed.inverse_scale_lut()
-        steps = 2.0**lut.in_bits
         out, moved, f, cls, mean, inv, act = shift_kernel(
-            weights, log_scales, levels, lut.array, steps, 0.5 - lut.lo * steps, self.errors, tiles.astype(np.int64), r, c, ch,
+            weights, log_scales, levels, *fixed.inverse_scale_lut().kernel_args, self.errors, tiles.astype(np.int64), r, c, ch,
             current, self.coeffs[ch], self.gain[ch], _DR, _DC, PAD, self.classes, LOG_127_5, 1 << T_BITS,
             COEFF_BITS, DELTA_CLIP, float(1 << (MEAN_BITS - T_BITS + 1)), SHIFT_CLIP, 2.0**-MEAN_BITS,
             self.use_neighbours, self.cross, self.gate, self.pixels, self.use_pixels, 2.0 ** (T_BITS - MEAN_BITS - 1),
@@ -216,12 +214,10 @@ class OnlineBias:
         assert self._step is not None, "at() positions the stage before a step"
         r, c, tiles = self._step
         f, cls, mean, inv, weights, levels, moved, base_inv, act, coded, inv_scales = self._pending
-        cdf = fixed.cdf_lut()
-        steps = 2.0**cdf.in_bits
         t = observe_kernel(
             values.astype(np.int64), f, cls, mean, inv, weights, levels, moved, inv_scales, self.errors,
             tiles.astype(np.int64), r, c, ch, PAD, self.gram[ch], self.moment[ch], self.gain[ch],
-            2.0 ** (T_BITS - MEAN_BITS - 1), T_CLIP, FORGET_BITS, RIDGE, cdf.array, steps, 0.5 - cdf.lo * steps,
+            2.0 ** (T_BITS - MEAN_BITS - 1), T_CLIP, FORGET_BITS, RIDGE, *fixed.cdf_lut().kernel_args,
             float(2**fixed.CDF_BITS), float(2 ** (fixed.CDF_BITS - 24)), _log2_table(), _LOG_IN_BITS, LOG_BITS,
             self.pixels, act, coded, base_inv, self.losses[ch], self.factors, fixed.SCALE_BITS, self.use_scales)
         self._current.append(t)
@@ -242,9 +238,7 @@ class OnlineBias:
         arrays in the kernels' order, and per channel the coefficients, Gram matrices and moments (the
         arrays themselves: the loop updates them in place). Call it after :meth:`start_row`, which
         replaces the coefficients."""
-        inv = fixed.inverse_scale_lut()
-        steps = 2.0**inv.in_bits
-        stage = (inv.array, steps, 0.5 - inv.lo * steps, self.errors, self.pixels, self.gain, self.losses,
+        stage = (*fixed.inverse_scale_lut().kernel_args, self.errors, self.pixels, self.gain, self.losses,
                  self.factors, self.neutral, _DR, _DC, PAD, self.classes, LOG_127_5, 1 << T_BITS, COEFF_BITS,
                  DELTA_CLIP, float(1 << (MEAN_BITS - T_BITS + 1)), SHIFT_CLIP, self.use_neighbours, self.cross,
                  self.gate, self.use_pixels, 2.0 ** (T_BITS - MEAN_BITS - 1), T_CLIP, FORGET_BITS, RIDGE,

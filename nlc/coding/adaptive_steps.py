@@ -37,21 +37,16 @@ from .range_kernels import decode_symbol, encode_symbol, quantized_cdf
 INVALID = 1  # decode_row's status: the data is not what any encoder wrote
 
 
-def _lut_args(lut: fixed.Lut) -> tuple[np.ndarray, float, float]:
-    steps = 2.0**lut.in_bits
-    return lut.array, steps, 0.5 - lut.lo * steps
-
-
 @functools.lru_cache(maxsize=None)
 def mixture_luts() -> tuple:
     """The tables :func:`exact_mixture` reads: weights, inverse scales, tanh (as ``ExactMixture``)."""
-    return (*_lut_args(fixed.weight_lut()), *_lut_args(fixed.inverse_scale_lut()), *_lut_args(fixed.tanh_lut()))
+    return (*fixed.weight_lut().kernel_args, *fixed.inverse_scale_lut().kernel_args, *fixed.tanh_lut().kernel_args)
 
 
 @functools.lru_cache(maxsize=None)
 def table_constants() -> tuple:
     """The constants of :func:`~nlc.coding.exact_tables.code_pixels_exact` in :func:`_code_step`'s order."""
-    cdf, steps, const = _lut_args(fixed.cdf_lut())
+    cdf, steps, const = fixed.cdf_lut().kernel_args
     return (cdf, steps, const, BUCKET, CDF_ONE, float(CDF_FLOOR), 127.5 * 2**MEAN_BITS, 2.0**-MEAN_BITS,
             float(fixed.WEIGHT_ONE), fixed.pixel_levels().numpy())
 

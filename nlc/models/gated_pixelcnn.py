@@ -137,8 +137,7 @@ class GatedStepper(RasterStepper):
                              stack([sk[0] for _, sk, _ in self.layers]), stack([sk[1] for _, sk, _ in self.layers]),
                              stack([res[0] for _, _, res in self.layers]), stack([res[1] for _, _, res in self.layers]))
             self.k_w_left = np.ascontiguousarray(self.skip.w_left.T)
-            luts = cast(Any, S).tanh, cast(Any, S).sigmoid
-            self.k_luts = tuple(v for lut in luts for v in (lut.array, 2.0**lut.in_bits, 0.5 - lut.lo * 2.0**lut.in_bits))
+            self.k_luts = (*cast(Any, S).tanh.kernel_args, *cast(Any, S).sigmoid.kernel_args)
 
     @torch.no_grad()
     def start_row(self, r: int) -> None:

@@ -218,8 +218,7 @@ class PixelStepper(RasterStepper):
             self.k_head_wt = np.ascontiguousarray(self.head[0])
             self.k_w_in = np.ascontiguousarray(self.w_in.T)
             self.k_w_left = np.ascontiguousarray(self.skip.w_left.T)
-            self.k_luts = tuple(v for lut in (cast(Any, S).elu_neg, cast(Any, S).sigmoid)  # numpy exact steps
-                                for v in (lut.array, 2.0**lut.in_bits, 0.5 - lut.lo * 2.0**lut.in_bits))
+            self.k_luts = (*cast(Any, S).elu_neg.kernel_args, *cast(Any, S).sigmoid.kernel_args)  # numpy exact steps
 
     def _compiled_rows(self, r: int) -> None:
         """Row ``r`` of the vertical stream and its projections into ``k_out`` (rows in order only: the
