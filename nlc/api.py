@@ -33,32 +33,13 @@ from .coding.planes import (
     encode_webp,
     webp_can_hold,
 )
-from .errors import CodecError, FormatError, InputError, NlcError, file_errors
-from .registry import DEFAULT, get_spec, spec_for_file
+from .errors import FormatError, InputError, NlcError, file_errors
+from .registry import DEFAULT, encoder_kind, spec_for_file
+from .registry import decodes_on as decodes_on  # its home before nlc.registry
 from .threads import cpu_kind
 
 SUFFIX = ".nlc"
 _CONSTRICTION = importlib.metadata.version("constriction")
-
-
-def _encoder_kind(torch_version: str, device: str, cpu: str | None) -> str:
-    return f"torch {torch_version} on {device}" + (f" ({cpu})" if cpu else "")
-
-
-def decodes_on(codec: str, torch_version: str, device: str, cpu: str | None, pixels: str = "model") -> str:
-    """Where a file of ``codec`` (encoded with that torch, device and CPU kind, as its header records)
-    decodes: on any machine for a codec with exact arithmetic or pixels in lossless WebP (``pixels``,
-    the header's pixel coder); for a float codec, where its encoder's floats are reproduced, with the
-    same torch on the same kind of device and CPU."""
-    if pixels == "webp":
-        return "any machine (pixels in lossless WebP, the model's coding was larger)"
-    try:
-        exact = get_spec(codec).arithmetic == "exact"
-    except CodecError:
-        return f"unknown here (codec {codec!r} is not registered)"
-    if exact:
-        return "any machine (exact arithmetic)"
-    return _encoder_kind(torch_version, device, cpu) + " (float arithmetic: the same torch and kind of machine)"
 
 
 def mismatch_message(encoded_with: str, device: str, cpu: str | None, exact: bool) -> str:
@@ -66,7 +47,7 @@ def mismatch_message(encoded_with: str, device: str, cpu: str | None, exact: boo
     codec, most likely other floats than the encoder's, with what to do about it."""
     if exact:
         return "decoded pixels do not match the original's CRC-32 (corrupted payload)"
-    there = _encoder_kind(encoded_with, device, cpu)
+    there = encoder_kind(encoded_with, device, cpu)
     here = f"torch {torch.__version__} on {'cpu (' + cpu_kind() + ')' if device == 'cpu' else device}"
     return (f"decoded pixels do not match the original's CRC-32 (encoded with {there}; this is {here}): "
             "a float codec's file decodes where its floats are reproduced, with the same torch on the same kind "

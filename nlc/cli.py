@@ -9,19 +9,45 @@ name) exits with status 2, as click's own do. Status lines go to stderr.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 import threading
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from . import api, images, metadata
-from .codec import spec_of
 from .container import SET_MAGIC
 from .errors import InputError, NlcError, UsageError, file_errors
+
+
+class _Lazy:
+    """Module ``name``, imported when one of its attributes is first read: commands that code nothing
+    (``--help``, shell completion, ``nlc models``, ``nlc info``) start without torch's import (about 1.5 s).
+    (Not ``importlib.util.LazyLoader``: its module in ``sys.modules`` is loaded by whoever first touches
+    it, torch's import included, in the middle of another import.)"""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+if TYPE_CHECKING:
+    from . import api, images
+    from .registry import CodecSpec
+else:
+    api, images = _Lazy("nlc.api"), _Lazy("nlc.images")
+
+
+def spec_of(model: str) -> CodecSpec:
+    """:func:`nlc.codec.spec_of`, imported when called."""
+    from .codec import spec_of as spec
+
+    return spec(model)
 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                       help="Where the model runs.")
@@ -34,10 +60,9 @@ def _own_codec(model: str | None, device: str) -> "api.Codec | None":
     """The codec ``-m`` names for decoding (on the CPU for a set codec), or ``None``: the registry's."""
     if model is None:
         return None
-    from .codec import spec_of
-    from .families import family
+    from .registry import SET_FAMILIES
 
-    set_only = family(spec_of(model).family).set_only
+    set_only = spec_of(model).family in SET_FAMILIES
     return api.Codec.load(model, "cpu" if set_only else api.resolve_device(device))
 
 
@@ -524,23 +549,25 @@ def info(file, as_json) -> None:
     """Show the header of a .nlc file, and where it decodes (any machine for a codec with exact arithmetic)."""
     from dataclasses import asdict
 
-    from .container import is_set, unpack_set
+    from . import metadata
+    from .container import is_set, unpack, unpack_set
+    from .registry import decodes_on
 
     try:
-        data = api.read_nlc(file)
+        with file_errors(file):
+            data = Path(file).read_bytes()
         if is_set(data):
             d = asdict(unpack_set(data)[0])
             src = d.pop("source")
             d.update(source=src["kind"], names=len(src.get("names", [])) or src.get("name", ""))
         else:
-            image_header = api.read_header(data)
+            image_header = unpack(data)[0]
             d = dict(image_header.as_dict(), metadata=metadata.summary(metadata.unpack(image_header.metadata)))
     except NlcError as e:
         _fail_for(file, e)
     extra = d.get("extra") or {}
     d = dict(d, file=file, bytes=len(data),
-             decodes_on=api.decodes_on(d["codec"], d["torch"], d["device"], extra.get("cpu"),
-                                       extra.get("pixels", "model")))
+             decodes_on=decodes_on(d["codec"], d["torch"], d["device"], extra.get("cpu"), extra.get("pixels", "model")))
     if as_json:
         click.echo(json.dumps(d, indent=2))
     else:
@@ -553,15 +580,14 @@ def info(file, as_json) -> None:
 def models() -> None:
     """List the codecs: name (the default marked), what it is, and its committed benchmark figure
     (from bench/results)."""
-    from .bench import kodak_result, set_result
-    from .families import family
-    from .registry import DEFAULT, codec_names, get_spec
+    from .registry import DEFAULT, SET_FAMILIES, codec_names, get_spec
+    from .results import kodak_result, set_result
 
     try:
         default = get_spec(DEFAULT).name
         for name in codec_names():
             spec = get_spec(name)
-            if family(spec.family).set_only:
+            if spec.family in SET_FAMILIES:
                 r = set_result(name)
                 rate = f"{r:.3f} bits/dim on the fashion-mnist test set" if r is not None else "not benchmarked"
             else:

@@ -34,12 +34,13 @@ import sys
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from .errors import CodecError, UnknownCodecError
 from .schema import CODEC_NAME
+
+if TYPE_CHECKING:  # torch is imported where a model is built, not to read the registry
+    import torch
 
 DEFAULT = "default"
 ARCHIVE = "archive"  # sub-folder of codecs/ and trained/ with superseded weights
@@ -173,6 +174,7 @@ def get_spec(name: str = DEFAULT) -> CodecSpec:
 
 
 FAMILIES = ("autoregressive", "flow", "bitsback", "sequence", "setflow")  # how a family's models are coded (nlc.families)
+SET_FAMILIES = ("bitsback", "sequence", "setflow")  # families that code sets only (their ``set_only``)
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,27 @@ def load_model(spec: CodecSpec) -> torch.nn.Module:
     hp = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)  # TOML arrays, hashable for the cache
                       for k, v in spec.hyperparameters.items()))
     return _load(spec.name, str(spec.weights_path), spec.sha256, spec.architecture, hp, spec.arithmetic)
+
+
+def encoder_kind(torch_version: str, device: str, cpu: str | None) -> str:
+    """How a file's header names the machine whose floats a float codec's file needs."""
+    return f"torch {torch_version} on {device}" + (f" ({cpu})" if cpu else "")
+
+
+def decodes_on(codec: str, torch_version: str, device: str, cpu: str | None, pixels: str = "model") -> str:
+    """Where a file of ``codec`` (encoded with that torch, device and CPU kind, as its header records)
+    decodes: on any machine for a codec with exact arithmetic or pixels in lossless WebP (``pixels``,
+    the header's pixel coder); for a float codec, where its encoder's floats are reproduced, with the
+    same torch on the same kind of device and CPU."""
+    if pixels == "webp":
+        return "any machine (pixels in lossless WebP, the model's coding was larger)"
+    try:
+        exact = get_spec(codec).arithmetic == "exact"
+    except CodecError:
+        return f"unknown here (codec {codec!r} is not registered)"
+    if exact:
+        return "any machine (exact arithmetic)"
+    return encoder_kind(torch_version, device, cpu) + " (float arithmetic: the same torch and kind of machine)"
 
 
 def _archive_name(name: str, sha256: str) -> str:

@@ -113,6 +113,30 @@ def test_info_and_models(photo, tmp_path):
     assert r.exit_code == 0 and r.stdout.startswith("tiny (default)\t")  # the alias's target is marked
 
 
+def test_commands_that_code_nothing_start_without_torch():
+    """`nlc --help`, `nlc models` and `nlc info` (of an image file and of a set file) import neither torch nor
+    numba: they answer in a fraction of a second, and so does shell completion, which runs the command."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = """
+import sys
+from nlc.cli import main
+for args in (["--help"], ["models"], ["info", "tests/golden/default-rgb.nlc"], ["info", "tests/golden/made-fmnist-set.nlc"]):
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit as e:
+        assert not e.code, (args, e.code)
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numba", "constriction")))
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "[]"
+    assert "any machine (exact arithmetic)" in r.stdout and " (default)\t" in r.stdout
+
+
 def test_bad_inputs_leave_nothing_behind(tmp_path, tiny_home):
     def files():
         return sorted(p.name for p in tmp_path.iterdir())

@@ -53,3 +53,12 @@ def test_a_file_in_large_tiles_round_trips_and_records_its_tile_and_group():
     header = api.read_header(data)
     assert (header.tile, header.group, stats["tile"]) == (128, 96, 128)
     assert same_pixels(nlc.api.decode_image(data)[0], im)
+
+
+def test_the_registry_knows_which_families_code_sets_only():
+    from nlc.families import FAMILIES
+    from nlc.registry import FAMILIES as NAMES
+    from nlc.registry import SET_FAMILIES
+
+    assert set(FAMILIES) == set(NAMES)
+    assert {f.name for f in FAMILIES.values() if f.set_only} == set(SET_FAMILIES)

@@ -43,6 +43,7 @@ from ..api import Codec, decode_image, encode_image
 from ..errors import UsageError
 from ..images import list_images
 from ..registry import DEFAULT, data_root
+from ..results import committed_result, result_path
 
 BASELINES = {  # name: (imagecodecs encoder, its settings); every one lossless
     "png": ("png_encode", {"level": 9}),
@@ -55,39 +56,10 @@ DECODERS = {"png": "png_decode", "webp": "webp_decode", "jpegxl": "jpegxl_decode
             "jpeg2000": "jpeg2k_decode"}
 
 
-def result_path(model: str, data: str = "kodak") -> Path:
-    """Where the committed bench result of a codec on a data set lives."""
-    return data_root() / "bench" / "results" / f"{data}-{model}.json"
-
-
-def committed_result(model: str, data: str = "kodak") -> dict | None:
-    """A codec's committed bench result (the JSON in ``bench/results``), or ``None`` if it has none."""
-    try:
-        return json.loads(result_path(model, data).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def kodak_result(model: str) -> float | None:
-    """A codec's committed Kodak bits per sub-pixel, if a result exists."""
-    try:
-        return float(committed_result(model)["summary"]["bpsp"])  # type: ignore[index]  # None: TypeError
-    except (TypeError, KeyError):
-        return None
-
-
 def write_json(path: str | Path, result: dict) -> None:
     """Write a bench result as indented JSON, creating its folder."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=2) + "\n")
-
-
-def set_result(model: str) -> float | None:
-    """A set codec's committed Fashion-MNIST test-set bits per pixel (real file), if a result exists."""
-    try:
-        return float(committed_result(model, "fashion-mnist")["file_bpd"])  # type: ignore[index]  # None: TypeError
-    except (TypeError, KeyError):
-        return None
 
 
 def committed_report(model: str) -> list[str]:
