@@ -235,6 +235,16 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
     return 0
 
 
+@njit(cache=True)
+def _known_at(known_row, tiles, c, channels):
+    """The pixels ``(n, channels)`` of column ``c`` of the tiles ``tiles`` in ``known_row`` ``(B, W, C)``."""
+    known = np.empty((tiles.shape[0], channels), np.int64)
+    for i in range(tiles.shape[0]):
+        for ch in range(channels):
+            known[i, ch] = known_row[tiles[i], c, ch]
+    return known
+
+
 @njit(cache=True, nogil=True)
 def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_luts, log_scale_min, log_scale_max,
                tables, stage, coeffs, gram, moment, enc, words, grid):
@@ -249,16 +259,73 @@ def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_
         tiles = _valid(hs, ws, r, c)
         n = tiles.shape[0]
         part = np.empty((n, npar))
-        known = np.empty((n, channels), np.int64)
         for i in range(n):
             for p in range(npar):
                 part[i, p] = row_params[tiles[i], p, c] * grid
-            for ch in range(channels):
-                known[i, ch] = known_row[tiles[i], c, ch]
+        known = _known_at(known_row, tiles, c, channels)
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
                                     log_scale_max, tables, True, stage, coeffs, gram, moment, dec, enc, words, cdf)
         bits += b
     return bits, words
+
+
+@njit(cache=True, nogil=True)
+def encode_steps_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables,
+                     adapt, stage, coeffs, gram, moment, enc, words, known_row, context_left=0):
+    """Encode row ``r`` of every tile as :func:`decode_row` decodes it, the parameters from the model's
+    steps (``model``: as in :func:`decode_row`; its pixel buffer holds the whole tiles, which the steps
+    read only up to the current pixel) instead of a parallel pass: the same parameters, so the same
+    words. ``known_row`` ``(B, W, channels)`` holds row ``r``'s pixels. Returns (bits under the tables,
+    word buffer)."""
+    (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
+     elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
+    cdf = np.empty(257, np.uint64)
+    dec = np.zeros(4, np.uint64)
+    npar = head_b.shape[0]
+    bits = 0.0
+    for c in range(context_left):
+        pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
+                   w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
+    for c in range(width):
+        tiles = _valid(hs, ws, r, c)
+        n = tiles.shape[0]
+        part = np.empty((n, npar))
+        mc = c + context_left
+        if n > 0:
+            params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
+                                head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
+            for i in range(n):
+                part[i] = params[tiles[i]]
+        known = _known_at(known_row, tiles, c, channels)
+        _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
+                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, cdf)
+        bits += b
+    return bits, words
+
+
+def encode_stepped_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: np.ndarray, known: np.ndarray,
+                        enc, first_row: int = 0, context_left: int = 0, progress=None) -> float:
+    """Encode a group of tiles row by row with :func:`encode_steps_row`: ``st`` the model's stepper, its
+    buffer filled with the whole (extended) tiles, whose rows start with ``first_row`` context rows and
+    ``context_left`` context columns; ``known`` ``(B, H, W, C)`` the tiles' pixels; ``stage`` the adaptive
+    stage (used where ``adapt``); ``enc`` a :class:`~nlc.coding.coders.CompiledRangeQueue`. The words are
+    :func:`encode_tile_rows`' for the parallel pass's parameters. Returns the bits under the tables."""
+    bits = 0.0
+    hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+    for r in range(first_row):  # context rows: the vertical stream only
+        st.start_row(r)
+    for r in range(known.shape[1]):
+        st.start_row(first_row + r)
+        if adapt:
+            stage.start_row(r)
+        args, coeffs, gram, moment = stage.kernel_args()
+        b, enc.words = encode_steps_row(r, known.shape[2], hs64, ws64, known.shape[3], mixtures, st.kernel_row(),
+                                        mixture_luts(), *LOG_SCALES, table_constants(), adapt, args, coeffs, gram,
+                                        moment, enc.enc, enc.words, np.ascontiguousarray(known[:, r]), context_left)
+        bits += b
+        if progress:
+            progress(1)
+    return bits
 
 
 def encode_tile_rows(stage, mixtures: int, hs: np.ndarray, ws: np.ndarray, params: np.ndarray, known: np.ndarray,

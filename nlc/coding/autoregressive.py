@@ -320,8 +320,11 @@ def encode_tiles(
     if context:
         _check_context(model, coder, adaptive)
         grid = TileGrid.for_image(pixels.shape[0], pixels.shape[1], tile)
-        return context_tiles.encode(mixtures, pixels, grid, str(adaptive), context,
-                                    lambda x4: _pass(model, x4, grid.tile_h * grid.tile_w), progress)
+        if not STEPPED_ENCODER:
+            return context_tiles.encode(mixtures, pixels, grid, str(adaptive), context,
+                                        lambda x4: _pass(model, x4, grid.tile_h * grid.tile_w), progress)
+        with exact_kernels(model), step_threads():  # the steps of the decoder, on its threads
+            return context_tiles.encode(mixtures, pixels, grid, str(adaptive), context, None, progress, model)
     return encode_items(model, mixtures, pixels[None], tile, coder, group, progress, adaptive)
 
 
@@ -401,6 +404,8 @@ def encode_items(
 
 COMPILED_STEPS = True  # an exact model on a range coder decodes (with an adaptive stage also encodes) a tile row
 # per compiled call (adaptive_steps); False: step by step through constriction (the same bytes; tests read its tables)
+STEPPED_ENCODER = True  # with an adaptive stage and compiled steps, the encoder steps through the tiles as the
+# decoder does (the same parameters, so the same words, with no parallel pass); False: parameters from the pass
 PASS_PIXELS = 4 * 64 * 64  # pixels per parallel pass of the exact encoder: 4 tiles of 64x64, 1 of 128x128
 # (smaller passes ran faster; 4 tiles of 128x128 at once took twice as long, their activations out of cache)
 PIXEL_CHUNK = 256  # about this many pixels' tables at once (their tables stay in cache)
@@ -450,6 +455,10 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     """Code one group of tiles with an exact model and an adaptive stage: parameters from one parallel
     pass, then step by step in the decoder's order, so the stage learns what the decoder will have
     learned (on an ANS stack the steps are pushed in reverse afterwards). Returns the bits."""
+    if isinstance(enc, CompiledRangeQueue) and STEPPED_ENCODER:
+        bits = _encode_stepped(model, mixtures, grid, hs, ws, channels, tiles, enc, stage, progress)
+        if bits is not None:
+            return bits
     params = _parallel_params(model, grid, hs, ws, channels, tiles).numpy()
     if isinstance(enc, CompiledRangeQueue):  # a tile row per compiled call, the same words
         return adaptive_steps.encode_tile_rows(stage, mixtures, hs, ws, params, tiles, enc, progress)
@@ -485,6 +494,26 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
             progress(1)
     for symbols, rows in reversed(steps):
         enc.encode(symbols, rows)
+    return bits
+
+
+@torch.no_grad()
+def _encode_stepped(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
+                    channels: int, tiles: np.ndarray, enc: CompiledRangeQueue, stage: OnlineBias,
+                    progress: Callable[[int], None] | None) -> float | None:
+    """Encode one group of tiles ``(B, H, W, C)`` with an exact model and its adaptive stage on a range
+    coder by the model's compiled steps, the decoder's loop with the pixels known
+    (:func:`~nlc.coding.adaptive_steps.encode_stepped_rows`): the words of the parallel pass's encoding,
+    without the pass. Returns the bits, or None, having done nothing, where the model's stepper has no
+    compiled step."""
+    with exact_kernels(model), step_threads():
+        st = model.stepper(len(hs), grid.tile_h, grid.tile_w)
+        if not getattr(st, "kernel", False):
+            st.release()
+            return None
+        st.fill(_input(grid, hs, ws, channels, tiles, st.x.device))
+        bits = adaptive_steps.encode_stepped_rows(st, stage, True, mixtures, hs, ws, tiles, enc, progress=progress)
+        st.release()
     return bits
 
 

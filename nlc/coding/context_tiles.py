@@ -101,12 +101,14 @@ def _stage(name, previous: OnlineBias | None, batch: int, grid, channels: int) -
     return stage
 
 
-def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int, pass_params: Callable,
-           progress: Callable[[int], None] | None) -> tuple[bytes, float]:
+def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int, pass_params: Callable | None,
+           progress: Callable[[int], None] | None, model=None) -> tuple[bytes, float]:
     """Code an ``(H, W, C)`` uint8 image group by group on a range coder (the payload: per group a u32
-    byte count and the coder's words, as :func:`~nlc.coding.autoregressive.encode_tiles`). ``pass_params``
-    maps a model input to the exact parameters ``(B, P, h, w)`` in int32 counts of ``2^-16``. Returns the
-    payload and the bits under the tables."""
+    byte count and the coder's words, as :func:`~nlc.coding.autoregressive.encode_tiles`). With ``model``
+    (an exact model whose steps are compiled) each group steps through its tiles as the decoder does, the
+    pixels known (:func:`_encode_stepped`: the same words); else ``pass_params`` maps a model input to the
+    exact parameters ``(B, P, h, w)`` in int32 counts of ``2^-16``. Returns the payload and the bits
+    under the tables."""
     channels = pixels.shape[2]
     tiles = grid.split(pixels)
     groups = schedule(grid, context)
@@ -119,6 +121,22 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
             raise _Aborted
         if progress:
             progress(rows)
+
+    if model is not None:
+        def stepped_chain(odd: bool) -> None:
+            try:
+                stage = None
+                for g, group in enumerate(groups):
+                    if group.odd == odd:
+                        stage = _stage(adaptive, stage, len(group.tiles), grid, channels)
+                        coded[g] = _encode_stepped(model, mixtures, pixels, grid, group, tiles[group.tiles], stage,
+                                                   tick)
+            except BaseException:
+                stop.set()
+                raise
+
+        _both_chains(stepped_chain, stop.set, cores() >= 2 and grid.nx > 1)
+        return _joined(coded, len(groups))
 
     def chain(odd: bool, window: dict[int, np.ndarray]) -> None:
         try:
@@ -135,17 +153,39 @@ def encode(mixtures: int, pixels: np.ndarray, grid, adaptive: str, context: int,
             stop.set()
             raise
 
+    assert pass_params is not None  # without a model
     first = 0
     while first < len(groups):  # a window of groups' parameters, then its two chains at once on two cores
         window = _passes(pixels, grid, groups, first, pass_params)
         first = max(window) + 1
         _both_chains(lambda odd: chain(odd, window), stop.set, cores() >= 2)
         window.clear()  # this window's parameters go before the next window's pass (a large image's are 0.8 GB)
+    return _joined(coded, len(groups))
+
+
+def _joined(coded: dict[int, tuple[bytes, float]], count: int) -> tuple[bytes, float]:
+    """The payload of ``count`` coded groups (each a u32 byte count and its words) and their bits."""
     payload: list[bytes] = []
-    for g in range(len(groups)):
+    for g in range(count):
         words = coded[g][0]
         payload += [len(words).to_bytes(4, "little"), words]
-    return b"".join(payload), sum(coded[g][1] for g in range(len(groups)))
+    return b"".join(payload), sum(coded[g][1] for g in range(count))
+
+
+def _encode_stepped(model, mixtures: int, pixels: np.ndarray, grid, group: ContextGroup, known: np.ndarray,
+                    stage: OnlineBias, progress: Callable[[int], None]) -> tuple[bytes, float]:
+    """One group's words and bits from the model's compiled steps over its extended tiles, filled with
+    every pixel (``known`` ``(B, tile_h, tile_w, C)`` the tiles' own)."""
+    st = model.stepper(len(group.tiles), group.top + grid.tile_h, group.left + grid.tile_w)
+    if not getattr(st, "kernel", False):
+        raise ValueError("context tiles need a model whose steps are compiled (an exact PixelCNN++ on a CPU)")
+    st.fill(extended_input(pixels, True, grid, group))
+    hs, ws = _extents(grid, group.tiles)
+    enc = CompiledRangeQueue()
+    bits = adaptive_steps.encode_stepped_rows(st, stage, True, mixtures, hs, ws, known, enc, group.top, group.left,
+                                              progress)
+    st.release()
+    return enc.to_bytes(), bits
 
 
 def _both_chains(chain: Callable[[bool], None], stop: Callable[[], None], parallel: bool) -> None:

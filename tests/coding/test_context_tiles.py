@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nlc.coding import context_tiles
+from nlc.coding import autoregressive, context_tiles
 from nlc.coding.autoregressive import TileGrid, decode_tiles, encode_tiles
 from nlc.coding.coders import CoderError
 from nlc.models.exact import make_exact
@@ -52,9 +52,27 @@ def test_one_core_decodes_the_chains_one_after_the_other(exact_tiny, monkeypatch
 
 def test_the_encoders_window_of_passes_changes_no_byte(exact_tiny, monkeypatch):
     pixels = smooth(40, 40, 3, 7)
+    monkeypatch.setattr(autoregressive, "STEPPED_ENCODER", False)  # parameters from the parallel pass
     whole, _ = encode_tiles(exact_tiny, 3, pixels, 8, "range", adaptive="bias-v2", context=8)
     monkeypatch.setattr(context_tiles, "PASS_WINDOW", 1)  # one group per pass: memory bounded on huge images
     assert encode_tiles(exact_tiny, 3, pixels, 8, "range", adaptive="bias-v2", context=8)[0] == whole
+
+
+@settings(max_examples=10, deadline=None)
+@given(h=st.integers(1, 30), w=st.integers(1, 30), channels=st.sampled_from([1, 3]), tile=st.sampled_from([4, 8]),
+       context=st.sampled_from([0, 4, 8]), seed=st.integers(0, 2**16), stage=st.sampled_from(["bias-v1", "bias-v2"]))
+def test_the_stepped_encoder_writes_the_parallel_passs_bytes(exact_tiny, h, w, channels, tile, context, seed, stage):
+    """The encoder that steps through the tiles as the decoder does (the default) and the one that takes the
+    parameters from a parallel pass write the same bytes and count the same bits, with context tiles and
+    without."""
+    pixels = smooth(h, w, channels, seed) if seed % 2 else \
+        np.random.default_rng(seed).integers(0, 256, (h, w, channels), dtype=np.uint8)
+    out = []
+    with pytest.MonkeyPatch.context() as mp:
+        for stepped in (True, False):
+            mp.setattr(autoregressive, "STEPPED_ENCODER", stepped)
+            out.append(encode_tiles(exact_tiny, 3, pixels, tile, "range", group=5, adaptive=stage, context=context))
+    assert out[0][0] == out[1][0] and out[0][1] == out[1][1]
 
 
 def test_context_pays_on_a_smooth_image(exact_tiny):
