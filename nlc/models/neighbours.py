@@ -13,11 +13,13 @@ pixel), for incremental coding.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 from torch import nn
 
-from .exact import FLOAT, FloatArithmetic
+from .exact import FLOAT, NUMPY_EXACT, FloatArithmetic
 
 IN_CHANNELS = 4  # R, G, B and the ones channel that marks where the image is
 LEFT_FEATURES = 14  # W, WW (4 channels each), |W-NW|, |W-WW| (RGB)
@@ -84,15 +86,26 @@ class SkipStepper:
     or numpy for an exact model's steps on a CPU).
     """
 
+    compiled = True  # an exact model's steps on a CPU: each row's part in one compiled call (:func:`above_row`)
+
     def __init__(self, skip: nn.Linear, x: torch.Tensor, top: int, left: int, width: int,
                  steps: FloatArithmetic = FLOAT) -> None:
         self.skip, self.x, self.top, self.left, self.width, self.steps = skip, x, top, left, width, steps
         self.xs = steps.array(x)
         self.w_left = steps.array(skip.weight[:, :LEFT_FEATURES].t().contiguous())
         self.w_above = skip.weight[:, LEFT_FEATURES:].t().contiguous()
+        self.kernel = self.compiled and steps is NUMPY_EXACT  # exact sums: a compiled row gives torch's numbers
+        if self.kernel:
+            self.k_w_above, self.k_bias = steps.array(self.w_above), steps.array(skip.bias)
+            self.above = np.empty((x.shape[0], width, skip.bias.shape[0]))
+            self.nw = np.empty((x.shape[0], width, IN_CHANNELS))
 
     def start_row(self, r: int) -> None:
         """Compute the part of row ``r`` that reads the rows above."""
+        if self.kernel:
+            self.r = r
+            above_row(self.xs, r + self.top, self.left, self.width, self.k_w_above, self.k_bias, self.above, self.nw)
+            return
         x, t, lf, w = self.x, self.top, self.left, self.width
         n = x[:, :, r + t - 1, lf : lf + w]
         nn_ = x[:, :, r + t - 2, lf : lf + w]
@@ -111,3 +124,30 @@ class SkipStepper:
         wp, wwp = row[:, :, cl - 1], row[:, :, cl - 2]
         left = self.steps.cat([wp, wwp, abs(wp - self.nw[:, c])[:, :3], abs(wp - wwp)[:, :3]])
         return base + self.above[:, c] + left @ self.w_left
+
+
+@njit(cache=True, nogil=True)
+def above_row(xs, row, left, width, w_above, bias, above, nw):
+    """:meth:`SkipStepper.start_row` of an exact model in one compiled call: the skip's parameters from
+    the rows above, ``above`` ``(B, W, P)``, and the NW pixels ``nw`` ``(B, W, 4)``, of buffer row ``row``
+    of ``xs`` ``(B, 4, H', W')`` (columns from ``left``). Every sum is exact, so the order of the
+    products is free: the same numbers as torch's ``addmm``."""
+    f = np.empty(ABOVE_FEATURES)
+    for b in range(xs.shape[0]):
+        for c in range(width):
+            x = left + c
+            for ch in range(IN_CHANNELS):
+                f[ch] = xs[b, ch, row - 1, x]
+                f[4 + ch] = xs[b, ch, row - 2, x]
+                f[8 + ch] = xs[b, ch, row - 1, x - 1]
+                f[12 + ch] = xs[b, ch, row - 1, x + 1]
+                nw[b, c, ch] = f[8 + ch]
+            for ch in range(3):
+                f[16 + ch] = abs(f[ch] - f[8 + ch])
+                f[19 + ch] = abs(f[ch] - f[12 + ch])
+                f[22 + ch] = abs(f[ch] - f[4 + ch])
+            for p in range(bias.shape[0]):
+                s = bias[p]
+                for k in range(ABOVE_FEATURES):
+                    s += f[k] * w_above[k, p]
+                above[b, c, p] = s

@@ -9,7 +9,7 @@ import torch
 
 import nlc
 from nlc import fixed
-from nlc.models import gated_pixelcnn, pixelcnnpp
+from nlc.models import gated_pixelcnn, neighbours, pixelcnnpp
 from nlc.models.exact_steps import _snap, round_half_even
 from tests.models.test_exact import _stepped, _tiles
 
@@ -51,3 +51,26 @@ def test_compiled_gated_steps_equal_the_numpy_steps_on_every_pixel(monkeypatch, 
     monkeypatch.setattr(gated_pixelcnn.GatedStepper, "compiled", False)
     assert torch.equal(compiled, _stepped(model, x4))
     assert torch.equal(compiled, model.forward_x4(x4))
+
+
+@pytest.mark.parametrize("b, h, w", [(3, 8, 9), (4, 9, 12)])
+def test_the_skips_compiled_rows_equal_torchs(monkeypatch, b, h, w):
+    """The neighbourhood skip's part from the rows above (and the NW pixels), one compiled call per row,
+    against torch's addmm on every row of exact input, and through the whole model's steps."""
+    model = nlc.Codec.load("pixelcnnpp-exact").model
+    x4 = _tiles(7, b=b, h=h, w=w)
+    compiled = _stepped(model, x4)
+    rows = {}
+    for kernel in (True, False):
+        monkeypatch.setattr(neighbours.SkipStepper, "compiled", kernel)
+        st = model.stepper(b, h, w)
+        st.fill(x4)
+        assert st.skip.kernel == kernel
+        rows[kernel] = []
+        for r in range(h):
+            st.skip.start_row(r)
+            rows[kernel].append((np.array(st.skip.above), np.array(st.skip.nw)))
+        st.release()
+    for (a1, n1), (a2, n2) in zip(rows[True], rows[False]):
+        assert np.array_equal(a1, a2) and np.array_equal(n1, n2)
+    assert torch.equal(compiled, _stepped(model, x4))
