@@ -7,8 +7,10 @@ Usage: python bench/decode_phases.py --image ../shared/data/kodak/kodim05.png [-
 The image is encoded and decoded once to warm the compiled kernels, then again with wall-clock timers
 around the calls that make each phase, summed per thread: ``pass`` (the encoder's exact parallel
 pass: torch's float64 network over whole tiles), ``encode_rows`` (a tile row's tables, stage and coder
-per compiled call, ``adaptive_steps.encode_row``), ``vertical`` (the decoder's vertical stream of a
-row: ``PixelStepper.start_row``), ``decode_rows`` (a tile row's per-pixel network steps, tables,
+per compiled call, ``adaptive_steps.encode_row``), ``encode_steps`` (the stepped encoder's tile row:
+the per-pixel network steps, tables, stage and coder per compiled call,
+``adaptive_steps.encode_steps_row``), ``vertical`` (the vertical stream of a row, the decoder's and
+the stepped encoder's: ``PixelStepper.start_row``), ``decode_rows`` (a tile row's per-pixel network steps, tables,
 stage and coder per compiled call, ``adaptive_steps.decode_row``). A phase running in two threads at
 once counts twice in its sum, so the sums can exceed the wall-clock seconds. (``profile_decode.py``
 splits a one-thread decode further with cProfile.)
@@ -34,6 +36,7 @@ from nlc.models.pixelcnnpp import PixelStepper
 from nlc.registry import get_spec
 
 PHASES: list[tuple[Any, str, str]] = [(ar, "_pass", "pass"), (adaptive_steps, "encode_row", "encode_rows"),
+                                      (adaptive_steps, "encode_steps_row", "encode_steps"),
                                       (PixelStepper, "start_row", "vertical"),
                                       (adaptive_steps, "decode_row", "decode_rows")]
 
