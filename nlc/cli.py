@@ -25,7 +25,7 @@ from .errors import InputError, NlcError, UsageError, file_errors
 
 class _Lazy:
     """Module ``name``, imported when one of its attributes is first read: commands that code nothing
-    (``--help``, shell completion, ``nlc models``, ``nlc info``) start without torch's import (about 1.5 s).
+    (``--help``, shell completion, ``nlc models``, ``nlc info``) start without torch's import (1.5–2 s).
     (Not ``importlib.util.LazyLoader``: its module in ``sys.modules`` is loaded by whoever first touches
     it, torch's import included, in the middle of another import.)"""
 

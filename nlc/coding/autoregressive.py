@@ -452,9 +452,10 @@ def _pass(model: SteppedModel, x4: torch.Tensor, tile_pixels: int) -> torch.Tens
 def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
                      channels: int, tiles: np.ndarray, enc: Coder, stage: OnlineBias,
                      progress: Callable[[int], None] | None) -> float:
-    """Code one group of tiles with an exact model and an adaptive stage: parameters from one parallel
-    pass, then step by step in the decoder's order, so the stage learns what the decoder will have
-    learned (on an ANS stack the steps are pushed in reverse afterwards). Returns the bits."""
+    """Code one group of tiles with an exact model and an adaptive stage, step by step in the decoder's
+    order, so the stage learns what the decoder will have learned: on the compiled range coder by the
+    model's compiled steps (:func:`_encode_stepped`) where it has them, else with the parameters of one
+    parallel pass (on an ANS stack the steps are pushed in reverse afterwards). Returns the bits."""
     if isinstance(enc, CompiledRangeQueue) and STEPPED_ENCODER:
         bits = _encode_stepped(model, mixtures, grid, hs, ws, channels, tiles, enc, stage, progress)
         if bits is not None:
@@ -511,9 +512,12 @@ def _encode_stepped(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.n
         if not getattr(st, "kernel", False):
             st.release()
             return None
-        st.fill(_input(grid, hs, ws, channels, tiles, st.x.device))
-        bits = adaptive_steps.encode_stepped_rows(st, stage, True, mixtures, hs, ws, tiles, enc, progress=progress)
-        st.release()
+        try:
+            st.fill(_input(grid, hs, ws, channels, tiles, st.x.device))
+            bits = adaptive_steps.encode_stepped_rows(st, stage, True, mixtures, hs, ws, tiles, enc,
+                                                      progress=progress)
+        finally:
+            st.release()
     return bits
 
 

@@ -179,12 +179,14 @@ def _encode_stepped(model, mixtures: int, pixels: np.ndarray, grid, group: Conte
     st = model.stepper(len(group.tiles), group.top + grid.tile_h, group.left + grid.tile_w)
     if not getattr(st, "kernel", False):
         raise ValueError("context tiles need a model whose steps are compiled (an exact PixelCNN++ on a CPU)")
-    st.fill(extended_input(pixels, True, grid, group))
-    hs, ws = _extents(grid, group.tiles)
-    enc = CompiledRangeQueue()
-    bits = adaptive_steps.encode_stepped_rows(st, stage, True, mixtures, hs, ws, known, enc, group.top, group.left,
-                                              progress)
-    st.release()
+    try:
+        st.fill(extended_input(pixels, True, grid, group))
+        hs, ws = _extents(grid, group.tiles)
+        enc = CompiledRangeQueue()
+        bits = adaptive_steps.encode_stepped_rows(st, stage, True, mixtures, hs, ws, known, enc, group.top,
+                                                  group.left, progress)
+    finally:  # (also when the other chain failed or Ctrl-C stopped this one: the stepper's threads end)
+        st.release()
     return enc.to_bytes(), bits
 
 
