@@ -367,8 +367,16 @@ def encode_items(
             payload += [struct.pack("<I", len(words)), words]
             continue
         if is_exact(model):
-            bits += _encode_parallel(model, mixtures, grid, all_hs[g], all_ws[g], channels, all_tiles[g], enc,
-                                     progress)
+            stepped = None
+            if coder == CompiledRangeQueue.name and COMPILED_STEPS and STEPPED_ENCODER:
+                queue = CompiledRangeQueue()  # the words of constriction's range coder
+                stepped = _encode_stepped(model, mixtures, grid, all_hs[g], all_ws[g], channels, all_tiles[g],
+                                          queue, None, progress)
+                if stepped is not None:
+                    enc, bits = queue, bits + stepped
+            if stepped is None:
+                bits += _encode_parallel(model, mixtures, grid, all_hs[g], all_ws[g], channels, all_tiles[g], enc,
+                                         progress)
             words = enc.to_bytes()
             payload += [struct.pack("<I", len(words)), words]
             continue
@@ -404,8 +412,8 @@ def encode_items(
 
 COMPILED_STEPS = True  # an exact model on a range coder decodes (with an adaptive stage also encodes) a tile row
 # per compiled call (adaptive_steps); False: step by step through constriction (the same bytes; tests read its tables)
-STEPPED_ENCODER = True  # with an adaptive stage and compiled steps, the encoder steps through the tiles as the
-# decoder does (the same parameters, so the same words, with no parallel pass); False: parameters from the pass
+STEPPED_ENCODER = True  # an exact model with compiled steps on the range coder encodes by stepping through the
+# tiles as the decoder does (the same parameters, so the same words, with no parallel pass); False: from the pass
 PASS_PIXELS = 4 * 64 * 64  # pixels per parallel pass of the exact encoder: 4 tiles of 64x64, 1 of 128x128
 # (smaller passes ran faster; 4 tiles of 128x128 at once took twice as long, their activations out of cache)
 PIXEL_CHUNK = 256  # about this many pixels' tables at once (their tables stay in cache)
@@ -500,21 +508,24 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
 
 @torch.no_grad()
 def _encode_stepped(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
-                    channels: int, tiles: np.ndarray, enc: CompiledRangeQueue, stage: OnlineBias,
+                    channels: int, tiles: np.ndarray, enc: CompiledRangeQueue, stage: OnlineBias | None,
                     progress: Callable[[int], None] | None) -> float | None:
-    """Encode one group of tiles ``(B, H, W, C)`` with an exact model and its adaptive stage on a range
-    coder by the model's compiled steps, the decoder's loop with the pixels known
-    (:func:`~nlc.coding.adaptive_steps.encode_stepped_rows`): the words of the parallel pass's encoding,
-    without the pass. Returns the bits, or None, having done nothing, where the model's stepper has no
-    compiled step."""
+    """Encode one group of tiles ``(B, H, W, C)`` with an exact model, with its adaptive stage or without
+    (``stage`` None), on a range coder by the model's compiled steps, the decoder's loop with the pixels
+    known (:func:`~nlc.coding.adaptive_steps.encode_stepped_rows`): the words of the parallel pass's
+    encoding, without the pass. Returns the bits, or None, having done nothing, where the model's stepper
+    has no compiled step."""
     with exact_kernels(model), step_threads():
         st = model.stepper(len(hs), grid.tile_h, grid.tile_w)
         if not getattr(st, "kernel", False):
             st.release()
             return None
+        adapt = stage is not None
+        stage = stage or make_stage("bias-v1", 1, 1, 1, channels)  # (its arrays unused without adaptation)
+        assert stage is not None
         try:
             st.fill(_input(grid, hs, ws, channels, tiles, st.x.device))
-            bits = adaptive_steps.encode_stepped_rows(st, stage, True, mixtures, hs, ws, tiles, enc,
+            bits = adaptive_steps.encode_stepped_rows(st, stage, adapt, mixtures, hs, ws, tiles, enc,
                                                       progress=progress)
         finally:
             st.release()
