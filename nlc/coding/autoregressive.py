@@ -506,6 +506,25 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     return bits
 
 
+@contextlib.contextmanager
+def _compiled_steps(model: SteppedModel, grid: TileGrid, batch: int, channels: int,
+                    stage: OnlineBias | None) -> Iterator[tuple | None]:
+    """The model's stepper for ``batch`` tiles with the stage to code with (a neutral one where ``stage`` is
+    None: its arrays go unused) and whether it adapts, released on leaving; ``None``, nothing made, where
+    the stepper has no compiled step (``kernel``)."""
+    with exact_kernels(model), step_threads():
+        st = model.stepper(batch, grid.tile_h, grid.tile_w)
+        if not getattr(st, "kernel", False):
+            st.release()
+            yield None
+            return
+        neutral = stage or make_stage("bias-v1", 1, 1, 1, channels)
+        try:
+            yield st, neutral, stage is not None
+        finally:  # (also when interrupted: the stepper's threads end)
+            st.release()
+
+
 @torch.no_grad()
 def _encode_stepped(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.ndarray, ws: np.ndarray,
                     channels: int, tiles: np.ndarray, enc: CompiledRangeQueue, stage: OnlineBias | None,
@@ -515,21 +534,13 @@ def _encode_stepped(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.n
     known (:func:`~nlc.coding.adaptive_steps.encode_stepped_rows`): the words of the parallel pass's
     encoding, without the pass. Returns the bits, or None, having done nothing, where the model's stepper
     has no compiled step."""
-    with exact_kernels(model), step_threads():
-        st = model.stepper(len(hs), grid.tile_h, grid.tile_w)
-        if not getattr(st, "kernel", False):
-            st.release()
+    with _compiled_steps(model, grid, len(hs), channels, stage) as steps:
+        if steps is None:
             return None
-        adapt = stage is not None
-        stage = stage or make_stage("bias-v1", 1, 1, 1, channels)  # (its arrays unused without adaptation)
-        assert stage is not None
-        try:
-            st.fill(_input(grid, hs, ws, channels, tiles, st.x.device))
-            bits = adaptive_steps.encode_stepped_rows(st, stage, adapt, mixtures, hs, ws, tiles, enc,
-                                                      progress=progress)
-        finally:
-            st.release()
-    return bits
+        st, coding_stage, adapt = steps
+        st.fill(_input(grid, hs, ws, channels, tiles, st.x.device))
+        return adaptive_steps.encode_stepped_rows(st, coding_stage, adapt, mixtures, hs, ws, tiles, enc,
+                                                  progress=progress)
 
 
 @torch.no_grad()
@@ -540,19 +551,14 @@ def _decode_compiled(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     from a range coder, a tile row per compiled call (:func:`~nlc.coding.adaptive_steps.decode_row`), into
     ``out`` ``(B, H, W, C)``. Returns False, having done nothing, where the model's stepper has no
     compiled step (then :func:`_run` decodes)."""
-    with exact_kernels(model), step_threads():
-        st = model.stepper(len(hs), grid.tile_h, grid.tile_w)
-        if not getattr(st, "kernel", False):
-            st.release()
+    with _compiled_steps(model, grid, len(hs), channels, stage) as steps:
+        if steps is None:
             return False
-        adapt = stage is not None
-        stage = stage or make_stage("bias-v1", 1, 1, 1, channels)  # (its arrays unused without adaptation)
-        assert stage is not None
+        st, coding_stage, adapt = steps
         st.fill(_input(grid, hs, ws, channels, None, st.x.device))
-        adaptive_steps.decode_tile_rows(st, stage, adapt, mixtures, hs, ws, dec, out,
-                                        adaptive_steps.put_values(st.arith.input),  # type: ignore[attr-defined]
-                                        progress=progress)  # a compiled stepper (``kernel``) has ``arith``
-        st.release()
+        adaptive_steps.decode_tile_rows(st, coding_stage, adapt, mixtures, hs, ws, dec, out,
+                                        adaptive_steps.put_values(st.arith.input),  # a compiled stepper
+                                        progress=progress)  # (``kernel``) has ``arith``
     return True
 
 
