@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 
 from . import schema
 from .errors import FormatError
@@ -186,6 +187,12 @@ SET_VERSION_SEQUENCE = 3  # a set coded by a sequence codec (all items, one posi
 SET_VERSION_FLOW = 4  # a set coded by a set-flow codec (every item's integer latents, position by position)
 SET_VERSIONS = {"bits-back": SET_VERSION, "tiles": SET_VERSION_TILES, "sequence": SET_VERSION_SEQUENCE,
                 "flow": SET_VERSION_FLOW}
+SET_VERSION_COMPACT = 5  # any coding: the fixed fields in binary, the others as JSON when not their defaults
+SET_CODINGS = ("bits-back", "tiles", "sequence", "flow")  # a compact header's coding byte indexes these
+SET_CODERS = ("range", "ans")  # and its coder byte these
+_COMPACT_FIXED = ("coding", "coder", "bits", "scale", "weights_sha256", "pixels_crc32", "count", "height",
+                  "width", "codec", "constriction", "torch", "device")
+_COMPACT_DEFAULTS: dict = {"schedule": []}  # left out of a compact header's JSON when so (and the dataclass defaults)
 
 
 @dataclass
@@ -219,14 +226,81 @@ class SetHeader:
     group: int = 0  # tiles only: tiles per coder group
 
 
-def pack_set(header: SetHeader, payload: bytes) -> bytes:
-    """Serialise a set header and its ANS payload."""
+def _varint(n: int) -> bytes:
+    """``n >= 0`` in LEB128: seven bits a byte, low first, the top bit set on all bytes but the last."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(h: _Reader) -> int:
+    n = 0
+    for shift in range(0, 64, 7):
+        byte = h.u("B")
+        n |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return n
+    raise FormatError("corrupted header (a number longer than 64 bits)")
+
+
+def _compact_blob(header: SetHeader) -> bytes:
+    """A set header's compact form (format version 5): the fixed fields packed, then the others that differ
+    from their defaults as zlib-compressed JSON (FORMAT.md)."""
     fields = asdict(header)
-    version = SET_VERSIONS[header.coding]
+    defaults = {**{f.name: f.default for f in dataclass_fields(SetHeader) if f.default is not MISSING},
+                **_COMPACT_DEFAULTS}
+    rest = {k: v for k, v in fields.items() if k not in _COMPACT_FIXED and (k not in defaults or v != defaults[k])}
+    return b"".join([
+        struct.pack("<4B", SET_CODINGS.index(header.coding), SET_CODERS.index(header.coder), header.bits, header.scale),
+        bytes.fromhex(header.weights_sha256), struct.pack("<I", header.pixels_crc32),
+        _varint(header.count), _varint(header.height), _varint(header.width),
+        *(_str8(fields[k]) for k in ("codec", "constriction", "torch", "device")),
+        _smaller(json.dumps(rest, separators=(",", ":")).encode()),
+    ])
+
+
+def _smaller(text: bytes) -> bytes:
+    """A JSON object's bytes, zlib-compressed where that is shorter (a zlib stream starts with ``x``, a JSON
+    object with ``{``, so a reader tells them apart)."""
+    packed = zlib.compress(text, 9)
+    return packed if len(packed) < len(text) else text
+
+
+def _compact_fields(blob: bytes) -> dict:
+    """The fields of a compact set header (:func:`_compact_blob`), before they are checked."""
+    h = _Reader(blob, "header")
+    coding, coder, bits, scale = (h.u("B") for _ in range(4))
+    if coding >= len(SET_CODINGS) or coder >= len(SET_CODERS):
+        raise FormatError("corrupted header (coding or coder)")
+    fields: dict = {"coding": SET_CODINGS[coding], "coder": SET_CODERS[coder], "bits": bits, "scale": scale,
+                    "weights_sha256": h.take(32).hex(), "pixels_crc32": h.u("I")}
+    for k in ("count", "height", "width"):
+        fields[k] = _read_varint(h)
+    for k in ("codec", "constriction", "torch", "device"):
+        fields[k] = h.str8()
+    try:
+        tail = blob[h.pos:]
+        rest = json.loads(tail if tail[:1] == b"{" else inflate_bounded(tail, MAX_SET_HEADER))
+    except (ValueError, zlib.error):
+        raise FormatError("corrupted header") from None
+    if not isinstance(rest, dict) or set(rest) & set(fields):
+        raise FormatError("corrupted header")
+    return {**_COMPACT_DEFAULTS, **fields, **rest}
+
+
+def pack_set(header: SetHeader, payload: bytes, compact: bool = True) -> bytes:
+    """Serialise a set header and its payload: the compact header (format version 5), or with ``compact``
+    false the JSON header of the coding's older version (1 to 4, as older nlc wrote them)."""
+    fields = asdict(header)
+    version = SET_VERSION_COMPACT if compact else SET_VERSIONS[header.coding]
     if version == SET_VERSION:  # version 1 files stay byte for byte what older nlc wrote
         for k in ("coding", "channels", "tile", "group"):
             del fields[k]
-    blob = zlib.compress(json.dumps(fields, separators=(",", ":")).encode(), 9)
+    blob = _compact_blob(header) if compact else \
+        zlib.compress(json.dumps(fields, separators=(",", ":")).encode(), 9)
     head = SET_MAGIC + struct.pack("<BI", version, len(blob)) + blob
     return head + struct.pack("<I", zlib.crc32(head)) + payload + struct.pack("<I", zlib.crc32(payload))
 
@@ -243,9 +317,10 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
     if len(data) < 13:
         raise FormatError("truncated file")
     version, n = struct.unpack("<BI", data[4:9])
-    if version not in SET_VERSIONS.values():
+    known = sorted([*SET_VERSIONS.values(), SET_VERSION_COMPACT])
+    if version not in known:
         raise FormatError(f"unknown set format version {version} "
-                          f"(this nlc reads versions {', '.join(map(str, sorted(SET_VERSIONS.values())))})")
+                          f"(this nlc reads versions {', '.join(map(str, known))})")
     if len(data) < 9 + n + 8:
         raise FormatError("truncated file")
     if struct.unpack("<I", data[9 + n : 13 + n])[0] != zlib.crc32(data[: 9 + n]):
@@ -254,7 +329,9 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
     if struct.unpack("<I", data[-4:])[0] != zlib.crc32(payload):
         raise FormatError("truncated or corrupted payload (CRC mismatch)")
     try:
-        fields = json.loads(inflate_bounded(data[9 : 9 + n], MAX_SET_HEADER))
+        blob = data[9 : 9 + n]
+        fields = _compact_fields(blob) if version == SET_VERSION_COMPACT else \
+            json.loads(inflate_bounded(blob, MAX_SET_HEADER))
         if not isinstance(fields, dict):
             raise TypeError("not an object")
         if "first_item_bits" in fields:  # older headers: one start item, fine grid
@@ -263,7 +340,7 @@ def unpack_set(data: bytes) -> tuple[SetHeader, bytes]:
         header = SetHeader(**fields)
     except (ValueError, TypeError, zlib.error):
         raise FormatError("corrupted header") from None
-    if SET_VERSIONS.get(header.coding) != version:
+    if version != SET_VERSION_COMPACT and SET_VERSIONS.get(header.coding) != version:
         raise FormatError(f"corrupted header (coding {header.coding!r} in a version {version} set file)")
     if header.coding != "bits-back":
         return header, payload

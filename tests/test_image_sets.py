@@ -54,7 +54,7 @@ def test_rgb_folder_round_trip(tiny_home, tmp_path):
     setfile = tmp_path / "thumbs.nlc"
     header = container.unpack_set(setfile.read_bytes())[0]
     assert (header.coding, header.codec, header.channels, header.count, header.tile) == ("tiles", "tiny", 3, 6, 16)
-    assert setfile.read_bytes()[4] == container.SET_VERSION_TILES
+    assert setfile.read_bytes()[4] == container.SET_VERSION_COMPACT
     out = tmp_path / "out"
     r = run("decompress", setfile, "-o", out)
     assert r.exit_code == 0, r.output

@@ -70,7 +70,7 @@ def test_sets_round_trip_exactly(made_codec, n, scale, coder, seed):
     items = (np.random.default_rng(seed).random((n, 6, 5)) > 0.6).astype(np.uint8) * scale
     data, stats = encode_set(items, made_codec, coder=coder)
     out, header = decode_set(data, made_codec)
-    assert header.coding == "sequence" and data[4] == container.SET_VERSION_SEQUENCE
+    assert header.coding == "sequence" and header.coder == coder and data[4] == container.SET_VERSION_COMPACT
     assert out.dtype == np.uint8 and np.array_equal(out, items)
 
 
