@@ -51,7 +51,8 @@ bench-idf: $(STAMP)
 	$(BIN)/nlc bench --model idf --data ../shared/data/kodak --json bench/results/kodak-idf.json
 
 ## The bits-back codecs on the 10k Fashion-MNIST test images (a few minutes each on 2 cores).
-FMNIST_CODECS := vae-fmnist bitswap-fmnist vrnn-fmnist vae-fmnist-binary made-fmnist-binary made-fmnist
+FMNIST_CODECS := vae-fmnist bitswap-fmnist vrnn-fmnist vae-fmnist-binary made-fmnist-binary made-fmnist \
+  lstm-fmnist-binary lstm-fmnist wavenet-fmnist-binary wavenet-fmnist maf-fmnist vae-iaf-fmnist
 bench-fmnist: $(STAMP)
 	for m in $(FMNIST_CODECS); do \
 	  $(BIN)/nlc bench --model $$m --data ../shared/data/fashion-mnist --json bench/results/fashion-mnist-$$m.json || exit 1; \

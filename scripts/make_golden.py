@@ -115,6 +115,10 @@ SETS = [  # file, codec, items
     ("lstm-fmnist-set.nlc", "lstm-fmnist", np.stack([pattern(28, 28, s)[..., 0] for s in range(3)])),
     ("maf-fmnist-set.nlc", "maf-fmnist", np.stack([pattern(28, 28, s)[..., 1] for s in range(3)])),
     ("vae-iaf-fmnist-set.nlc", "vae-iaf-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(2)])),
+    # set format version 5 (the compact header), with the ANS default of the binarized sequence codecs
+    ("made-fmnist-binary-compact-set.nlc", "made-fmnist-binary",
+     (np.stack([pattern(28, 28, s)[..., 2] for s in range(3)]) > 127).astype(np.uint8) * 255),
+    ("maf-fmnist-compact-set.nlc", "maf-fmnist", np.stack([pattern(28, 28, s)[..., 0] for s in range(2)])),
 ]
 
 
