@@ -237,6 +237,7 @@ def _varint(n: int) -> bytes:
 
 
 def _read_varint(h: _Reader) -> int:
+    """An unsigned LEB128 number (:func:`_varint`) from ``h``."""
     n = 0
     for shift in range(0, 64, 7):
         byte = h.u("B")
@@ -248,7 +249,7 @@ def _read_varint(h: _Reader) -> int:
 
 def _compact_blob(header: SetHeader) -> bytes:
     """A set header's compact form (format version 5): the fixed fields packed, then the others that differ
-    from their defaults as zlib-compressed JSON (FORMAT.md)."""
+    from their defaults as JSON, zlib-compressed where that is shorter (FORMAT.md)."""
     fields = asdict(header)
     defaults = {**{f.name: f.default for f in dataclass_fields(SetHeader) if f.default is not MISSING},
                 **_COMPACT_DEFAULTS}
