@@ -8,6 +8,7 @@ CRC of the decoded pixels: a damaged file is an error, never a silently wrong im
 
 from __future__ import annotations
 
+import copy
 import json
 import struct
 import zlib
@@ -289,7 +290,7 @@ def _compact_fields(blob: bytes) -> dict:
         raise FormatError("corrupted header") from None
     if not isinstance(rest, dict) or set(rest) & set(fields):
         raise FormatError("corrupted header")
-    return {**_COMPACT_DEFAULTS, **fields, **rest}
+    return {**copy.deepcopy(_COMPACT_DEFAULTS), **fields, **rest}  # a header's own schedule list, not the constant's
 
 
 def pack_set(header: SetHeader, payload: bytes, compact: bool = True) -> bytes:
