@@ -168,7 +168,9 @@ def headline_table(names: list[str] = HEADLINE) -> str:
     for k, v in results[0].get("baselines", {}).items():
         rows.append(baseline_row(k, v))
     r = results[0]
-    rows.append(f"\n{r['summary']['images']} images of `{r['data']}`, device {r['device']}, torch {r['versions']['torch']}; "
+    kinds = sorted({x.get("provenance", {}).get("machine", {}).get("cpu_kind", "?") for x in results})
+    rows.append(f"\n{r['summary']['images']} images of `{r['data']}`, device {r['device']} "
+                f"(torch's CPU kernels: {', '.join(kinds)}), torch {r['versions']['torch']}; "
                 + ", ".join(f"[{n}](bench/results/kodak-{n}.json)" for n in names)
                 + "; made by `nlc bench --model NAME --data ../shared/data/kodak --json bench/results/kodak-NAME.json`.")
     return "\n".join(rows)
