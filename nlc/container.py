@@ -296,13 +296,14 @@ def _compact_fields(blob: bytes) -> dict:
 def pack_set(header: SetHeader, payload: bytes, compact: bool = True) -> bytes:
     """Serialise a set header and its payload: the compact header (format version 5), or with ``compact``
     false the JSON header of the coding's older version (1 to 4, as older nlc wrote them)."""
-    fields = asdict(header)
-    version = SET_VERSION_COMPACT if compact else SET_VERSIONS[header.coding]
-    if version == SET_VERSION:  # version 1 files stay byte for byte what older nlc wrote
-        for k in ("coding", "channels", "tile", "group"):
-            del fields[k]
-    blob = _compact_blob(header) if compact else \
-        zlib.compress(json.dumps(fields, separators=(",", ":")).encode(), 9)
+    if compact:
+        version, blob = SET_VERSION_COMPACT, _compact_blob(header)
+    else:
+        fields, version = asdict(header), SET_VERSIONS[header.coding]
+        if version == SET_VERSION:  # version 1 files stay byte for byte what older nlc wrote
+            for k in ("coding", "channels", "tile", "group"):
+                del fields[k]
+        blob = zlib.compress(json.dumps(fields, separators=(",", ":")).encode(), 9)
     head = SET_MAGIC + struct.pack("<BI", version, len(blob)) + blob
     return head + struct.pack("<I", zlib.crc32(head)) + payload + struct.pack("<I", zlib.crc32(payload))
 

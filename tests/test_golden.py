@@ -16,6 +16,7 @@ not to decode, and is skipped there too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -60,6 +61,7 @@ def test_golden_file_decodes(name):
     check_decodes(name)
 
 
+@functools.cache
 def cpu_model() -> str:
     """This machine's CPU as ``/proc/cpuinfo`` names it (``AuthenticAMD family 25 model 17``; ``""`` where
     there is no such file)."""
