@@ -53,22 +53,14 @@ def _snap(x, unit, limit):
 
 @njit(cache=True)
 def _clamp(x, limit):
-    if x > limit:
-        return limit
-    if x < -limit:
-        return -limit
-    return x
+    return min(max(x, -limit), limit)
 
 
 @njit(cache=True)
 def lut_at(table, scale, offset, x):
     """:meth:`nlc.fixed.Lut.at` of one value: the position truncated, then clamped to the table."""
-    i = np.int64(x * scale + offset)
-    if i < 0:
-        i = 0
-    elif i >= table.shape[0]:
-        i = table.shape[0] - 1
-    return table[i]
+    i = min(max(np.int64(x * scale + offset), 0), table.shape[0] - 1)
+    return table[np.uint64(i)]  # (unsigned: no wrap-around test, so loops over it vectorize)
 
 
 @njit(cache=True)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from .exact_steps import _clamp, _elu, _snap, lut_at
+from .exact_steps import _MAGIC, _clamp, _elu, _snap, lut_at
 
 SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT = range(8)
 META = 10  # columns of a node's row in the program's ``meta`` table (see :class:`Program`)
@@ -298,6 +298,19 @@ def _gemm(a, w, k0, acc):
 
 
 @njit(cache=True, nogil=True)
+def _snap_all(v, unit, limit):
+    """:func:`~nlc.models.exact_steps._snap` of every value of the 1-D view ``v``, in place, without a branch
+    (so the loop vectorizes): clamping ``x * unit`` to the integer ``limit * unit`` before rounding it half
+    to even gives what rounding then clamping gives, and the clamped value is far below ``2^51``, where
+    adding and subtracting ``1.5 * 2^52`` rounds exactly (no fast-math: the two additions stay)."""
+    top = limit * unit
+    inv = 1.0 / unit  # unit is a power of two: exact
+    for t in range(v.shape[0]):
+        y = min(max(v[t] * unit, -top), top)
+        v[t] = ((y + _MAGIC) - _MAGIC) * inv
+
+
+@njit(cache=True, nogil=True)
 def _fill_bias(acc, bias):
     for j in range(acc.shape[0]):
         b = bias[j]
@@ -305,11 +318,70 @@ def _fill_bias(acc, bias):
             acc[j, p] = b
 
 
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _gemm_tap(inp, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
+    """One tap of a stride-1 convolution read in place: ``acc[j, b wout + x] += sum_i inp[i, b win + shift + x]
+    * w[k0 + i, j]`` for every tile ``b`` and ``x_lo <= x < x_hi`` (as :func:`_gemm`, blocks of 4 outputs by 4
+    channels). Indices are unsigned, so numba adds no wrap-around test for negative ones and the inner loop
+    vectorizes."""
+    jj = w.shape[1]
+    cin = inp.shape[0]
+    span = np.uint64(x_hi - x_lo)
+    j = 0
+    while j + 4 <= jj:
+        r0, r1, r2, r3 = acc[j], acc[j + 1], acc[j + 2], acc[j + 3]
+        i = 0
+        while i + 4 <= cin:
+            p0, p1, p2, p3 = inp[i], inp[i + 1], inp[i + 2], inp[i + 3]
+            k = k0 + i
+            w00, w10, w20, w30 = w[k, j], w[k + 1, j], w[k + 2, j], w[k + 3, j]
+            w01, w11, w21, w31 = w[k, j + 1], w[k + 1, j + 1], w[k + 2, j + 1], w[k + 3, j + 1]
+            w02, w12, w22, w32 = w[k, j + 2], w[k + 1, j + 2], w[k + 2, j + 2], w[k + 3, j + 2]
+            w03, w13, w23, w33 = w[k, j + 3], w[k + 1, j + 3], w[k + 2, j + 3], w[k + 3, j + 3]
+            for b in range(nb):
+                o = np.uint64(b * wout + x_lo)
+                s = np.uint64(b * win + shift + x_lo)
+                for x in range(np.uint64(0), span):
+                    q0, q1, q2, q3 = p0[s + x], p1[s + x], p2[s + x], p3[s + x]
+                    r0[o + x] += q0 * w00 + q1 * w10 + q2 * w20 + q3 * w30
+                    r1[o + x] += q0 * w01 + q1 * w11 + q2 * w21 + q3 * w31
+                    r2[o + x] += q0 * w02 + q1 * w12 + q2 * w22 + q3 * w32
+                    r3[o + x] += q0 * w03 + q1 * w13 + q2 * w23 + q3 * w33
+            i += 4
+        while i < cin:
+            p0 = inp[i]
+            k = k0 + i
+            w00, w01, w02, w03 = w[k, j], w[k, j + 1], w[k, j + 2], w[k, j + 3]
+            for b in range(nb):
+                o = np.uint64(b * wout + x_lo)
+                s = np.uint64(b * win + shift + x_lo)
+                for x in range(np.uint64(0), span):
+                    q0 = p0[s + x]
+                    r0[o + x] += q0 * w00
+                    r1[o + x] += q0 * w01
+                    r2[o + x] += q0 * w02
+                    r3[o + x] += q0 * w03
+            i += 1
+        j += 4
+    while j < jj:
+        r0 = acc[j]
+        for i in range(cin):
+            p0 = inp[i]
+            w00 = w[k0 + i, j]
+            for b in range(nb):
+                o = np.uint64(b * wout + x_lo)
+                s = np.uint64(b * win + shift + x_lo)
+                for x in range(np.uint64(0), span):
+                    r0[o + x] += p0[s + x] * w00
+        j += 1
+
+
 @njit(cache=True, nogil=True)
 def _conv(meta, n, r, weights, buf, offs, slots, nb, scratch):
     """Row ``r`` of convolution node ``n`` (down-shifted, column stride = row stride) before rounding: the
-    weights times the row's input columns laid out in ``scratch`` (row ``(dy, dx, channel)`` holds that
-    tap's input for every output position, zero outside the row; taps above the image left out)."""
+    bias plus, tap by tap, the weights times the input rows read in place (:func:`_gemm_tap`); a strided
+    convolution's input columns are laid out first in ``scratch`` (row ``(dy, dx, channel)`` holds that
+    tap's input for every output position, zero outside the row). Taps above the image are left out."""
     src = meta[n, 1]
     cout, wout = meta[n, 3], meta[n, 4]
     cin, win = meta[src, 3], meta[src, 4]
@@ -318,9 +390,18 @@ def _conv(meta, n, r, weights, buf, offs, slots, nb, scratch):
     kk = kh * kw * cin
     npos = nb * wout
     wt = weights[w_off : w_off + kk * cout].reshape((kk, cout))
-    cols = scratch[: kk * npos].reshape((kk, npos))
     first = r * stride - kh + 1
     d0 = min(max(-first, 0), kh)
+    acc = _row(buf, offs, n, r, slots, npos, cout)
+    _fill_bias(acc, weights[b_off : b_off + cout])
+    if stride == 1:  # each tap read where it is
+        for dy in range(d0, kh):
+            inp = _row(buf, offs, src, first + dy, slots, nb * win, cin)
+            for dx in range(kw):
+                _gemm_tap(inp, wt, (dy * kw + dx) * cin, acc, nb, win, wout, dx - pw, max(0, pw - dx),
+                          min(wout, win + pw - dx))
+        return
+    cols = scratch[: kk * npos].reshape((kk, npos))
     for dy in range(d0, kh):
         inp = _row(buf, offs, src, first + dy, slots, nb * win, cin)
         for dx in range(kw):
@@ -339,8 +420,6 @@ def _conv(meta, n, r, weights, buf, offs, slots, nb, scratch):
                     shift = b * win + dx - pw
                     for x in range(x_lo, x_hi):
                         c[p + x] = q[shift + x * stride]
-    acc = _row(buf, offs, n, r, slots, npos, cout)
-    _fill_bias(acc, weights[b_off : b_off + cout])
     _gemm(cols, wt, d0 * kw * cin, acc)
 
 
@@ -360,55 +439,53 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
         npos = nb * wd
         size = npos * ch
         o = offs[n] + (k % slots[n]) * size
+        dst = buf[o : o + size]  # views indexed from 0: no wrap-around tests, so the loops vectorize
         if kind == CONV:
             _conv(meta, n, k, weights, buf, offs, slots, nb, scratch)
-            for t in range(o, o + size):
-                buf[t] = _snap(buf[t], unit, limit)
+            _snap_all(dst, unit, limit)
         elif kind == SOURCE:
             for c in range(ch):
                 for b in range(nb):
                     for x in range(wd):
-                        buf[o + c * npos + b * wd + x] = xs[b0 + b, c, top + k, left + x]
+                        dst[c * npos + b * wd + x] = xs[b0 + b, c, top + k, left + x]
         elif kind == SHIFT:
             src = meta[n, 1]
             if k == 0:
-                for t in range(o, o + size):
-                    buf[t] = 0.0
+                dst[:] = 0.0
             else:
                 s = offs[src] + ((k - 1) % slots[src]) * size
-                for t in range(size):
-                    buf[o + t] = buf[s + t]
+                dst[:] = buf[s : s + size]
         elif kind == ELU:
             s = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
+            a1 = buf[s : s + size]
             for t in range(size):
-                buf[o + t] = _elu(buf[s + t], elu_t, elu_s, elu_o)
+                dst[t] = _elu(a1[t], elu_t, elu_s, elu_o)
         elif kind == ADD:
             s1 = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
             s2 = offs[meta[n, 2]] + (k % slots[meta[n, 2]]) * size
+            a1, a2 = buf[s1 : s1 + size], buf[s2 : s2 + size]
             for t in range(size):
-                buf[o + t] = _clamp(buf[s1 + t] + buf[s2 + t], limit)
+                dst[t] = _clamp(a1[t] + a2[t], limit)
         elif kind == GATE:  # the gated convolution's first ``ch`` channels times the sigmoid of the rest
             s1 = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
             s2 = offs[meta[n, 2]] + (k % slots[meta[n, 2]]) * 2 * size
+            res, a1, g1 = buf[s1 : s1 + size], buf[s2 : s2 + size], buf[s2 + size : s2 + 2 * size]
             for t in range(size):
-                a = buf[s2 + t]
-                g = buf[s2 + size + t]
-                buf[o + t] = _clamp(_snap(a * lut_at(sig_t, sig_s, sig_o, g), unit, limit) + buf[s1 + t], limit)
+                dst[t] = _clamp(_snap(a1[t] * lut_at(sig_t, sig_s, sig_o, g1[t]), unit, limit) + res[t], limit)
         elif kind == NIN:
             src = meta[n, 1]
             cin = meta[src, 3]
             w_off, b_off = meta[n, 5], meta[n, 6]
-            dst = _row(buf, offs, n, k, slots, npos, ch)
-            _fill_bias(dst, weights[b_off : b_off + ch])
+            out2 = _row(buf, offs, n, k, slots, npos, ch)
+            _fill_bias(out2, weights[b_off : b_off + ch])
             _gemm(_row(buf, offs, src, k, slots, npos, cin), weights[w_off : w_off + cin * ch].reshape((cin, ch)), 0,
-                  dst)
-            for t in range(o, o + size):
-                buf[t] = _snap(buf[t], unit, limit)
+                  out2)
+            _snap_all(dst, unit, limit)
         else:  # UP: output row k reads input row k // 2, columns x // 2, taps (k % 2, x % 2)
             src = meta[n, 1]
             cin, win = meta[src, 3], meta[src, 4]
             inp = _row(buf, offs, src, k // 2, slots, nb * win, cin)
-            dst = _row(buf, offs, n, k, slots, npos, ch)
+            up = _row(buf, offs, n, k, slots, npos, ch)
             w_off, b_off = meta[n, 5], meta[n, 6]
             acc = scratch[: ch * nb * win].reshape((ch, nb * win))
             for px in range(2):
@@ -418,7 +495,7 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
                 for j in range(ch):
                     for b in range(nb):
                         for x in range(px, wd, 2):
-                            dst[j, b * wd + x] = _snap(acc[j, b * win + x // 2], unit, limit)
+                            up[j, b * wd + x] = _snap(acc[j, b * win + x // 2], unit, limit)
     for q in range(outputs.shape[0]):
         n = outputs[q]
         ch, wd = meta[n, 3], meta[n, 4]
