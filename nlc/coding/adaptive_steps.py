@@ -26,6 +26,7 @@ import torch
 from numba import njit
 
 from .. import fixed
+from ..models.exact_rows import row_params
 from ..models.exact_steps import lut_at, pixel_step
 from ..models.mixture import LOG_SCALE_MIN
 from .adaptive_kernels import observe_kernel, scale_kernel, shift_kernel
@@ -272,28 +273,26 @@ def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_
 @njit(cache=True, nogil=True)
 def encode_steps_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables,
                      adapt, stage, coeffs, gram, moment, enc, words, known_row, context_left=0):
-    """Encode row ``r`` of every tile as :func:`decode_row` decodes it, the parameters from the model's
-    steps (``model``: as in :func:`decode_row`; its pixel buffer holds the whole tiles, which the steps
-    read only up to the current pixel) instead of a parallel pass: the same parameters, so the same
-    words. ``known_row`` ``(B, W, channels)`` holds row ``r``'s pixels. Returns (bits under the tables,
-    word buffer)."""
+    """Encode row ``r`` of every tile as :func:`decode_row` decodes it, the parameters those of the model's
+    steps (``model``: as in :func:`decode_row`; its pixel buffer holds the whole tiles), all the row's
+    columns computed at once (:func:`~nlc.models.exact_rows.row_params`): the same parameters, so the
+    same words. ``known_row`` ``(B, W, channels)`` holds row ``r``'s pixels. Returns (bits under the
+    tables, word buffer)."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
     cdf = np.empty(257, np.uint64)
     dec = np.zeros(4, np.uint64)
     npar = head_b.shape[0]
     bits = 0.0
-    for c in range(context_left):
-        pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
-                   w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
+    if _valid(hs, ws, r, 0).shape[0] > 0:  # every column's steps at once, the context columns' first
+        row_steps = row_params(xs, row, left, context_left + width, w_in, b_in, hu, w1, b1, w2, b2, aux, head_wt,
+                               head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
     for c in range(width):
         tiles = _valid(hs, ws, r, c)
         n = tiles.shape[0]
         part = np.empty((n, npar))
-        mc = c + context_left
         if n > 0:
-            params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
-                                head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
+            params = row_steps[c + context_left]
             for i in range(n):
                 part[i] = params[tiles[i]]
         known = _known_at(known_row, tiles, c, channels)

@@ -41,14 +41,13 @@ def round_half_even(x):
 
 @njit(cache=True)
 def _snap(x, unit, limit):
-    """:func:`nlc.fixed.snap_array` of one value: rounded half to even to ``1/unit``, clamped to ``+-limit``."""
-    y = round_half_even(x * unit)
+    """:func:`nlc.fixed.snap_array` of one value: rounded half to even to ``1/unit``, clamped to ``+-limit``.
+    Clamped first, to the integer ``limit * unit``, which gives what rounding first gives (rounding is
+    monotone and keeps integers) and leaves a value far below ``2^51``, where adding and subtracting
+    ``1.5 * 2^52`` rounds it exactly: no branch, so loops over it vectorize."""
     top = limit * unit
-    if y > top:
-        y = top
-    elif y < -top:
-        y = -top
-    return y * (1.0 / unit)  # unit is a power of two: exact
+    y = min(max(x * unit, -top), top)
+    return ((y + _MAGIC) - _MAGIC) * (1.0 / unit)  # unit is a power of two: exact
 
 
 @njit(cache=True)

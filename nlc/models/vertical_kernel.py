@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from .exact_steps import _MAGIC, _clamp, _elu, _snap, lut_at
+from .exact_steps import _clamp, _elu, _snap, lut_at
 
 SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT = range(8)
 META = 10  # columns of a node's row in the program's ``meta`` table (see :class:`Program`)
@@ -299,15 +299,9 @@ def _gemm(a, w, k0, acc):
 
 @njit(cache=True, nogil=True)
 def _snap_all(v, unit, limit):
-    """:func:`~nlc.models.exact_steps._snap` of every value of the 1-D view ``v``, in place, without a branch
-    (so the loop vectorizes): clamping ``x * unit`` to the integer ``limit * unit`` before rounding it half
-    to even gives what rounding then clamping gives, and the clamped value is far below ``2^51``, where
-    adding and subtracting ``1.5 * 2^52`` rounds exactly (no fast-math: the two additions stay)."""
-    top = limit * unit
-    inv = 1.0 / unit  # unit is a power of two: exact
+    """:func:`~nlc.models.exact_steps._snap` of every value of the 1-D view ``v``, in place."""
     for t in range(v.shape[0]):
-        y = min(max(v[t] * unit, -top), top)
-        v[t] = ((y + _MAGIC) - _MAGIC) * inv
+        v[t] = _snap(v[t], unit, limit)
 
 
 @njit(cache=True, nogil=True)
