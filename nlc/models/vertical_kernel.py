@@ -21,7 +21,11 @@ as :mod:`nlc.models.exact_steps` does. Rows are stored channel-first, so each
 convolution, projection and upsampling is a product whose inner loop runs
 along the row (:func:`_gemm`, blocks of 4 by 4 held in registers, fused
 multiply-adds of exact products: the only fast-math flag, ``contract``, gives
-the same sums). ``tests/models/test_vertical_kernel.py``
+the same sums); a stride-1 convolution reads each tap's input row where it is
+(:func:`_gemm_tap`) instead of laying out its columns first. Loops index views
+from 0 or by unsigned offsets: numba tests every possibly negative index for
+wrap-around, and a loop with such a test does not vectorize (4 times slower in
+a micro-benchmark). ``tests/models/test_vertical_kernel.py``
 checks every row against the torch stream.
 """
 
