@@ -13,6 +13,7 @@ chunks of tiles out to one single-threaded worker per core as they free up
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
@@ -77,15 +78,38 @@ def use_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-VERTICAL_PART = 24 * 64  # columns (tiles times tile width) per slice of an exact model's row-at-a-time vertical stream
+_LOCAL = threading.local()  # this thread's vertical_workers setting
+
+
+@contextmanager
+def vertical_workers(n: int) -> Iterator[None]:
+    """Steppers made in this thread share their vertical stream's slices out to at most ``n`` workers (1: in
+    turn, in this thread): for coders that already keep every core busy with chains of their own."""
+    old = getattr(_LOCAL, "vertical", None)
+    _LOCAL.vertical = n
+    try:
+        yield
+    finally:
+        _LOCAL.vertical = old
+
+
+def vertical_worker_count() -> int:
+    """The workers a stepper made in this thread may use for its vertical stream's slices: what
+    :func:`vertical_workers` set here, else :func:`cores`."""
+    return getattr(_LOCAL, "vertical", None) or cores()
+
+
+VERTICAL_PART = 12 * 64  # columns (tiles times tile width) per slice of an exact model's row-at-a-time vertical stream
 
 
 def vertical_parts(batch: int, width: int = 64) -> list[slice]:
-    """Slices of a batch of tiles ``width`` wide for workers to share out (about :data:`VERTICAL_PART`
-    columns each, so a busy core slows one slice at a time; one slice on a single core or for small
-    batches): 96 tiles of 64 make four slices, 24 tiles of 128 two."""
+    """Slices of a batch of tiles ``width`` wide, about :data:`VERTICAL_PART` columns each (one slice for
+    small batches): a row of a slice keeps its work in the cache (one thread, 96 tiles of 64 in slices of
+    12: 84 ms a row against 98 ms in slices of 24 and 130 ms in one; scratch ``runs/s11/slices.py``), and
+    workers share the slices out, so a busy core slows one slice at a time. 96 tiles of 64 make eight
+    slices, 24 tiles of 128 four."""
     per = max(1, VERTICAL_PART // width)
-    if cores() < 2 or batch < 2 * per:
+    if batch < 2 * per:
         return [slice(0, batch)]
     n = -(-batch // per)
     edges = [round(i * batch / n) for i in range(n + 1)]

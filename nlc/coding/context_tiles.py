@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..threads import cores
+from ..threads import cores, vertical_workers
 from . import adaptive_steps
 from .adaptive import OnlineBias, make_stage
 from .coders import CoderError, CompiledRangeQueue
@@ -198,8 +198,12 @@ def _both_chains(chain: Callable[[bool], None], stop: Callable[[], None], parall
         chain(False)
         chain(True)
         return
+    def one_core(odd: bool) -> None:  # each chain keeps one core busy: its steppers' slices run in turn
+        with vertical_workers(1):
+            chain(odd)
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        jobs = [pool.submit(chain, odd) for odd in (False, True)]
+        jobs = [pool.submit(one_core, odd) for odd in (False, True)]
         try:
             errors = [e for e in (job.exception() for job in jobs) if e is not None]
         except BaseException:  # Ctrl-C in this thread: both chains stop at their next row

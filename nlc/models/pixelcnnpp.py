@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .. import fixed
-from ..threads import cores, vertical_parts
+from ..threads import vertical_parts, vertical_worker_count
 from . import mixture
 from .exact import NUMPY_EXACT
 from .exact_steps import pixel_step
@@ -189,8 +189,9 @@ class PixelStepper(RasterStepper):
         super().__init__(model, batch, height, width)
         S = self.steps
         self.kernel = self.compiled and S is NUMPY_EXACT
-        # An exact model's vertical stream runs as independent graphs over slices of the tiles, shared out to
-        # single-threaded workers (the same numbers: every tile's arithmetic is exact and its own).
+        # An exact model's vertical stream runs as independent graphs over slices of the tiles (the same
+        # numbers: every tile's arithmetic is exact and its own): slices small enough to keep a row's work in
+        # the cache, shared out to single-threaded workers (nlc.threads.vertical_worker_count), or in turn.
         self.parts = vertical_parts(batch, width) if getattr(self.arith, "exact", False) and self.device.type == "cpu" \
             else [slice(0, batch)]
         self.u_parts = []
@@ -205,7 +206,8 @@ class PixelStepper(RasterStepper):
             for part in self.parts:
                 ops = RowOps(part.stop - part.start, dtype=self.x.dtype, device=self.device, arith=self.arith)
                 self.u_parts.append(model.vertical(ops, self.row_source(ops, part)))
-        self.pool = ThreadPoolExecutor(max_workers=min(len(self.parts), cores())) if len(self.parts) > 1 else None
+        workers = min(len(self.parts), vertical_worker_count())
+        self.pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         self.w_in, self.b_in = (S.array(t) for t in model.h_in.matrix())
         self.blocks = [tuple(tuple(S.array(t) for t in conv.matrix()) for conv in (b.conv1, b.conv2))
                        for b in model.h_blocks]
@@ -240,7 +242,8 @@ class PixelStepper(RasterStepper):
                  2.0**fixed.GRID_BITS, fixed.LIMIT)
 
         if self.pool is None:
-            run(0)
+            for i in range(len(self.parts)):
+                run(i)
         else:
             list(self.pool.map(run, range(len(self.parts))))
 
@@ -256,7 +259,7 @@ class PixelStepper(RasterStepper):
         m = self.model
         A, S = self.arith, self.steps
         if self.pool is None:
-            u = self.u_parts[0].row(r)
+            u = torch.cat([g.row(r) for g in self.u_parts])
         else:
             u = torch.cat(list(self.pool.map(lambda g: g.row(r), self.u_parts)))
         eu = A.elu(u)  # (B, C, W)

@@ -42,15 +42,28 @@ def test_compiled_rows_equal_the_torch_rows_and_the_parallel_pass(exact_model, b
     assert torch.equal(compiled, exact_model.forward_x4(x4))
 
 
-def test_slices_of_a_large_batch_run_in_parallel_with_the_same_numbers(exact_model, monkeypatch):
-    """Batches large enough to be shared out in slices (nlc.threads.vertical_parts) on two cores."""
-    monkeypatch.setattr(pixelcnnpp, "cores", lambda: 2)
+@pytest.mark.parametrize("workers", [2, 1], ids=["in parallel", "in turn"])
+def test_slices_of_a_large_batch_give_the_same_numbers(exact_model, monkeypatch, workers):
+    """Batches cut into slices (nlc.threads.vertical_parts), shared out on two cores or run in turn on one."""
+    monkeypatch.setattr(pixelcnnpp, "vertical_worker_count", lambda: workers)
     monkeypatch.setattr(pixelcnnpp, "vertical_parts", lambda batch, width: [slice(0, 2), slice(2, 5)])
     x4 = _input(5, 5, 6, 8)
     st_ = exact_model.stepper(5, 6, 8)
-    assert st_.program is not None and len(st_.parts) == 2 and st_.pool is not None
+    assert st_.program is not None and len(st_.parts) == 2 and (st_.pool is not None) == (workers > 1)
     st_.release()
     assert torch.equal(_stepped(exact_model, x4), exact_model.forward_x4(x4))
+
+
+def test_a_large_batch_is_cut_into_slices_whatever_the_cores(monkeypatch):
+    from nlc import threads
+
+    for n in (1, 2):
+        monkeypatch.setattr(threads, "cores", lambda n=n: n)
+        assert threads.vertical_parts(96, 64) == [slice(12 * i, 12 * i + 12) for i in range(8)]
+        assert threads.vertical_parts(3, 136) == [slice(0, 3)]
+    with threads.vertical_workers(1):
+        assert threads.vertical_worker_count() == 1
+    assert threads.vertical_worker_count() == 2
 
 
 def test_rows_are_computed_in_order_only(exact_model):
