@@ -19,10 +19,10 @@ channel on activations of the ``2^-16`` grid, checked by
 rounding to the grid is half to even and tables are read at truncated positions,
 as :mod:`nlc.models.exact_steps` does. Rows are stored channel-first, so each
 convolution, projection and upsampling is a product whose inner loop runs
-along the row (:func:`_gemm`, blocks of 4 by 4 held in registers, fused
-multiply-adds of exact products: the only fast-math flag, ``contract``, gives
+along the row (:func:`_gemm_tap`: blocks of 4 by 4 held in registers, fused
+multiply-adds of exact products; the only fast-math flag, ``contract``, gives
 the same sums); a stride-1 convolution reads each tap's input row where it is
-(:func:`_gemm_tap`) instead of laying out its columns first. Loops index views
+instead of laying out its columns first. Loops index views
 from 0 or by unsigned offsets: numba tests every possibly negative index for
 wrap-around, and a loop with such a test does not vectorize (4 times slower in
 a micro-benchmark). ``tests/models/test_vertical_kernel.py``
@@ -255,52 +255,6 @@ def _row(buf, offs, n, k, slots, positions, channels):
     return buf[start : start + size].reshape((channels, positions))
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _gemm(a, w, k0, acc):
-    """``acc[j, p] += sum_k a[k, p] * w[k, j]`` over rows ``k0:`` of ``a`` ``(K, P)`` and ``w`` ``(K, J)`` into
-    ``acc`` ``(J, P)``: blocks of 4 outputs by 4 rows, the inner loop over the ``P`` positions (long, so
-    vectorized at full speed). Exact sums in any order, and a fused multiply-add of exact products is
-    the same sum (``contract`` is the only fast-math flag)."""
-    kk, jj = w.shape
-    npos = a.shape[1]
-    j = 0
-    while j + 4 <= jj:
-        r0, r1, r2, r3 = acc[j], acc[j + 1], acc[j + 2], acc[j + 3]
-        k = k0
-        while k + 4 <= kk:
-            p0, p1, p2, p3 = a[k], a[k + 1], a[k + 2], a[k + 3]
-            w00, w10, w20, w30 = w[k, j], w[k + 1, j], w[k + 2, j], w[k + 3, j]
-            w01, w11, w21, w31 = w[k, j + 1], w[k + 1, j + 1], w[k + 2, j + 1], w[k + 3, j + 1]
-            w02, w12, w22, w32 = w[k, j + 2], w[k + 1, j + 2], w[k + 2, j + 2], w[k + 3, j + 2]
-            w03, w13, w23, w33 = w[k, j + 3], w[k + 1, j + 3], w[k + 2, j + 3], w[k + 3, j + 3]
-            for x in range(npos):
-                q0, q1, q2, q3 = p0[x], p1[x], p2[x], p3[x]
-                r0[x] += q0 * w00 + q1 * w10 + q2 * w20 + q3 * w30
-                r1[x] += q0 * w01 + q1 * w11 + q2 * w21 + q3 * w31
-                r2[x] += q0 * w02 + q1 * w12 + q2 * w22 + q3 * w32
-                r3[x] += q0 * w03 + q1 * w13 + q2 * w23 + q3 * w33
-            k += 4
-        while k < kk:
-            p0 = a[k]
-            w00, w01, w02, w03 = w[k, j], w[k, j + 1], w[k, j + 2], w[k, j + 3]
-            for x in range(npos):
-                q0 = p0[x]
-                r0[x] += q0 * w00
-                r1[x] += q0 * w01
-                r2[x] += q0 * w02
-                r3[x] += q0 * w03
-            k += 1
-        j += 4
-    while j < jj:
-        r0 = acc[j]
-        for k in range(k0, kk):
-            p0 = a[k]
-            w00 = w[k, j]
-            for x in range(npos):
-                r0[x] += p0[x] * w00
-        j += 1
-
-
 @njit(cache=True, nogil=True)
 def _snap_all(v, unit, limit):
     """:func:`~nlc.models.exact_steps._snap` of every value of the 1-D view ``v``, in place."""
@@ -317,20 +271,22 @@ def _fill_bias(acc, bias):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _gemm_tap(inp, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
-    """One tap of a stride-1 convolution read in place: ``acc[j, b wout + x] += sum_i inp[i, b win + shift + x]
-    * w[k0 + i, j]`` for every tile ``b`` and ``x_lo <= x < x_hi`` (as :func:`_gemm`, blocks of 4 outputs by 4
-    channels). Indices are unsigned, so numba adds no wrap-around test for negative ones and the inner loop
-    vectorizes."""
+def _gemm_tap(inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
+    """``acc[j, b wout + x] += sum_i inp[i0 + i, b win + shift + x] * w[k0 + i, j]`` over the input rows from
+    ``i0``, for every tile ``b`` and ``x_lo <= x < x_hi``: one tap of a stride-1 convolution read in place,
+    or (one tile, no shift) a plain product. Blocks of 4 outputs by 4 input rows held in registers, the
+    inner loop along the positions; fused multiply-adds of exact products (the only fast-math flag,
+    ``contract``, gives the same sums). Indices are unsigned, so numba adds no wrap-around test for
+    negative ones and the inner loop vectorizes."""
     jj = w.shape[1]
-    cin = inp.shape[0]
+    cin = inp.shape[0] - i0
     span = np.uint64(x_hi - x_lo)
     j = 0
     while j + 4 <= jj:
         r0, r1, r2, r3 = acc[j], acc[j + 1], acc[j + 2], acc[j + 3]
         i = 0
         while i + 4 <= cin:
-            p0, p1, p2, p3 = inp[i], inp[i + 1], inp[i + 2], inp[i + 3]
+            p0, p1, p2, p3 = inp[i0 + i], inp[i0 + i + 1], inp[i0 + i + 2], inp[i0 + i + 3]
             k = k0 + i
             w00, w10, w20, w30 = w[k, j], w[k + 1, j], w[k + 2, j], w[k + 3, j]
             w01, w11, w21, w31 = w[k, j + 1], w[k + 1, j + 1], w[k + 2, j + 1], w[k + 3, j + 1]
@@ -347,7 +303,7 @@ def _gemm_tap(inp, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
                     r3[o + x] += q0 * w03 + q1 * w13 + q2 * w23 + q3 * w33
             i += 4
         while i < cin:
-            p0 = inp[i]
+            p0 = inp[i0 + i]
             k = k0 + i
             w00, w01, w02, w03 = w[k, j], w[k, j + 1], w[k, j + 2], w[k, j + 3]
             for b in range(nb):
@@ -364,7 +320,7 @@ def _gemm_tap(inp, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
     while j < jj:
         r0 = acc[j]
         for i in range(cin):
-            p0 = inp[i]
+            p0 = inp[i0 + i]
             w00 = w[k0 + i, j]
             for b in range(nb):
                 o = np.uint64(b * wout + x_lo)
@@ -372,6 +328,14 @@ def _gemm_tap(inp, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
                 for x in range(np.uint64(0), span):
                     r0[o + x] += p0[s + x] * w00
         j += 1
+
+
+@njit(cache=True, nogil=True)
+def _gemm(a, w, k0, acc):
+    """``acc[j, p] += sum_k a[k, p] * w[k, j]`` over rows ``k0:`` of ``a`` ``(K, P)`` and ``w`` ``(K, J)`` into
+    ``acc`` ``(J, P)``: :func:`_gemm_tap` over one run of all ``P`` positions."""
+    npos = a.shape[1]
+    _gemm_tap(a, k0, w, k0, acc, 1, npos, npos, 0, 0, npos)
 
 
 @njit(cache=True, nogil=True)
@@ -396,7 +360,7 @@ def _conv(meta, n, r, weights, buf, offs, slots, nb, scratch):
         for dy in range(d0, kh):
             inp = _row(buf, offs, src, first + dy, slots, nb * win, cin)
             for dx in range(kw):
-                _gemm_tap(inp, wt, (dy * kw + dx) * cin, acc, nb, win, wout, dx - pw, max(0, pw - dx),
+                _gemm_tap(inp, 0, wt, (dy * kw + dx) * cin, acc, nb, win, wout, dx - pw, max(0, pw - dx),
                           min(wout, win + pw - dx))
         return
     cols = scratch[: kk * npos].reshape((kk, npos))
