@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .exact_steps import _clamp, _elu, _snap, lut_at
+from .exact_steps import _clamp, _elu, _snap, sigmoid_at
 from .vertical_kernel import _fill_bias, _gemm
 
 
@@ -100,7 +100,7 @@ def row_params(xs, row, left, ncols, w_in, b_in, hu, w1, b1, w2, b2, aux, head_w
             for p in range(npos):
                 a = _snap(aj[p], unit, limit)
                 g = _snap(gj[p], unit, limit)
-                hj[p] = _clamp(_snap(a * lut_at(sig_table, sig_scale, sig_offset, g), unit, limit) + hj[p], limit)
+                hj[p] = _clamp(_snap(a * sigmoid_at(sig_table, sig_scale, sig_offset, g), unit, limit) + hj[p], limit)
     for j in range(nc):
         hj = h[j]
         for p in range(npos):

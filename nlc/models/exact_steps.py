@@ -18,6 +18,7 @@ pixel of images, and the golden files decode with it.
 
 from __future__ import annotations
 
+import decimal
 import math
 
 import numpy as np
@@ -62,9 +63,55 @@ def lut_at(table, scale, offset, x):
     return table[np.uint64(i)]  # (unsigned: no wrap-around test, so loops over it vectorize)
 
 
+def _exp_table(start: int, step_bits: int, sign: int, n: int) -> np.ndarray:
+    """``exp(start + sign * i / 2^step_bits)`` for ``i < n``, each correctly rounded to float64 (50-digit
+    :mod:`decimal` arithmetic: the same table on every machine)."""
+    ctx = decimal.Context(prec=50)
+    value = ctx.exp(decimal.Decimal(start))
+    ratio = ctx.exp(ctx.divide(decimal.Decimal(sign), decimal.Decimal(2**step_bits)))
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = float(value)
+        value = ctx.multiply(value, ratio)
+    return out
+
+
+# Factors of exp at the positions of the ELU and sigmoid tables (nlc.fixed.elu_lut, sigmoid_lut), small enough
+# for the first-level cache: the big tables' entries are far apart in memory, and read at random they cost a
+# trip to the last-level cache each (a quarter of a Kodak row's vertical stream). Entry i of the ELU table,
+# exp(-12 + i / 2^14) - 1 on the grid, is _ELU_HI[i >> 7] * _ELU_LO[i & 127] - 1 rounded to the grid; entry i
+# of the sigmoid's, 1 / (1 + exp(12 - i / 2^12)), is 1 / (1 + _SIG_HI[i >> 6] * _SIG_LO[i & 63]) rounded to
+# the grid. The factors are correctly rounded and the rest is IEEE arithmetic without fast-math, so every
+# machine computes the same doubles; tests/models/test_exact_steps.py checks that they round to the tables'
+# values at every entry (the closest to a rounding tie is 4e-7 of a grid unit away, the doubles' error
+# below 1e-10).
+_ELU_HI = _exp_table(-12, 7, 1, 1537)
+_ELU_LO = _exp_table(0, 14, 1, 128)
+_SIG_HI = _exp_table(12, 6, -1, 1537)
+_SIG_LO = _exp_table(0, 12, -1, 64)
+
+
+@njit(cache=True)
+def elu_neg_at(table, scale, offset, x):
+    """:func:`lut_at` of the ELU table (:func:`nlc.fixed.elu_lut`), computed from two small tables of
+    factors (see ``_ELU_HI``): the same value, without the big table's cache misses."""
+    i = min(max(np.int64(x * scale + offset), 0), table.shape[0] - 1)
+    z = (_ELU_HI[np.uint64(i >> 7)] * _ELU_LO[np.uint64(i & 127)] - 1.0) * 65536.0
+    return ((z + _MAGIC) - _MAGIC) * (1.0 / 65536.0)
+
+
+@njit(cache=True)
+def sigmoid_at(table, scale, offset, x):
+    """:func:`lut_at` of the sigmoid table (:func:`nlc.fixed.sigmoid_lut`), computed from two small tables
+    of factors (see ``_ELU_HI``): the same value, without the big table's cache misses."""
+    i = min(max(np.int64(x * scale + offset), 0), table.shape[0] - 1)
+    z = 65536.0 / (1.0 + _SIG_HI[np.uint64(i >> 6)] * _SIG_LO[np.uint64(i & 63)])
+    return ((z + _MAGIC) - _MAGIC) * (1.0 / 65536.0)
+
+
 @njit(cache=True)
 def _elu(x, table, scale, offset):
-    return lut_at(table, scale, offset, x) + max(x, 0.0)
+    return elu_neg_at(table, scale, offset, x) + max(x, 0.0)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -185,7 +232,7 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
             for j in range(nc):
                 a = _snap(acc[b, j], unit, limit)
                 g = _snap(acc[b, nc + j], unit, limit)
-                h[b, j] = _clamp(_snap(a * lut_at(sig_table, sig_scale, sig_offset, g), unit, limit) + h[b, j], limit)
+                h[b, j] = _clamp(_snap(a * sigmoid_at(sig_table, sig_scale, sig_offset, g), unit, limit) + h[b, j], limit)
     for b in range(nb):
         for j in range(nc):
             h[b, j] = _elu(h[b, j], elu_table, elu_scale, elu_offset)
@@ -227,7 +274,7 @@ def gated_step(xs, row, cl, c, w_in, b_in, link_in, w_h, b_h, links, prev, w_ski
                 a = _clamp(_snap(pre[b, j], unit, limit) + links[lay, b, c, j], limit)
                 s = _clamp(_snap(pre[b, nc + j], unit, limit) + links[lay, b, c, nc + j], limit)
                 g[b, j] = _snap(lut_at(tanh_table, tanh_scale, tanh_offset, a)
-                                * lut_at(sig_table, sig_scale, sig_offset, s), unit, limit)
+                                * sigmoid_at(sig_table, sig_scale, sig_offset, s), unit, limit)
         products(g, w_skip[lay], b_skip[lay], proj)
         for b in range(nb):
             for j in range(ns):

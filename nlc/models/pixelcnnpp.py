@@ -198,8 +198,7 @@ class PixelStepper(RasterStepper):
         self.program = vertical_program(model, width) if self.kernel and self.compiled_vertical else None
         if self.program is not None:  # one compiled call per row and slice (nlc.models.vertical_kernel)
             self.schedule = self.program.schedule(height)
-            self.buffers = [self.program.buffers(p.stop - p.start, self.schedule.slots) for p in self.parts]
-            self.outputs = np.array(self.program.outputs, np.int64)
+            self.buffers = [self.program.buffers(p.stop - p.start, self.schedule) for p in self.parts]
             self.k_out = np.zeros((1 + len(model.h_blocks), batch, width, model.config.channels))
             self.next_row = 0
         else:
@@ -235,10 +234,10 @@ class PixelStepper(RasterStepper):
 
         def run(i: int) -> None:
             part = self.parts[i]
-            buf, offsets, scratch = self.buffers[i]
+            buf, scratch = self.buffers[i]
             step: Any = run_row  # a compiled kernel
-            step(r, s.node, s.row, lo, hi, prog.meta, prog.weights, buf, offsets, s.slots, part.stop - part.start,
-                 scratch, self.xs, part.start, self.TOP, self.LEFT, self.outputs, self.k_out, *self.k_luts,
+            step(r, s.node, s.row, lo, hi, s.out_at, s.reads_at, s.outputs_at, prog.meta, prog.weights, buf,
+                 part.stop - part.start, scratch, self.xs, part.start, self.TOP, self.LEFT, self.k_out, *self.k_luts,
                  2.0**fixed.GRID_BITS, fixed.LIMIT)
 
         if self.pool is None:

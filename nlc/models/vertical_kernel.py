@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from .exact_steps import _clamp, _elu, _snap, lut_at
+from .exact_steps import _clamp, _elu, _snap, sigmoid_at
 
 SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT = range(8)
 META = 10  # columns of a node's row in the program's ``meta`` table (see :class:`Program`)
@@ -138,63 +138,89 @@ def _needs(node: Node, r: int) -> list[tuple[int, int]]:
     return [(i, r) for i in node.inputs]
 
 
+MAX_READS = 4  # rows one entry reads at most (a convolution's ``kh`` input rows)
+
+
 @dataclass
 class Schedule:
-    """Entries ``(node, row)`` in execution order; those of output row ``r`` are ``start[r]:start[r+1]``."""
+    """Entries ``(node, row)`` in execution order (those of output row ``r`` are ``start[r]:start[r+1]``) and
+    where their rows live: every row in the buffer at ``out_at[e]`` times the batch (a row of ``channels``
+    by ``batch * width`` values), the rows entry ``e`` reads at ``reads_at[e]`` (in :func:`_needs`' order,
+    ``-1`` above the image), output ``q``'s row ``r`` at ``outputs_at[r, q]``; ``size`` values per tile."""
 
     node: np.ndarray
     row: np.ndarray
     start: np.ndarray
-    slots: np.ndarray  # rows each node's ring buffer holds (int64, per node)
+    out_at: np.ndarray
+    reads_at: np.ndarray
+    outputs_at: np.ndarray
+    size: int
 
 
 def schedule(nodes: list[Node], outputs: list[int], height: int) -> Schedule:
-    """Replay :class:`~nlc.models.rowgraph.RowNode`'s lazy evaluation (each row computed on first demand,
-    the last two rows of a node kept) for rows ``0 .. height-1`` of ``outputs``, and give each node the
-    fewest rows of ring buffer (1 to 4) that hold every row of it when it is read: most nodes are read
-    only in the row that made them, and one row each halves the buffers' memory."""
+    """Replay :class:`~nlc.models.rowgraph.RowNode`'s lazy evaluation (each row computed on first demand)
+    for rows ``0 .. height-1`` of ``outputs``, and place the rows (:func:`_place`)."""
     entries: list[tuple[int, int]] = []
-    cache: list[set[int]] = [set() for _ in nodes]
+    done: list[set[int]] = [set() for _ in nodes]
     start = [0]
 
     def row(n: int, r: int) -> None:
-        if r < 0 or r in cache[n]:
+        if r < 0 or r in done[n]:
             return
         for m, k in _needs(nodes[n], r):
             row(m, k)
         entries.append((n, r))
-        cache[n].add(r)
-        cache[n].difference_update([k for k in cache[n] if k < r - 1])
+        done[n].add(r)
+        done[n].difference_update([k for k in done[n] if k < r - 1])
 
     for r in range(height):
         for o in outputs:
             row(o, r)
         start.append(len(entries))
-    slots = [1] * len(nodes)
-    while (short := _short(nodes, outputs, entries, start, slots)) is not None:
-        slots[short] += 1
-        if slots[short] > 4:
-            raise ValueError("the vertical stream's rows do not fit ring buffers of 4 rows")
+    return _place(nodes, outputs, entries, start)
+
+
+def _place(nodes: list[Node], outputs: list[int], entries: list[tuple[int, int]], start: list[int]) -> Schedule:
+    """Give every row a place in one buffer, reusing the places of rows no longer read: a row lives from
+    its entry to its last reader (an output's to the end of its output row), and a new row takes the
+    place of equal size freed most recently, the one most likely still in the cache. Writing each row to
+    a place of its own would touch megabytes per output row, far more than the cache holds (a Kodak
+    group's element-wise nodes ran 4 times slower in the pipeline than on rows in the cache)."""
+    last = {}
+    for e, (n, k) in enumerate(entries):
+        last[(n, k)] = e
+        for m, j in _needs(nodes[n], k):
+            if j >= 0:
+                last[(m, j)] = e
+    for r in range(len(start) - 1):
+        for o in outputs:
+            last[(o, r)] = max(last[(o, r)], start[r + 1] - 1)
+    ending: dict[int, list[tuple[int, int]]] = {}
+    for key, e in last.items():
+        ending.setdefault(e, []).append(key)
+    free: dict[int, list[int]] = {}
+    at: dict[tuple[int, int], int] = {}
+    size = 0
+    out_at = np.zeros(len(entries), np.int64)
+    reads_at = np.full((len(entries), MAX_READS), -1, np.int64)
+    for e, (n, k) in enumerate(entries):
+        need = nodes[n].channels * nodes[n].width
+        places = free.get(need)
+        if places:
+            at[(n, k)] = places.pop()
+        else:
+            at[(n, k)] = size
+            size += need
+        out_at[e] = at[(n, k)]
+        for i, (m, j) in enumerate(_needs(nodes[n], k)):
+            if j >= 0:
+                reads_at[e, i] = at[(m, j)]
+        for key in ending.get(e, []):
+            free.setdefault(nodes[key[0]].channels * nodes[key[0]].width, []).append(at[key])
+    outputs_at = np.array([[at[(o, r)] for o in outputs] for r in range(len(start) - 1)], np.int64)
     arr = np.array(entries, np.int64).reshape(-1, 2)
     return Schedule(np.ascontiguousarray(arr[:, 0]), np.ascontiguousarray(arr[:, 1]), np.array(start, np.int64),
-                    np.array(slots, np.int64))
-
-
-def _short(nodes: list[Node], outputs: list[int], entries: list[tuple[int, int]], start: list[int],
-           slots: list[int]) -> int | None:
-    """The first node whose ring buffer of ``slots[node]`` rows has lost a row when an entry reads it (or,
-    for an output, after its row's entries), or None if every read finds its row."""
-    held = [[-1] * k for k in slots]
-    for r in range(len(start) - 1):
-        for n, k in entries[start[r] : start[r + 1]]:
-            for m, j in _needs(nodes[n], k):
-                if j >= 0 and held[m][j % slots[m]] != j:
-                    return m
-            held[n][k % slots[n]] = k
-        for o in outputs:
-            if held[o][r % slots[o]] != r:
-                return o
-    return None
+                    out_at, reads_at, outputs_at.reshape(len(start) - 1, len(outputs)), size)
 
 
 @dataclass
@@ -234,25 +260,14 @@ class Program:
             s = self.schedules[height] = schedule(self.nodes, self.outputs, height)
         return s
 
-    def buffers(self, batch: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Zeroed ring buffers for ``batch`` tiles: the flat array and each node's offset into it (node
-        ``n``'s buffer is ``(slots[n], channels, batch * width)``), and the scratch of the convolutions' input
-        columns (see :func:`_conv`) and the upsamplings' sums."""
-        sizes = [int(slots[n.id]) * batch * n.width * n.channels for n in self.nodes]
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    def buffers(self, batch: int, schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
+        """A zeroed buffer for ``batch`` tiles' rows as ``schedule`` places them, and the scratch of the
+        strided convolutions' input columns and the upsamplings' sums (see :func:`_conv`)."""
         scratch = max([n.kh * n.kw * self.nodes[n.inputs[0]].channels * batch * n.width
-                       for n in self.nodes if n.kind == CONV]
+                       for n in self.nodes if n.kind == CONV and n.stride != 1]
                       + [n.channels * batch * self.nodes[n.inputs[0]].width for n in self.nodes if n.kind == UP],
                       default=0)
-        return np.zeros(int(sum(sizes))), offsets, np.zeros(scratch)
-
-
-@njit(cache=True, nogil=True)
-def _row(buf, offs, n, k, slots, positions, channels):
-    """Row ``k`` of node ``n`` as a channel-first ``(channels, positions)`` view of its ring buffer slot."""
-    size = positions * channels
-    start = offs[n] + (k % slots[n]) * size
-    return buf[start : start + size].reshape((channels, positions))
+        return np.zeros(schedule.size * batch), np.zeros(scratch)
 
 
 @njit(cache=True, nogil=True)
@@ -339,11 +354,12 @@ def _gemm(a, w, k0, acc):
 
 
 @njit(cache=True, nogil=True)
-def _conv(meta, n, r, weights, buf, offs, slots, nb, scratch):
-    """Row ``r`` of convolution node ``n`` (down-shifted, column stride = row stride) before rounding: the
-    bias plus, tap by tap, the weights times the input rows read in place (:func:`_gemm_tap`); a strided
-    convolution's input columns are laid out first in ``scratch`` (row ``(dy, dx, channel)`` holds that
-    tap's input for every output position, zero outside the row). Taps above the image are left out."""
+def _conv(meta, n, r, weights, buf, reads, at, nb, scratch):
+    """Row ``r`` of convolution node ``n`` (down-shifted, column stride = row stride) before rounding, into
+    the buffer at ``at``: the bias plus, tap by tap, the weights times the input rows (at ``reads``, see
+    :class:`Schedule`) read in place (:func:`_gemm_tap`); a strided convolution's input columns are laid
+    out first in ``scratch`` (row ``(dy, dx, channel)`` holds that tap's input for every output position,
+    zero outside the row). Taps above the image are left out."""
     src = meta[n, 1]
     cout, wout = meta[n, 3], meta[n, 4]
     cin, win = meta[src, 3], meta[src, 4]
@@ -354,18 +370,19 @@ def _conv(meta, n, r, weights, buf, offs, slots, nb, scratch):
     wt = weights[w_off : w_off + kk * cout].reshape((kk, cout))
     first = r * stride - kh + 1
     d0 = min(max(-first, 0), kh)
-    acc = _row(buf, offs, n, r, slots, npos, cout)
+    acc = buf[at : at + cout * npos].reshape((cout, npos))
     _fill_bias(acc, weights[b_off : b_off + cout])
+    isize = cin * nb * win
     if stride == 1:  # each tap read where it is
         for dy in range(d0, kh):
-            inp = _row(buf, offs, src, first + dy, slots, nb * win, cin)
+            inp = buf[reads[dy] * nb : reads[dy] * nb + isize].reshape((cin, nb * win))
             for dx in range(kw):
                 _gemm_tap(inp, 0, wt, (dy * kw + dx) * cin, acc, nb, win, wout, dx - pw, max(0, pw - dx),
                           min(wout, win + pw - dx))
         return
     cols = scratch[: kk * npos].reshape((kk, npos))
     for dy in range(d0, kh):
-        inp = _row(buf, offs, src, first + dy, slots, nb * win, cin)
+        inp = buf[reads[dy] * nb : reads[dy] * nb + isize].reshape((cin, nb * win))
         for dx in range(kw):
             k0 = (dy * kw + dx) * cin
             x_lo = max(0, (pw - dx + stride - 1) // stride)  # the output columns whose tap is inside the row
@@ -386,13 +403,13 @@ def _conv(meta, n, r, weights, buf, offs, slots, nb, scratch):
 
 
 @njit(cache=True, nogil=True)
-def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slots, nb, scratch, xs, b0, top,
-            left, outputs, out, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit):
+def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, meta, weights, buf, nb, scratch, xs,
+            b0, top, left, out, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit):
     """Execute entries ``lo:hi`` (output row ``r``'s) of a :class:`Schedule` for ``nb`` tiles, every row
-    channel-first ``(channels, nb * width)`` (``scratch`` from :meth:`Program.buffers`): the source rows
-    come from the pixel buffer ``xs`` ``(B, 4, H', W')`` (tiles from ``b0``, rows after ``top``, columns
-    after ``left``); then row ``r`` of each node of ``outputs`` is copied to ``out[k, b0 + b]``
-    ``(len(outputs), B, W, C)``."""
+    channel-first ``(channels, nb * width)`` in ``buf`` where the schedule places it (``scratch`` from
+    :meth:`Program.buffers`): the source rows come from the pixel buffer ``xs`` ``(B, 4, H', W')`` (tiles
+    from ``b0``, rows after ``top``, columns after ``left``); then row ``r`` of each output is copied to
+    ``out[q, b0 + b]`` ``(outputs, B, W, C)``."""
     for e in range(lo, hi):
         n = entries_node[e]
         k = entries_row[e]
@@ -400,10 +417,11 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
         ch, wd = meta[n, 3], meta[n, 4]
         npos = nb * wd
         size = npos * ch
-        o = offs[n] + (k % slots[n]) * size
+        o = out_at[e] * nb
+        reads = reads_at[e]
         dst = buf[o : o + size]  # views indexed from 0: no wrap-around tests, so the loops vectorize
         if kind == CONV:
-            _conv(meta, n, k, weights, buf, offs, slots, nb, scratch)
+            _conv(meta, n, k, weights, buf, reads, o, nb, scratch)
             _snap_all(dst, unit, limit)
         elif kind == SOURCE:
             for c in range(ch):
@@ -411,43 +429,41 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
                     for x in range(wd):
                         dst[c * npos + b * wd + x] = xs[b0 + b, c, top + k, left + x]
         elif kind == SHIFT:
-            src = meta[n, 1]
             if k == 0:
                 dst[:] = 0.0
             else:
-                s = offs[src] + ((k - 1) % slots[src]) * size
+                s = reads[0] * nb
                 dst[:] = buf[s : s + size]
         elif kind == ELU:
-            s = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
+            s = reads[0] * nb
             a1 = buf[s : s + size]
             for t in range(size):
                 dst[t] = _elu(a1[t], elu_t, elu_s, elu_o)
         elif kind == ADD:
-            s1 = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
-            s2 = offs[meta[n, 2]] + (k % slots[meta[n, 2]]) * size
+            s1, s2 = reads[0] * nb, reads[1] * nb
             a1, a2 = buf[s1 : s1 + size], buf[s2 : s2 + size]
             for t in range(size):
                 dst[t] = _clamp(a1[t] + a2[t], limit)
         elif kind == GATE:  # the gated convolution's first ``ch`` channels times the sigmoid of the rest
-            s1 = offs[meta[n, 1]] + (k % slots[meta[n, 1]]) * size
-            s2 = offs[meta[n, 2]] + (k % slots[meta[n, 2]]) * 2 * size
+            s1, s2 = reads[1] * nb, reads[0] * nb  # (the residual, the convolution: in _needs' order)
             res, a1, g1 = buf[s1 : s1 + size], buf[s2 : s2 + size], buf[s2 + size : s2 + 2 * size]
             for t in range(size):
-                dst[t] = _clamp(_snap(a1[t] * lut_at(sig_t, sig_s, sig_o, g1[t]), unit, limit) + res[t], limit)
+                dst[t] = _clamp(_snap(a1[t] * sigmoid_at(sig_t, sig_s, sig_o, g1[t]), unit, limit) + res[t], limit)
         elif kind == NIN:
-            src = meta[n, 1]
-            cin = meta[src, 3]
+            cin = meta[meta[n, 1], 3]
             w_off, b_off = meta[n, 5], meta[n, 6]
-            out2 = _row(buf, offs, n, k, slots, npos, ch)
+            out2 = dst.reshape((ch, npos))
             _fill_bias(out2, weights[b_off : b_off + ch])
-            _gemm(_row(buf, offs, src, k, slots, npos, cin), weights[w_off : w_off + cin * ch].reshape((cin, ch)), 0,
-                  out2)
+            s = reads[0] * nb
+            _gemm(buf[s : s + cin * npos].reshape((cin, npos)), weights[w_off : w_off + cin * ch].reshape((cin, ch)),
+                  0, out2)
             _snap_all(dst, unit, limit)
         else:  # UP: output row k reads input row k // 2, columns x // 2, taps (k % 2, x % 2)
             src = meta[n, 1]
             cin, win = meta[src, 3], meta[src, 4]
-            inp = _row(buf, offs, src, k // 2, slots, nb * win, cin)
-            up = _row(buf, offs, n, k, slots, npos, ch)
+            s = reads[0] * nb
+            inp = buf[s : s + cin * nb * win].reshape((cin, nb * win))
+            up = dst.reshape((ch, npos))
             w_off, b_off = meta[n, 5], meta[n, 6]
             acc = scratch[: ch * nb * win].reshape((ch, nb * win))
             for px in range(2):
@@ -458,10 +474,10 @@ def run_row(r, entries_node, entries_row, lo, hi, meta, weights, buf, offs, slot
                     for b in range(nb):
                         for x in range(px, wd, 2):
                             up[j, b * wd + x] = _snap(acc[j, b * win + x // 2], unit, limit)
-    for q in range(outputs.shape[0]):
-        n = outputs[q]
-        ch, wd = meta[n, 3], meta[n, 4]
-        row = _row(buf, offs, n, r, slots, nb * wd, ch)
+    for q in range(outputs_at.shape[1]):
+        ch, wd = out.shape[3], out.shape[2]
+        s = outputs_at[r, q] * nb
+        row = buf[s : s + ch * nb * wd].reshape((ch, nb * wd))
         for b in range(nb):
             for x in range(wd):
                 for c in range(ch):
