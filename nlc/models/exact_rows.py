@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .exact_steps import _clamp, _elu, _snap, sigmoid_at
-from .vertical_kernel import _fill_bias, _gemm
+from .exact_steps import _clamp, _elu, _snap, lut_at
+from .vertical_kernel import _fill_bias, _gemm, _gemm_tap
 
 
 @njit(cache=True, nogil=True)
@@ -34,16 +34,18 @@ def _layer(a, w_out_rows, bias):
 
 
 @njit(cache=True, nogil=True)
-def _with_previous(e, ncols):
-    """``(2C, P)``: each position's previous column's values (zero in a row's first column), then its own."""
+def _causal_layer(e, w_out_rows, bias, ncols):
+    """``bias + w [e at the previous column; e]`` for ``e`` ``(C, P)`` (positions ``b * ncols + c``, the
+    previous column zero in a row's first): a gated block's ``1 x 2`` layer, the previous column's
+    product read in place, shifted by one (:func:`_gemm_tap`), instead of laid out first."""
     nc, npos = e.shape
-    cat = np.empty((2 * nc, npos))
-    cat[nc:] = e
-    for j in range(nc):
-        for b0 in range(0, npos, ncols):
-            cat[j, b0] = 0.0
-            cat[j, b0 + 1 : b0 + ncols] = e[j, b0 : b0 + ncols - 1]
-    return cat
+    wt = np.ascontiguousarray(w_out_rows.T)  # (2C, J): the previous column's rows, then the pixel's own
+    out = np.empty((w_out_rows.shape[0], npos))
+    _fill_bias(out, bias)
+    nb = npos // ncols
+    _gemm_tap(e, 0, wt, 0, out, nb, ncols, ncols, -1, 1, ncols)
+    _gemm_tap(e, 0, wt, nc, out, nb, ncols, ncols, 0, 0, ncols)
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -88,19 +90,19 @@ def row_params(xs, row, left, ncols, w_in, b_in, hu, w1, b1, w2, b2, aux, head_w
             hj, ej = h[j], e[j]
             for p in range(npos):
                 ej[p] = _elu(hj[p], elu_table, elu_scale, elu_offset)
-        acc = _layer(_with_previous(e, ncols), w1[lay], b1[lay])
+        acc = _causal_layer(e, w1[lay], b1[lay], ncols)
         vertical = _channel_first(aux[lay], ncols)
         for j in range(nc):
             aj, vj, ej = acc[j], vertical[j], e[j]
             for p in range(npos):
                 ej[p] = _elu(_clamp(_snap(aj[p], unit, limit) + vj[p], limit), elu_table, elu_scale, elu_offset)
-        acc = _layer(_with_previous(e, ncols), w2[lay], b2[lay])
+        acc = _causal_layer(e, w2[lay], b2[lay], ncols)
         for j in range(nc):
             aj, gj, hj = acc[j], acc[nc + j], h[j]
             for p in range(npos):
                 a = _snap(aj[p], unit, limit)
                 g = _snap(gj[p], unit, limit)
-                hj[p] = _clamp(_snap(a * sigmoid_at(sig_table, sig_scale, sig_offset, g), unit, limit) + hj[p], limit)
+                hj[p] = _clamp(_snap(a * lut_at(sig_table, sig_scale, sig_offset, g), unit, limit) + hj[p], limit)
     for j in range(nc):
         hj = h[j]
         for p in range(npos):

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from .exact_steps import _clamp, _elu, _snap, sigmoid_at
+from .exact_steps import _clamp, _elu, _snap, lut_at
 
 SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT = range(8)
 META = 10  # columns of a node's row in the program's ``meta`` table (see :class:`Program`)
@@ -138,6 +138,7 @@ def _needs(node: Node, r: int) -> list[tuple[int, int]]:
     return [(i, r) for i in node.inputs]
 
 
+SPARE_ROWS = 8  # rows a schedule is computed for beyond the height asked (a context tile's rows above it)
 MAX_READS = 4  # rows one entry reads at most (a convolution's ``kh`` input rows)
 
 
@@ -254,10 +255,13 @@ class Program:
         return cls(nodes, meta, weights, outputs)
 
     def schedule(self, height: int) -> Schedule:
-        """The entries for tiles of ``height`` rows (computed once per height)."""
-        s = self.schedules.get(height)
-        if s is None:
-            s = self.schedules[height] = schedule(self.nodes, self.outputs, height)
+        """The entries for tiles of at least ``height`` rows: a schedule's first rows are those of a shorter
+        one's, and its places serve them as well, so one computed for ``height + SPARE_ROWS`` serves the
+        heights up to that (a tile with context rows above it, then one without: about 40 ms each)."""
+        fits = [h for h in self.schedules if h >= height]
+        if fits:
+            return self.schedules[min(fits)]
+        s = self.schedules[height + SPARE_ROWS] = schedule(self.nodes, self.outputs, height + SPARE_ROWS)
         return s
 
     def buffers(self, batch: int, schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
@@ -448,7 +452,7 @@ def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, 
             s1, s2 = reads[1] * nb, reads[0] * nb  # (the residual, the convolution: in _needs' order)
             res, a1, g1 = buf[s1 : s1 + size], buf[s2 : s2 + size], buf[s2 + size : s2 + 2 * size]
             for t in range(size):
-                dst[t] = _clamp(_snap(a1[t] * sigmoid_at(sig_t, sig_s, sig_o, g1[t]), unit, limit) + res[t], limit)
+                dst[t] = _clamp(_snap(a1[t] * lut_at(sig_t, sig_s, sig_o, g1[t]), unit, limit) + res[t], limit)
         elif kind == NIN:
             cin = meta[meta[n, 1], 3]
             w_off, b_off = meta[n, 5], meta[n, 6]

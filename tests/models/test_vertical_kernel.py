@@ -103,3 +103,17 @@ def test_every_row_is_computed_once_and_read_where_it_was_written(exact_model, h
             assert np.all(owner[place : place + program.nodes[o].channels * 20] == pairs.index((o, r)))
     one_place_each = sum(program.nodes[n].channels * program.nodes[n].width for n in set(s.node.tolist()))
     assert s.size <= one_place_each // 2 or height < 2
+
+
+def test_one_schedule_serves_the_shorter_tiles(exact_model):
+    """Program.schedule computes SPARE_ROWS more rows than asked and serves every height up to them with
+    it: a tile with context rows above it, then one without, share one schedule."""
+    from nlc.models.vertical_kernel import SPARE_ROWS
+    program = pixelcnnpp.vertical_program(exact_model, 12)
+    program.schedules.clear()
+    first = program.schedule(30)
+    assert len(first.start) == 30 + SPARE_ROWS + 1
+    assert program.schedule(30 + SPARE_ROWS) is first and program.schedule(3) is first
+    assert program.schedule(31 + SPARE_ROWS) is not first
+    x4 = _input(3, 2, 9, 12)
+    assert torch.equal(_stepped(exact_model, x4), exact_model.forward_x4(x4))  # rows 0..8 of a 38-row schedule
