@@ -27,7 +27,7 @@ from numba import njit
 
 from .. import fixed
 from ..models.exact_rows import row_params
-from ..models.exact_steps import lut_at, pixel_step
+from ..models.exact_steps import gated_step, lut_at, pixel_step
 from ..models.mixture import LOG_SCALE_MIN
 from .adaptive_kernels import observe_kernel, scale_kernel, shift_kernel
 from .coders import CoderError
@@ -194,6 +194,41 @@ def _valid(hs, ws, r, c):
     return out
 
 
+@njit(cache=True)
+def _decoding(hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
+              moment, dec, put_values, out):
+    """:func:`_decode_column`'s ``coding`` tuple, with a row's scratch (the CDF, an unused encoder state)."""
+    return (hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
+            moment, dec, np.zeros(5, np.uint64), np.empty(257, np.uint64), np.zeros((0, channels), np.int64), put_values,
+            out)
+
+
+@njit(cache=True)
+def _decode_column(params, r, c, mc, words, xs, row, left, coding):
+    """Decode column ``c`` of row ``r`` of every tile from the model's parameters ``params`` ``(B, P)`` of
+    its column ``mc`` (``c`` plus the context columns): the adaptive step, then the values written to
+    ``out`` and, as the network reads them, to the pixel buffer ``xs``; ``coding`` holds the rest of
+    :func:`_code_step`'s arguments (see :func:`decode_row`). Returns (False where the data is invalid, the
+    word buffer)."""
+    (hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment,
+     dec, enc, cdf, known, put_values, out) = coding
+    tiles = _valid(hs, ws, r, c)
+    part = np.empty((tiles.shape[0], params.shape[1]))
+    for i in range(tiles.shape[0]):
+        part[i] = params[tiles[i]]
+    ok, values, _, words = _code_step(part, known, True, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
+                                      log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, cdf)
+    if not ok:
+        return False, words
+    for i in range(tiles.shape[0]):
+        b = tiles[i]
+        for ch in range(channels):
+            out[b, r, c, ch] = values[i, ch]
+        for ch in range(3):
+            xs[b, ch, row, mc + left] = put_values[values[i, min(ch, channels - 1)]]
+    return True, words
+
+
 @njit(cache=True, nogil=True)
 def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables, adapt,
                stage, coeffs, gram, moment, dec, words, put_values, out, context_left=0):
@@ -206,33 +241,40 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
     over them first, coding nothing. Returns 0, or :data:`INVALID` where the data is invalid."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
-    cdf = np.empty(257, np.uint64)
-    enc = np.zeros(5, np.uint64)
-    known = np.zeros((0, channels), np.int64)
-    npar = head_b.shape[0]
+    coding = _decoding(hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs,
+                       gram, moment, dec, put_values, out)
     for c in range(context_left):
         pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
                    w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
     for c in range(width):
-        tiles = _valid(hs, ws, r, c)
-        part = np.empty((tiles.shape[0], npar))
         mc = c + context_left  # the model's column
-        if tiles.shape[0] > 0:  # (a step without tiles ends its row; the stage still decays its statistics)
-            params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
-                                head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
-            for i in range(tiles.shape[0]):
-                part[i] = params[tiles[i]]
-        ok, values, _, words = _code_step(part, known, True, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                          log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words,
-                                          cdf)
+        # (a step without tiles ends its row: no model step; the stage still decays its statistics)
+        params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
+                            head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) \
+            if _valid(hs, ws, r, c).shape[0] > 0 else np.empty((0, head_b.shape[0]))
+        ok, words = _decode_column(params, r, c, mc, words, xs, row, left, coding)
         if not ok:
             return INVALID
-        for i in range(tiles.shape[0]):
-            b = tiles[i]
-            for ch in range(channels):
-                out[b, r, c, ch] = values[i, ch]
-            for ch in range(3):
-                xs[b, ch, row, mc + left] = put_values[values[i, min(ch, channels - 1)]]
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def decode_gated_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables,
+                     adapt, stage, coeffs, gram, moment, dec, words, put_values, out):
+    """:func:`decode_row` for an exact Gated PixelCNN: ``model`` the arguments of
+    :func:`~nlc.models.exact_steps.gated_step` but the column, with the buffer's left margin."""
+    (xs, row, left, w_in, b_in, link_in, w_h, b_h, links, prev, w_skip, b_skip, w_res, b_res, w_out, b_out, w_head,
+     b_head, above, nw, w_left, tanh_t, tanh_s, tanh_o, sig_t, sig_s, sig_o, unit, limit) = model
+    coding = _decoding(hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs,
+                       gram, moment, dec, put_values, out)
+    for c in range(width):
+        params = gated_step(xs, row, c + left, c, w_in, b_in, link_in, w_h, b_h, links, prev, w_skip, b_skip, w_res,
+                            b_res, w_out, b_out, w_head, b_head, above, nw, w_left, tanh_t, tanh_s, tanh_o, sig_t,
+                            sig_s, sig_o, unit, limit) \
+            if _valid(hs, ws, r, c).shape[0] > 0 else np.empty((0, b_head.shape[0]))
+        ok, words = _decode_column(params, r, c, c, words, xs, row, left, coding)
+        if not ok:
+            return INVALID
     return 0
 
 
@@ -351,12 +393,16 @@ def encode_tile_rows(stage, mixtures: int, hs: np.ndarray, ws: np.ndarray, param
 def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: np.ndarray, dec, out: np.ndarray,
                      puts: np.ndarray, first_row: int = 0, context_left: int = 0, before_row=None, after_row=None,
                      progress=None) -> None:
-    """Decode a group of tiles row by row with :func:`decode_row` into ``out`` ``(B, H, W, C)``: ``st`` the
+    """Decode a group of tiles row by row with :func:`decode_row` (or :func:`decode_gated_row` for a
+    Gated PixelCNN stepper: its ``gated_kernel``) into ``out`` ``(B, H, W, C)``: ``st`` the
     model's stepper (its buffer filled; its rows start with ``first_row`` known rows and ``context_left``
     known columns), ``stage`` the adaptive stage (used where ``adapt``), ``dec`` a
     :class:`~nlc.coding.coders.CompiledRangeQueue`, ``puts`` :func:`put_values`; ``before_row(r)`` and
     ``after_row(r)`` run around each coded row ``r``. Raises ``CoderError`` on data no encoder wrote."""
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+    gated = getattr(st, "gated_kernel", False)  # Gated PixelCNN's steps (decode_gated_row), else PixelCNN++'s
+    if gated and (first_row or context_left):
+        raise ValueError("context tiles need PixelCNN++'s steps")
     for r in range(first_row):  # known rows: the vertical stream only
         st.start_row(r)
     for r in range(out.shape[1]):
@@ -366,9 +412,15 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
         if adapt:
             stage.start_row(r)
         args, coeffs, gram, moment = stage.kernel_args()
-        if decode_row(r, out.shape[2], hs64, ws64, out.shape[3], mixtures, st.kernel_row(), mixture_luts(), *LOG_SCALES,
-                      table_constants(), adapt, args, coeffs, gram, moment, dec.dec, dec.words, puts, out,
-                      context_left):
+        if gated:
+            status = decode_gated_row(r, out.shape[2], hs64, ws64, out.shape[3], mixtures, st.kernel_row(),
+                                      mixture_luts(), *LOG_SCALES, table_constants(), adapt, args, coeffs, gram, moment,
+                                      dec.dec, dec.words, puts, out)
+        else:
+            status = decode_row(r, out.shape[2], hs64, ws64, out.shape[3], mixtures, st.kernel_row(), mixture_luts(),
+                                *LOG_SCALES, table_constants(), adapt, args, coeffs, gram, moment, dec.dec, dec.words,
+                                puts, out, context_left)
+        if status:
             raise CoderError("range decoder failed: the data is not what an encoder wrote")
         if after_row:
             after_row(r)

@@ -507,14 +507,15 @@ def _encode_adaptive(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
 
 
 @contextlib.contextmanager
-def _compiled_steps(model: SteppedModel, grid: TileGrid, batch: int, channels: int,
-                    stage: OnlineBias | None) -> Iterator[tuple | None]:
+def _compiled_steps(model: SteppedModel, grid: TileGrid, batch: int, channels: int, stage: OnlineBias | None,
+                    decoding: bool = False) -> Iterator[tuple | None]:
     """The model's stepper for ``batch`` tiles with the stage to code with (a neutral one where ``stage`` is
     None: its arrays go unused) and whether it adapts, released on leaving; ``None``, nothing made, where
-    the stepper has no compiled step (``kernel``)."""
+    the stepper has no compiled step (``kernel``: PixelCNN++'s, which also encodes a row at once; in
+    ``decoding``, also ``gated_kernel``: Gated PixelCNN's)."""
     with exact_kernels(model), step_threads():
         st = model.stepper(batch, grid.tile_h, grid.tile_w)
-        if not getattr(st, "kernel", False):
+        if not (getattr(st, "kernel", False) or (decoding and getattr(st, "gated_kernel", False))):
             st.release()
             yield None
             return
@@ -551,7 +552,7 @@ def _decode_compiled(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.
     from a range coder, a tile row per compiled call (:func:`~nlc.coding.adaptive_steps.decode_row`), into
     ``out`` ``(B, H, W, C)``. Returns False, having done nothing, where the model's stepper has no
     compiled step (then :func:`_run` decodes)."""
-    with _compiled_steps(model, grid, len(hs), channels, stage) as steps:
+    with _compiled_steps(model, grid, len(hs), channels, stage, decoding=True) as steps:
         if steps is None:
             return False
         st, coding_stage, adapt = steps

@@ -24,6 +24,7 @@ Every layer computes through the model's arithmetic (``self.arith``), so
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import fixed
+from ..threads import vertical_parts, vertical_worker_count
 from . import mixture
 from .exact import NUMPY_EXACT
 from .exact_steps import gated_step
@@ -40,6 +42,7 @@ from .image_model import MixtureImageModel, RasterStepper, zero_
 from .layers import DownShiftedConv2d, Nin, RightShiftedConv1d
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
+from .vertical_kernel import CompiledRows, Program, TapeOps
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,20 @@ class GatedPixelCNN(MixtureImageModel):
         return GatedStepper(self, batch, height, width)
 
 
+def gated_program(model: GatedPixelCNN, width: int) -> Program:
+    """``model``'s vertical stack for tiles ``width`` wide and the links the per-pixel steps read (the first
+    layer's ``link_in`` of its input features, each layer's link of its pre-activation), recorded for the
+    compiled rows (kept on the model, one per width)."""
+    programs = model.__dict__.setdefault("_vertical_programs", {})
+    program = programs.get(width)
+    if program is None:
+        ops = TapeOps()
+        v0, pres = model.vertical(ops, ops.source(None, IN_CHANNELS, width))
+        outputs = [ops.nin(model.link_in, v0)] + [ops.nin(link, pre) for link, pre in zip(model.links, pres)]
+        program = programs[width] = Program.record(ops.nodes, [o.id for o in outputs])
+    return program
+
+
 class GatedStepper(RasterStepper):
     """Evaluates :class:`GatedPixelCNN` one pixel at a time in raster order (see :class:`RasterStepper`).
 
@@ -114,13 +131,27 @@ class GatedStepper(RasterStepper):
 
     numpy_steps = True  # an exact model's per-pixel steps run in numpy on a CPU (``self.steps``)
     compiled = True  # and there as one compiled kernel (exact_steps.gated_step); False: numpy calls
+    compiled_vertical = True  # and its vertical stack one compiled call per row (vertical_kernel); False: torch rows
 
     @torch.no_grad()
     def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
         super().__init__(model, batch, height, width)
-        ops = RowOps(batch, dtype=self.x.dtype, device=self.device, arith=self.arith)
-        self.v0, self.pres = model.vertical(ops, self.row_source(ops))
         S = self.steps
+        self.rows: CompiledRows | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        if self.compiled and self.compiled_vertical and S is NUMPY_EXACT:  # (exact, on a CPU)
+            # the stack and its links as PixelCNN++'s vertical stream runs (nlc.models.vertical_kernel): slices of
+            # the tiles, one compiled call per row and slice, in turn or shared out to single-threaded workers
+            parts = vertical_parts(batch, width)
+            luts = (*cast(Any, S).elu_neg.kernel_args, *cast(Any, S).sigmoid.kernel_args,
+                    *cast(Any, S).tanh.kernel_args)
+            self.rows = CompiledRows(gated_program(model, width), batch, height, width, parts, self.xs, self.TOP,
+                                     self.LEFT, luts)
+            workers = min(len(parts), vertical_worker_count())
+            self.pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        else:
+            ops = RowOps(batch, dtype=self.x.dtype, device=self.device, arith=self.arith)
+            self.v0, self.pres = model.vertical(ops, self.row_source(ops))
         self.w_in, self.b_in = (S.array(t) for t in model.h_in.matrix())
         self.layers = [(tuple(S.array(t) for t in conv.matrix()), self.linear_weights(sk), self.linear_weights(res))
                        for conv, sk, res in zip(model.h_convs, model.h_skips, model.h_res)]
@@ -128,6 +159,7 @@ class GatedStepper(RasterStepper):
         self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
         # (not ``kernel``: that names PixelCNN++'s compiled row decoder to the coding layer)
         self.compiled_step = self.compiled and S is NUMPY_EXACT
+        self.gated_kernel = self.compiled_step  # the coding layer may decode a row per compiled call (kernel_row)
         if self.compiled_step:  # the weights laid out for exact_steps.gated_step: one output per row
             def stack(arrays: list) -> np.ndarray:
                 return np.ascontiguousarray(np.stack(arrays))
@@ -143,6 +175,11 @@ class GatedStepper(RasterStepper):
     def start_row(self, r: int) -> None:
         """Compute the vertical stack's row ``r`` and its links."""
         super().start_row(r)
+        if self.rows is not None:
+            out = self.rows.row(r, self.pool)
+            self.link_in, self.k_links, self.links = out[0, :, :, : self.model.config.channels], out[1:], []
+            self.k_prev = np.zeros((len(self.layers), *self.zero.shape))
+            return
         m, A, S = self.model, self.arith, self.steps
         self.link_in = S.array(A.lin(m.link_in(self.v0.row(r))).transpose(1, 2).contiguous())  # (B, W, C)
         links = [S.array(A.lin(link(pre.row(r))).transpose(1, 2).contiguous()) for link, pre in zip(m.links, self.pres)]
@@ -153,9 +190,22 @@ class GatedStepper(RasterStepper):
         else:
             self.links = links
 
+    def kernel_row(self) -> tuple:
+        """The current row's arguments of :func:`~nlc.models.exact_steps.gated_step` but the column (the
+        buffer's left margin in its place), for a compiled loop over the row's pixels; only where
+        :attr:`gated_kernel` is set (an exact model on a CPU), after :meth:`start_row`."""
+        neighbours = self.skip
+        return (self.xs, self.r + self.TOP, self.LEFT, self.k_w_in, self.b_in, self.link_in, *self.k_layers[:2],
+                self.k_links, self.k_prev, *self.k_layers[2:], *self.out, *self.head, neighbours.above, neighbours.nw,
+                self.k_w_left, *self.k_luts, 2.0**fixed.GRID_BITS, fixed.LIMIT)
+
     def release(self) -> None:
         """Drop the row caches (their closures refer back to this stepper, a reference cycle)."""
-        self.v0 = self.pres = self.links = self.skip = None  # type: ignore[assignment]  # the caches go
+        if self.pool is not None:
+            self.pool.shutdown()
+        if self.rows is not None:
+            self.rows.release()
+        self.v0 = self.pres = self.links = self.skip = self.pool = None  # type: ignore[assignment]  # the caches go
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor | np.ndarray:

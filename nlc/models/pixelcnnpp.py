@@ -49,7 +49,7 @@ from .layers import (
 )
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
-from .vertical_kernel import Program, TapeOps, run_row
+from .vertical_kernel import CompiledRows, Program, TapeOps
 
 
 @dataclass(frozen=True)
@@ -197,10 +197,8 @@ class PixelStepper(RasterStepper):
         self.u_parts = []
         self.program = vertical_program(model, width) if self.kernel and self.compiled_vertical else None
         if self.program is not None:  # one compiled call per row and slice (nlc.models.vertical_kernel)
-            self.schedule = self.program.schedule(height)
-            self.buffers = [self.program.buffers(p.stop - p.start, self.schedule) for p in self.parts]
-            self.k_out = np.zeros((1 + len(model.h_blocks), batch, width, model.config.channels))
-            self.next_row = 0
+            luts = (*cast(Any, S).elu_neg.kernel_args, *cast(Any, S).sigmoid.kernel_args, *cast(Any, S).tanh.kernel_args)
+            self.rows = CompiledRows(self.program, batch, height, width, self.parts, self.xs, self.TOP, self.LEFT, luts)
         else:
             for part in self.parts:
                 ops = RowOps(part.stop - part.start, dtype=self.x.dtype, device=self.device, arith=self.arith)
@@ -221,38 +219,13 @@ class PixelStepper(RasterStepper):
             self.k_w_left = np.ascontiguousarray(self.skip.w_left.T)
             self.k_luts = (*cast(Any, S).elu_neg.kernel_args, *cast(Any, S).sigmoid.kernel_args)  # numpy exact steps
 
-    def _compiled_rows(self, r: int) -> None:
-        """Row ``r`` of the vertical stream and its projections into ``k_out`` (rows in order only: the
-        stream's ring buffers hold the last rows)."""
-        if r != self.next_row:
-            raise RuntimeError(f"the compiled vertical stream computes rows in order: asked for {r}, "
-                               f"next is {self.next_row}")
-        self.next_row += 1
-        s, prog = self.schedule, self.program
-        assert prog is not None
-        lo, hi = int(s.start[r]), int(s.start[r + 1])
-
-        def run(i: int) -> None:
-            part = self.parts[i]
-            buf, scratch = self.buffers[i]
-            step: Any = run_row  # a compiled kernel
-            step(r, s.node, s.row, lo, hi, s.out_at, s.reads_at, s.outputs_at, prog.meta, prog.weights, buf,
-                 part.stop - part.start, scratch, self.xs, part.start, self.TOP, self.LEFT, self.k_out, *self.k_luts,
-                 2.0**fixed.GRID_BITS, fixed.LIMIT)
-
-        if self.pool is None:
-            for i in range(len(self.parts)):
-                run(i)
-        else:
-            list(self.pool.map(run, range(len(self.parts))))
-
     @torch.no_grad()
     def start_row(self, r: int) -> None:
         """Compute everything of row ``r`` that depends on the rows above only."""
         super().start_row(r)
         if self.program is not None:
-            self._compiled_rows(r)
-            self.hu, self.k_aux = self.k_out[0], self.k_out[1:]
+            out = self.rows.row(r, self.pool)
+            self.hu, self.k_aux = out[0], out[1:]
             self.k_prev = np.zeros((2, len(self.blocks), *self.zero.shape))
             return
         m = self.model
@@ -288,7 +261,8 @@ class PixelStepper(RasterStepper):
         if self.pool is not None:
             self.pool.shutdown()
         self.u_parts = self.skip = self.aux = self.hu = self.prev = self.pool = None  # type: ignore[assignment]  # the caches go
-        self.buffers = []  # the compiled stream's ring buffers
+        if self.program is not None:
+            self.rows.release()  # the compiled stream's buffers
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor | np.ndarray:

@@ -38,9 +38,10 @@ import numpy as np
 import torch
 from numba import njit
 
+from ..fixed import GRID_BITS, LIMIT
 from .exact_steps import _clamp, _elu, _snap, lut_at
 
-SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT = range(8)
+SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT, TANH_GATE = range(9)
 META = 10  # columns of a node's row in the program's ``meta`` table (see :class:`Program`)
 
 
@@ -109,8 +110,8 @@ class TapeOps:
         return self._add(Node(GATE, (x.id, c.id), x.channels, x.width))
 
     def tanh_gate(self, c: Node) -> Node:
-        """Not used by PixelCNN++'s vertical stream."""
-        raise NotImplementedError("the compiled vertical stream has no tanh gate")
+        """Gated activation ``tanh(a) * sigmoid(b)``, ``(a, b)`` the halves of ``c`` (Gated PixelCNN)."""
+        return self._add(Node(TANH_GATE, (c.id,), c.channels // 2, c.width))
 
     def dropout(self, m: Any, x: Node) -> Node:
         """Dropout is off when coding."""
@@ -274,6 +275,53 @@ class Program:
         return np.zeros(schedule.size * batch), np.zeros(scratch)
 
 
+class CompiledRows:
+    """A :class:`Program` evaluated a row at a time over ``batch`` tiles whose rows come from a stepper's
+    pixel buffer ``xs`` (rows after ``top``, columns after ``left``): one compiled :func:`run_row` call per
+    row and slice of the tiles (``parts``: in turn, or shared out to a thread pool). Row ``r`` of each
+    output lands in ``out[q]`` ``(batch, width, channels)`` (an output of fewer channels in the first ones);
+    ``luts`` are the ELU, sigmoid and tanh tables' :meth:`~nlc.fixed.Lut.kernel_args`."""
+
+    def __init__(self, program: Program, batch: int, height: int, width: int, parts: list[slice], xs: np.ndarray,
+                 top: int, left: int, luts: tuple) -> None:
+        self.program, self.parts, self.xs, self.top, self.left, self.luts = program, parts, xs, top, left, luts
+        self.schedule = program.schedule(height)
+        self.buffers = [program.buffers(p.stop - p.start, self.schedule) for p in parts]
+        self.outputs = np.array(program.outputs, np.int64)
+        channels = max(program.nodes[o].channels for o in program.outputs)
+        self.out = np.zeros((len(program.outputs), batch, width, channels))
+        self.next_row = 0
+
+    def row(self, r: int, pool: Any = None) -> np.ndarray:
+        """Compute row ``r`` (rows in order only: the buffer holds the rows still to be read) into
+        :attr:`out` and return it; ``pool`` (a ``ThreadPoolExecutor``) runs the slices at once."""
+        if r != self.next_row:
+            raise RuntimeError(f"the compiled vertical stream computes rows in order: asked for {r}, "
+                               f"next is {self.next_row}")
+        self.next_row += 1
+        s, prog = self.schedule, self.program
+        lo, hi = int(s.start[r]), int(s.start[r + 1])
+
+        def run(i: int) -> None:
+            part = self.parts[i]
+            buf, scratch = self.buffers[i]
+            step: Any = run_row  # a compiled kernel
+            step(r, s.node, s.row, lo, hi, s.out_at, s.reads_at, s.outputs_at, self.outputs, prog.meta, prog.weights,
+                 buf, part.stop - part.start, scratch, self.xs, part.start, self.top, self.left, self.out, *self.luts,
+                 2.0**GRID_BITS, LIMIT)
+
+        if pool is None:
+            for i in range(len(self.parts)):
+                run(i)
+        else:
+            list(pool.map(run, range(len(self.parts))))
+        return self.out
+
+    def release(self) -> None:
+        """Drop the buffers."""
+        self.buffers = []
+
+
 @njit(cache=True, nogil=True)
 def _snap_all(v, unit, limit):
     """:func:`~nlc.models.exact_steps._snap` of every value of the 1-D view ``v``, in place."""
@@ -407,13 +455,14 @@ def _conv(meta, n, r, weights, buf, reads, at, nb, scratch):
 
 
 @njit(cache=True, nogil=True)
-def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, meta, weights, buf, nb, scratch, xs,
-            b0, top, left, out, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit):
+def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, outputs, meta, weights, buf, nb, scratch, xs,
+            b0, top, left, out, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, tanh_t, tanh_s, tanh_o, unit, limit):
     """Execute entries ``lo:hi`` (output row ``r``'s) of a :class:`Schedule` for ``nb`` tiles, every row
     channel-first ``(channels, nb * width)`` in ``buf`` where the schedule places it (``scratch`` from
     :meth:`Program.buffers`): the source rows come from the pixel buffer ``xs`` ``(B, 4, H', W')`` (tiles
     from ``b0``, rows after ``top``, columns after ``left``); then row ``r`` of each output is copied to
-    ``out[q, b0 + b]`` ``(outputs, B, W, C)``."""
+    ``out[q, b0 + b]`` ``(outputs, B, W, C)`` (an output of fewer channels to the first ones). The tables
+    are ELU's, the sigmoid's and tanh's (:meth:`nlc.fixed.Lut.kernel_args`)."""
     for e in range(lo, hi):
         n = entries_node[e]
         k = entries_row[e]
@@ -453,6 +502,11 @@ def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, 
             res, a1, g1 = buf[s1 : s1 + size], buf[s2 : s2 + size], buf[s2 + size : s2 + 2 * size]
             for t in range(size):
                 dst[t] = _clamp(_snap(a1[t] * lut_at(sig_t, sig_s, sig_o, g1[t]), unit, limit) + res[t], limit)
+        elif kind == TANH_GATE:  # tanh of the input's first ``ch`` channels times the sigmoid of the rest
+            s = reads[0] * nb
+            a1, g1 = buf[s : s + size], buf[s + size : s + 2 * size]
+            for t in range(size):
+                dst[t] = _snap(lut_at(tanh_t, tanh_s, tanh_o, a1[t]) * lut_at(sig_t, sig_s, sig_o, g1[t]), unit, limit)
         elif kind == NIN:
             cin = meta[meta[n, 1], 3]
             w_off, b_off = meta[n, 5], meta[n, 6]
@@ -478,8 +532,9 @@ def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, 
                     for b in range(nb):
                         for x in range(px, wd, 2):
                             up[j, b * wd + x] = _snap(acc[j, b * win + x // 2], unit, limit)
+    wd = out.shape[2]
     for q in range(outputs_at.shape[1]):
-        ch, wd = out.shape[3], out.shape[2]
+        ch = meta[outputs[q], 3]
         s = outputs_at[r, q] * nb
         row = buf[s : s + ch * nb * wd].reshape((ch, nb * wd))
         for b in range(nb):

@@ -32,14 +32,18 @@ def _input(seed: int, b: int, h: int, w: int) -> torch.Tensor:
 @given(st.integers(1, 4), st.integers(1, 19), st.integers(1, 21), st.integers(0, 2**31))
 def test_compiled_rows_equal_the_torch_rows_and_the_parallel_pass(exact_model, b, h, w, seed):
     """Any batch and tile size (odd widths go through the strided and upsampling layers' edges)."""
-    x4 = _input(seed, b, h, w)
-    compiled = _stepped(exact_model, x4)
-    pixelcnnpp.PixelStepper.compiled_vertical = False
+    _check_against_torch_rows(exact_model, pixelcnnpp.PixelStepper, _input(seed, b, h, w))
+
+
+def _check_against_torch_rows(model, stepper: type, x4: torch.Tensor) -> None:
+    """The steps with the compiled vertical stream give the torch rows' numbers and the parallel pass's."""
+    compiled = _stepped(model, x4)
+    stepper.compiled_vertical = False
     try:
-        assert torch.equal(compiled, _stepped(exact_model, x4))
+        assert torch.equal(compiled, _stepped(model, x4))
     finally:
-        pixelcnnpp.PixelStepper.compiled_vertical = True
-    assert torch.equal(compiled, exact_model.forward_x4(x4))
+        stepper.compiled_vertical = True
+    assert torch.equal(compiled, model.forward_x4(x4))
 
 
 @pytest.mark.parametrize("workers", [2, 1], ids=["in parallel", "in turn"])
@@ -117,3 +121,13 @@ def test_one_schedule_serves_the_shorter_tiles(exact_model):
     assert program.schedule(31 + SPARE_ROWS) is not first
     x4 = _input(3, 2, 9, 12)
     assert torch.equal(_stepped(exact_model, x4), exact_model.forward_x4(x4))  # rows 0..8 of a 38-row schedule
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 13), st.integers(0, 2**31))
+def test_gated_pixelcnns_compiled_stack_gives_the_torch_rows_numbers(b, h, w, seed):
+    """Gated PixelCNN's vertical stack and links (tanh gates: vertical_kernel.TANH_GATE) through the
+    compiled rows, against its torch rows and its parallel pass."""
+    from nlc.models import gated_pixelcnn
+    _check_against_torch_rows(nlc.Codec.load("gated-pixelcnn-exact").model, gated_pixelcnn.GatedStepper,
+                              _input(seed, b, h, w))
