@@ -237,7 +237,7 @@ def vertical_rows_table(path: Path) -> str:
 def update_readme(root: Path) -> None:
     """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``,
     docs/adaptive.md's ``ablation``, ``context``, ``speed``, ``speed-v3``, ``speed-kernels``, ``speed-stepped``,
-    ``speed-taps`` and ``vertical-rows``, and docs/sixteen-bit.md's ``photos16`` and
+    ``speed-taps``, ``speed-places``, ``speed-gated`` and ``vertical-rows``, and docs/sixteen-bit.md's ``photos16`` and
     ``pngsuite16`` (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
     readme = root / "README.md"
     readme.write_text(_replace(readme.read_text(), "headline", headline_table()))
@@ -259,6 +259,8 @@ def update_readme(root: Path) -> None:
                              ("speed-kernels", "compare-times-kodak-kernels.json", speed_table),
                              ("speed-stepped", "compare-times-kodak-stepped-encoder.json", speed_table),
                              ("speed-taps", "compare-times-kodak-taps.json", speed_table),
+                             ("speed-places", "compare-times-kodak-places.json", speed_table),
+                             ("speed-gated", "compare-times-kodak-gated.json", speed_table),
                              ("vertical-rows", "vertical-rows.json", vertical_rows_table)):
         if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in adaptive.read_text():
             adaptive.write_text(_replace(adaptive.read_text(), tag, table(RESULTS / name)))
