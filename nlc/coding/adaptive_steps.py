@@ -195,24 +195,22 @@ def _valid(hs, ws, r, c):
 
 
 @njit(cache=True)
-def _decoding(hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
-              moment, dec, put_values, out):
+def _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment,
+              dec, put_values, out):
     """:func:`_decode_column`'s ``coding`` tuple, with a row's scratch (the CDF, an unused encoder state)."""
-    return (hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
-            moment, dec, np.zeros(5, np.uint64), np.empty(257, np.uint64), np.zeros((0, channels), np.int64), put_values,
-            out)
+    return (channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec,
+            np.zeros(5, np.uint64), np.empty(257, np.uint64), np.zeros((0, channels), np.int64), put_values, out)
 
 
 @njit(cache=True)
-def _decode_column(params, r, c, mc, words, xs, row, left, coding):
-    """Decode column ``c`` of row ``r`` of every tile from the model's parameters ``params`` ``(B, P)`` of
-    its column ``mc`` (``c`` plus the context columns): the adaptive step, then the values written to
-    ``out`` and, as the network reads them, to the pixel buffer ``xs``; ``coding`` holds the rest of
-    :func:`_code_step`'s arguments (see :func:`decode_row`). Returns (False where the data is invalid, the
-    word buffer)."""
-    (hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment,
-     dec, enc, cdf, known, put_values, out) = coding
-    tiles = _valid(hs, ws, r, c)
+def _decode_column(params, tiles, r, c, mc, words, xs, row, left, coding):
+    """Decode column ``c`` of row ``r`` of the tiles ``tiles`` (those that reach it) from the model's
+    parameters ``params`` ``(B, P)`` of its column ``mc`` (``c`` plus the context columns): the adaptive
+    step, then the values written to ``out`` and, as the network reads them, to the pixel buffer ``xs``;
+    ``coding`` holds the rest of :func:`_code_step`'s arguments (see :func:`decode_row`). Returns (False
+    where the data is invalid, the word buffer)."""
+    (channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc,
+     cdf, known, put_values, out) = coding
     part = np.empty((tiles.shape[0], params.shape[1]))
     for i in range(tiles.shape[0]):
         part[i] = params[tiles[i]]
@@ -241,18 +239,18 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
     over them first, coding nothing. Returns 0, or :data:`INVALID` where the data is invalid."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
-    coding = _decoding(hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs,
-                       gram, moment, dec, put_values, out)
+    coding = _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
+                       moment, dec, put_values, out)
     for c in range(context_left):
         pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
                    w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
     for c in range(width):
         mc = c + context_left  # the model's column
-        # (a step without tiles ends its row: no model step; the stage still decays its statistics)
+        tiles = _valid(hs, ws, r, c)  # (a step without tiles ends its row: no model step; the stage still decays)
         params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
                             head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) \
-            if _valid(hs, ws, r, c).shape[0] > 0 else np.empty((0, head_b.shape[0]))
-        ok, words = _decode_column(params, r, c, mc, words, xs, row, left, coding)
+            if tiles.shape[0] > 0 else np.empty((0, head_b.shape[0]))
+        ok, words = _decode_column(params, tiles, r, c, mc, words, xs, row, left, coding)
         if not ok:
             return INVALID
     return 0
@@ -265,14 +263,14 @@ def decode_gated_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_
     :func:`~nlc.models.exact_steps.gated_step` but the column, with the buffer's left margin."""
     (xs, row, left, w_in, b_in, link_in, w_h, b_h, links, prev, w_skip, b_skip, w_res, b_res, w_out, b_out, w_head,
      b_head, above, nw, w_left, tanh_t, tanh_s, tanh_o, sig_t, sig_s, sig_o, unit, limit) = model
-    coding = _decoding(hs, ws, channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs,
-                       gram, moment, dec, put_values, out)
+    coding = _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
+                       moment, dec, put_values, out)
     for c in range(width):
+        tiles = _valid(hs, ws, r, c)
         params = gated_step(xs, row, c + left, c, w_in, b_in, link_in, w_h, b_h, links, prev, w_skip, b_skip, w_res,
                             b_res, w_out, b_out, w_head, b_head, above, nw, w_left, tanh_t, tanh_s, tanh_o, sig_t,
-                            sig_s, sig_o, unit, limit) \
-            if _valid(hs, ws, r, c).shape[0] > 0 else np.empty((0, b_head.shape[0]))
-        ok, words = _decode_column(params, r, c, c, words, xs, row, left, coding)
+                            sig_s, sig_o, unit, limit) if tiles.shape[0] > 0 else np.empty((0, b_head.shape[0]))
+        ok, words = _decode_column(params, tiles, r, c, c, words, xs, row, left, coding)
         if not ok:
             return INVALID
     return 0

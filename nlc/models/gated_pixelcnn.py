@@ -177,7 +177,8 @@ class GatedStepper(RasterStepper):
         super().start_row(r)
         if self.rows is not None:
             out = self.rows.row(r, self.pool)
-            self.link_in, self.k_links, self.links = out[0, :, :, : self.model.config.channels], out[1:], []
+            self.link_in, self.k_links = out[0, :, :, : self.model.config.channels], out[1:]
+            self.links: list[np.ndarray] = []
             self.k_prev = np.zeros((len(self.layers), *self.zero.shape))
             return
         m, A, S = self.model, self.arith, self.steps
