@@ -1,4 +1,4 @@
-"""A compiled row-at-a-time vertical stream for an exact PixelCNN++ on a CPU.
+"""A compiled row-at-a-time vertical stream for an exact PixelCNN++ (and Gated PixelCNN's vertical stack) on a CPU.
 
 The decoder evaluates the vertical U-net one row at a time
 (:class:`~nlc.models.rowgraph.RowOps`): about a hundred small nodes per row,
@@ -8,9 +8,10 @@ two decoding threads wait on each other. Here the same network is written once
 more through an ``ops`` backend, :class:`TapeOps`, which records the nodes
 (kind, inputs, weights laid out channel-last) instead of computing; the lazy
 evaluation order of :class:`~nlc.models.rowgraph.RowNode` is replayed once per
-tile height into a list of ``(node, row)`` entries (:func:`schedule`); and
-:func:`run_row` executes one output row's entries in a single compiled call that
-releases the GIL.
+tile height into a list of ``(node, row)`` entries (:func:`schedule`), each row
+given a place in one buffer that it shares with rows no longer read (:func:`_place`);
+and :func:`run_row` executes one output row's entries in a single compiled call that
+releases the GIL (:class:`CompiledRows` drives it for a stepper).
 
 The numbers are the torch path's, bit for bit: in exact arithmetic every sum of
 products is exact in float64 (weights of 14 significant bits per output
