@@ -97,12 +97,12 @@ def row_params(xs, row, left, ncols, w_in, b_in, hu, w1, b1, w2, b2, aux, head_w
             for p in range(npos):
                 ej[p] = _elu(_clamp(_snap(aj[p], unit, limit) + vj[p], limit), elu_table, elu_scale, elu_offset)
         acc = _causal_layer(e, w2[lay], b2[lay], ncols)
-        for j in range(nc):
+        for j in range(nc):  # the gates: the table's lookups first, alone, so that the products' loop vectorizes
             aj, gj, hj = acc[j], acc[nc + j], h[j]
             for p in range(npos):
-                a = _snap(aj[p], unit, limit)
-                g = _snap(gj[p], unit, limit)
-                hj[p] = _clamp(_snap(a * lut_at(sig_table, sig_scale, sig_offset, g), unit, limit) + hj[p], limit)
+                gj[p] = lut_at(sig_table, sig_scale, sig_offset, _snap(gj[p], unit, limit))
+            for p in range(npos):
+                hj[p] = _clamp(_snap(_snap(aj[p], unit, limit) * gj[p], unit, limit) + hj[p], limit)
     for j in range(nc):
         hj = h[j]
         for p in range(npos):

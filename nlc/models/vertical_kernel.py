@@ -501,8 +501,10 @@ def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, 
         elif kind == GATE:  # the gated convolution's first ``ch`` channels times the sigmoid of the rest
             s1, s2 = reads[1] * nb, reads[0] * nb  # (the residual, the convolution: in _needs' order)
             res, a1, g1 = buf[s1 : s1 + size], buf[s2 : s2 + size], buf[s2 + size : s2 + 2 * size]
+            for t in range(size):  # the table's lookups first, alone: the products' loop then vectorizes
+                dst[t] = lut_at(sig_t, sig_s, sig_o, g1[t])
             for t in range(size):
-                dst[t] = _clamp(_snap(a1[t] * lut_at(sig_t, sig_s, sig_o, g1[t]), unit, limit) + res[t], limit)
+                dst[t] = _clamp(_snap(a1[t] * dst[t], unit, limit) + res[t], limit)
         elif kind == TANH_GATE:  # tanh of the input's first ``ch`` channels times the sigmoid of the rest
             s = reads[0] * nb
             a1, g1 = buf[s : s + size], buf[s + size : s + 2 * size]
