@@ -42,7 +42,7 @@ from .image_model import MixtureImageModel, RasterStepper, zero_
 from .layers import DownShiftedConv2d, Nin, RightShiftedConv1d
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
-from .vertical_kernel import CompiledRows, Program, TapeOps
+from .vertical_kernel import CompiledRows, Program, TapeOps, row_tables
 
 
 @dataclass(frozen=True)
@@ -137,16 +137,17 @@ class GatedStepper(RasterStepper):
     def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
         super().__init__(model, batch, height, width)
         S = self.steps
+        # (not ``kernel``: that names PixelCNN++'s compiled row decoder to the coding layer)
+        self.compiled_step = self.compiled and S is NUMPY_EXACT
+        self.gated_kernel = self.compiled_step  # the coding layer may decode a row per compiled call (kernel_row)
         self.rows: CompiledRows | None = None
         self.pool: ThreadPoolExecutor | None = None
-        if self.compiled and self.compiled_vertical and S is NUMPY_EXACT:  # (exact, on a CPU)
+        if self.compiled_step and self.compiled_vertical:  # (exact, on a CPU)
             # the stack and its links as PixelCNN++'s vertical stream runs (nlc.models.vertical_kernel): slices of
             # the tiles, one compiled call per row and slice, in turn or shared out to single-threaded workers
             parts = vertical_parts(batch, width)
-            luts = (*cast(Any, S).elu_neg.kernel_args, *cast(Any, S).sigmoid.kernel_args,
-                    *cast(Any, S).tanh.kernel_args)
             self.rows = CompiledRows(gated_program(model, width), batch, height, width, parts, self.xs, self.TOP,
-                                     self.LEFT, luts)
+                                     self.LEFT, row_tables(S))
             workers = min(len(parts), vertical_worker_count())
             self.pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         else:
@@ -157,9 +158,6 @@ class GatedStepper(RasterStepper):
                        for conv, sk, res in zip(model.h_convs, model.h_skips, model.h_res)]
         self.out, self.head = self.linear_weights(model.out), self.linear_weights(model.head)
         self.zero = S.array(torch.zeros(batch, model.config.channels, dtype=self.x.dtype, device=self.device))
-        # (not ``kernel``: that names PixelCNN++'s compiled row decoder to the coding layer)
-        self.compiled_step = self.compiled and S is NUMPY_EXACT
-        self.gated_kernel = self.compiled_step  # the coding layer may decode a row per compiled call (kernel_row)
         if self.compiled_step:  # the weights laid out for exact_steps.gated_step: one output per row
             def stack(arrays: list) -> np.ndarray:
                 return np.ascontiguousarray(np.stack(arrays))

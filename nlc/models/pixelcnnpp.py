@@ -49,7 +49,7 @@ from .layers import (
 )
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
 from .rowgraph import FullOps, RowOps
-from .vertical_kernel import CompiledRows, Program, TapeOps
+from .vertical_kernel import CompiledRows, Program, TapeOps, row_tables
 
 
 @dataclass(frozen=True)
@@ -197,8 +197,8 @@ class PixelStepper(RasterStepper):
         self.u_parts = []
         self.program = vertical_program(model, width) if self.kernel and self.compiled_vertical else None
         if self.program is not None:  # one compiled call per row and slice (nlc.models.vertical_kernel)
-            luts = (*cast(Any, S).elu_neg.kernel_args, *cast(Any, S).sigmoid.kernel_args, *cast(Any, S).tanh.kernel_args)
-            self.rows = CompiledRows(self.program, batch, height, width, self.parts, self.xs, self.TOP, self.LEFT, luts)
+            self.rows = CompiledRows(self.program, batch, height, width, self.parts, self.xs, self.TOP, self.LEFT,
+                                     row_tables(S))
         else:
             for part in self.parts:
                 ops = RowOps(part.stop - part.start, dtype=self.x.dtype, device=self.device, arith=self.arith)

@@ -276,6 +276,12 @@ class Program:
         return np.zeros(schedule.size * batch), np.zeros(scratch)
 
 
+def row_tables(steps: Any) -> tuple:
+    """The ELU, sigmoid and tanh tables' :meth:`~nlc.fixed.Lut.kernel_args` of an exact model's numpy steps
+    (:class:`~nlc.models.exact.NumpyExactArithmetic`), as :func:`run_row` reads them."""
+    return (*steps.elu_neg.kernel_args, *steps.sigmoid.kernel_args, *steps.tanh.kernel_args)
+
+
 class CompiledRows:
     """A :class:`Program` evaluated a row at a time over ``batch`` tiles whose rows come from a stepper's
     pixel buffer ``xs`` (rows after ``top``, columns after ``left``): one compiled :func:`run_row` call per
