@@ -84,6 +84,7 @@ class CodecSpec:
     coder: str = "range"
     tile: int = 64
     large_tile: int = 0  # where set: the tile side for images of LARGE_TILE_MIN_TILES such tiles or more that fit one group
+    whole_tile: int = 0  # where set: an image no wider or taller than this that ``tile`` would cut codes as one tile
     arithmetic: str = "float"  # "exact": fixed-point twin of the weights, files decode on any machine
     adaptive: str = ""  # an adaptive stage (nlc.coding.adaptive) between the model and the coder; exact only
     context: int = 0  # where set: tiles coded group after group, each seeing this many coded rows and columns
@@ -134,6 +135,8 @@ def write_spec_toml(spec: CodecSpec, path: Path) -> Path:
         fields["adaptive"] = spec.adaptive
     if spec.large_tile:
         fields["large_tile"] = spec.large_tile
+    if spec.whole_tile:
+        fields["whole_tile"] = spec.whole_tile
     if spec.context:
         fields["context"] = spec.context
     lines = [f"{k} = {_toml_value(v)}" for k, v in fields.items()]

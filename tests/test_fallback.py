@@ -53,6 +53,20 @@ def test_webp_kept_after_the_model_ran_where_no_estimate_is_made(tiny_codec, mon
     assert stats["model_bits"] == model_stats["model_bits"] and len(data) < len(model_only)
 
 
+def test_no_estimate_for_an_image_of_no_more_tiles_than_the_estimate_samples(tiny_codec, monkeypatch):
+    from nlc.coding import autoregressive
+
+    calls = []
+    monkeypatch.setattr(autoregressive, "tile_log_probs", lambda *a, **k: calls.append(a) or np.zeros(1))
+    im = screenshot().crop((0, 0, 40, 32))  # 3 x 2 tiles of 16: an estimate would see them all
+    data, stats = encode_image(im, tiny_codec)
+    model_only, model_stats = encode_image(im, tiny_codec, fallback=False)
+    assert calls == [] and "model_estimate" not in stats
+    assert stats["model_payload_bytes"] == model_stats["model_payload_bytes"] == len(container.unpack(model_only)[1])
+    assert len(data) <= len(model_only)
+    assert same_pixels(decode_image(data, codec=tiny_codec)[0], im)
+
+
 def test_rate_estimate_is_the_model_rate_when_it_sees_every_tile(tiny_codec):
     import math
 

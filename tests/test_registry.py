@@ -36,6 +36,28 @@ def test_the_default_codec_takes_its_large_tile_only_for_images_that_make_24_to_
     assert codec.coding(None, None) == ("range", 64)  # sets: the codec's tile
 
 
+@pytest.mark.parametrize("size, tile", [((80, 96), 96), ((96, 80), 96), ((65, 3), 65), ((128, 128), 128),
+                                        ((72, 128), 128), ((64, 64), 64), ((40, 50), 64), ((129, 100), 64),
+                                        ((100, 129), 64), ((1, 200), 64)])
+def test_the_default_codec_codes_an_image_of_65_to_128_on_its_longer_side_as_one_tile(size, tile):
+    import nlc
+
+    codec = nlc.Codec.load("default")
+    assert codec.coding(None, None, size) == ("range", tile)
+    assert codec.coding(None, 64, size) == ("range", 64)
+
+
+def test_a_small_image_in_one_tile_round_trips_and_records_its_tile():
+    import nlc
+    from nlc import api
+    from tests.conftest import gradient_image, same_pixels
+
+    im = gradient_image(70, 90)
+    data, stats = api.encode_image(im, "default", fallback=False)
+    assert (api.read_header(data).tile, stats["tile"]) == (90, 90)
+    assert same_pixels(nlc.api.decode_image(data)[0], im)
+
+
 def test_groups_of_large_tiles_hold_no_more_pixels_than_384_tiles_of_64():
     from nlc.coding.autoregressive import GROUP, group_for
 

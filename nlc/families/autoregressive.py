@@ -14,6 +14,7 @@ import torch
 from .. import container
 from ..coding.autoregressive import (
     GROUP,
+    SAMPLE_TILES,
     decode_items,
     decode_tiles,
     encode_items,
@@ -60,7 +61,10 @@ class Autoregressive(Unsupported):
     set_modes: tuple[str, ...] = ("L", "RGB")
 
     def estimate_rate(self, codec: LoadedCodec, pixels: np.ndarray, tile: int) -> float | None:
-        """The model's bits per sub-pixel on a few of the image's tiles."""
+        """The model's bits per sub-pixel on a few of the image's tiles; ``None`` for an image of no more tiles
+        than the estimate samples, whose estimate would take about what coding it takes."""
+        if _tiles(pixels.shape[0], pixels.shape[1], tile) <= SAMPLE_TILES:
+            return None
         return estimate_rate(codec.model, codec.mixtures, pixels, tile)
 
     def encode_pixels(self, codec: LoadedCodec, pixels: np.ndarray, tile: int, coder: str,
