@@ -276,6 +276,24 @@ def decode_gated_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_
     return 0
 
 
+def decode_step_columns(st, r: int, width: int, hs: np.ndarray, ws: np.ndarray, channels: int, mixtures: int,
+                        adapt: bool, stage: tuple, coeffs: tuple, gram: tuple, moment: tuple, dec, puts: np.ndarray,
+                        out: np.ndarray) -> int:
+    """:func:`decode_row` for a stepper whose steps are compiled but share the tiles out to threads (PixelSNAIL's:
+    ``snail_kernel``): a loop over the row's columns here, each step's parameters from ``st.params(c)`` (every
+    tile's, coded or not: later positions' attention reads them all, as the encoder's parallel pass computes
+    them), each column decoded in one compiled call. Returns :data:`INVALID` where the data is not what an
+    encoder wrote, else 0."""
+    coding = _decoding(channels, mixtures, mixture_luts(), *LOG_SCALES, table_constants(), adapt, stage, coeffs, gram,
+                       moment, dec.dec, puts, out)
+    row, words = st.r + st.TOP, dec.words
+    for c in range(width):
+        ok, words = _decode_column(st.params(c), _valid(hs, ws, r, c), r, c, c, words, st.xs, row, st.LEFT, coding)
+        if not ok:
+            return INVALID
+    return 0
+
+
 @njit(cache=True)
 def _known_at(known_row, tiles, c, channels):
     """The pixels ``(n, channels)`` of column ``c`` of the tiles ``tiles`` in ``known_row`` ``(B, W, C)``."""
@@ -392,14 +410,15 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
                      puts: np.ndarray, first_row: int = 0, context_left: int = 0, before_row=None, after_row=None,
                      progress=None) -> None:
     """Decode a group of tiles row by row with :func:`decode_row` (or :func:`decode_gated_row` for a
-    Gated PixelCNN stepper: its ``gated_kernel``) into ``out`` ``(B, H, W, C)``: ``st`` the
+    Gated PixelCNN stepper: its ``gated_kernel``; :func:`decode_step_columns` for PixelSNAIL's) into ``out`` ``(B, H, W, C)``: ``st`` the
     model's stepper (its buffer filled; its rows start with ``first_row`` known rows and ``context_left``
     known columns), ``stage`` the adaptive stage (used where ``adapt``), ``dec`` a
     :class:`~nlc.coding.coders.CompiledRangeQueue`, ``puts`` :func:`put_values`; ``before_row(r)`` and
     ``after_row(r)`` run around each coded row ``r``. Raises ``CoderError`` on data no encoder wrote."""
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
-    gated = getattr(st, "gated_kernel", False)  # Gated PixelCNN's steps (decode_gated_row), else PixelCNN++'s
-    if gated and (first_row or context_left):
+    gated = getattr(st, "gated_kernel", False)  # Gated PixelCNN's steps (decode_gated_row)
+    snail = getattr(st, "snail_kernel", False)  # PixelSNAIL's (decode_step_columns), else PixelCNN++'s
+    if (gated or snail) and (first_row or context_left):
         raise ValueError("context tiles need PixelCNN++'s steps")
     for r in range(first_row):  # known rows: the vertical stream only
         st.start_row(r)
@@ -410,7 +429,10 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
         if adapt:
             stage.start_row(r)
         args, coeffs, gram, moment = stage.kernel_args()
-        if gated:
+        if snail:
+            status = decode_step_columns(st, r, out.shape[2], hs64, ws64, out.shape[3], mixtures, adapt, args, coeffs,
+                                         gram, moment, dec, puts, out)
+        elif gated:
             status = decode_gated_row(r, out.shape[2], hs64, ws64, out.shape[3], mixtures, st.kernel_row(),
                                       mixture_luts(), *LOG_SCALES, table_constants(), adapt, args, coeffs, gram, moment,
                                       dec.dec, dec.words, puts, out)

@@ -515,7 +515,8 @@ def _compiled_steps(model: SteppedModel, grid: TileGrid, batch: int, channels: i
     ``decoding``, also ``gated_kernel``: Gated PixelCNN's)."""
     with exact_kernels(model), step_threads():
         st = model.stepper(batch, grid.tile_h, grid.tile_w)
-        if not (getattr(st, "kernel", False) or (decoding and getattr(st, "gated_kernel", False))):
+        decoders = ("gated_kernel", "snail_kernel") if decoding else ()
+        if not (getattr(st, "kernel", False) or any(getattr(st, name, False) for name in decoders)):
             st.release()
             yield None
             return

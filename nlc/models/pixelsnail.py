@@ -21,19 +21,25 @@ Every layer computes through the model's arithmetic (``self.arith``), so
 
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import nn
 
+from .. import fixed
+from ..threads import vertical_worker_count
 from . import mixture
-from .attention import AttentionCache, CausalAttention
-from .exact import FLOAT, FloatArithmetic
+from .attention import QKV_LIMIT, AttentionCache, CausalAttention
+from .exact import FLOAT, NUMPY_EXACT, FloatArithmetic
 from .image_model import MixtureImageModel, zero_
 from .layers import Nin
 from .masked import MaskedConv2d, MaskedStackStepper, window3
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
+from .snail_steps import snail_step
 
 
 @dataclass(frozen=True)
@@ -105,12 +111,26 @@ class PixelSNAIL(MixtureImageModel):
 class SnailStepper(MaskedStackStepper):
     """Evaluates :class:`PixelSNAIL` one pixel at a time in raster order (see :class:`MaskedStackStepper`).
 
-    Each attention layer keeps the keys and values of the positions so far.
+    Each attention layer keeps the keys and values of the positions so far. An exact model on a CPU
+    computes each step in one compiled call (:func:`~nlc.models.snail_steps.snail_step`, the same
+    numbers), on slices of the tiles shared out to threads; the coding layer then decodes each step's
+    column in one compiled call (:attr:`snail_kernel`).
     """
+
+    compiled = True  # an exact model's steps on a CPU as one compiled kernel (snail_steps.snail_step); False: torch
+
+    @property
+    def numpy_steps(self) -> bool:  # type: ignore[override]
+        """Whether the steps (and the skip's) run in numpy arrays on a CPU: where they are compiled."""
+        return self.compiled
 
     @torch.no_grad()
     def __init__(self, model: Any, batch: int, height: int, width: int) -> None:  # the model (its ModuleLists of blocks are untyped)
         super().__init__(model, batch, height, width, model.config.first_kernel // 2)
+        self.snail_kernel = self.compiled and self.steps is NUMPY_EXACT
+        if self.snail_kernel:
+            self._compile(model, batch, height * width)
+            return
         c = model.config.channels
         self.w_in, self.b_in = model.conv_in.matrix()
         self.layers = [[(layer.conv.matrix(), layer.gate.lin.weight.t().contiguous(), layer.gate.lin.bias,
@@ -118,13 +138,79 @@ class SnailStepper(MaskedStackStepper):
         self.caches = [AttentionCache(a, batch, height * width, self.device, self.arith, self.x.dtype)
                        for a in model.attention]
 
-    def release(self) -> None:
-        """Drop the caches."""
-        self.maps = self.layers = self.caches = self.skip = None  # type: ignore[assignment]  # the caches go
+    def _compile(self, model: Any, batch: int, positions: int) -> None:
+        """The weights laid out for :func:`~nlc.models.snail_steps.snail_step` (one output per row), and per
+        slice of the tiles its maps and its key/value caches: float32, position-last (the keys and values
+        are multiples of ``2^-16`` below ``QKV_LIMIT`` = 2^7, exact in float32's 24 bits; the decoder reads
+        the whole cache at every step, so its size is the step's memory traffic)."""
+        def rows(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().numpy())
+
+        layers = [layer for block in model.layers for layer in block]
+        attention = list(model.attention)
+        c, keys, heads = model.config.channels, model.config.key_channels, model.config.heads
+        w_in, b_in = model.conv_in.matrix()
+        self.k_in = (model.config.first_kernel, rows(w_in.t()), rows(b_in))
+        self.k_layers = (np.stack([rows(lay.conv.matrix()[0].t()) for lay in layers]),
+                         np.stack([rows(lay.conv.bias) for lay in layers]),
+                         np.stack([rows(lay.gate.lin.weight) for lay in layers]),
+                         np.stack([rows(lay.gate.lin.bias) for lay in layers]))
+        self.k_attention = (np.stack([rows(a.qkv.weight) for a in attention]),
+                            np.stack([rows(a.qkv.bias) for a in attention]),
+                            np.stack([rows(a.out.weight) for a in attention]),
+                            np.stack([rows(a.out.bias) for a in attention]))
+        self.k_head = (rows(model.head.lin.weight), rows(model.head.lin.bias))
+        self.k_w_left = np.ascontiguousarray(self.skip.w_left.T)
+        S = cast(Any, self.steps)
+        self.k_luts = (*S.elu_neg.kernel_args, *S.sigmoid.kernel_args, *fixed.weight_lut().kernel_args,
+                       1.0 / math.sqrt(keys), QKV_LIMIT, 2.0**fixed.GRID_BITS, fixed.LIMIT)
+        workers = min(vertical_worker_count(), batch)
+        self.parts = [slice(round(i * batch / (2 * workers)), round((i + 1) * batch / (2 * workers)))
+                      for i in range(2 * workers)] if workers > 1 and batch >= 4 * workers else [slice(0, batch)]
+        self.k_state = [(np.zeros((len(layers), p.stop - p.start, 2, self.width + 2, c)),
+                         *(np.zeros((len(attention), p.stop - p.start, heads, keys, positions), np.float32)
+                           for _ in range(2))) for p in self.parts]
+        self.pool = ThreadPoolExecutor(max_workers=workers) if len(self.parts) > 1 else None
+        self.k_params = np.empty((batch, self.k_head[1].shape[0]))
 
     @torch.no_grad()
-    def params(self, c: int) -> torch.Tensor:
-        """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)``."""
+    def start_row(self, r: int) -> None:
+        """Start row ``r``: the maps' current row becomes the row above."""
+        super().start_row(r)
+        if self.snail_kernel and r > 0:
+            for maps, _, _ in self.k_state:
+                maps[:, :, 0] = maps[:, :, 1]  # the stale row 1 is overwritten before it is read
+
+    def release(self) -> None:
+        """Drop the caches (and end the threads)."""
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.shutdown()
+        self.maps = self.layers = self.caches = self.skip = self.pool = None  # type: ignore[assignment]  # the caches go
+        self.k_state = []
+
+    def _step(self, i: int, c: int) -> None:
+        """:func:`~nlc.models.snail_steps.snail_step` at column ``c`` of the current row for the tiles of slice
+        ``i``, into :attr:`k_params`."""
+        part, (maps, keys, values) = self.parts[i], self.k_state[i]
+        k, w_in, b_in = self.k_in
+        neighbours = self.skip
+        step: Any = snail_step  # a compiled kernel
+        self.k_params[part] = step(self.xs[part], self.r + self.TOP, c + self.LEFT, c, self.r * self.width + c, k,
+                                   w_in, b_in, *self.k_layers, maps, *self.k_attention, keys, values, *self.k_head,
+                                   neighbours.above[part], neighbours.nw[part], self.k_w_left, *self.k_luts)
+
+    @torch.no_grad()
+    def params(self, c: int) -> torch.Tensor | np.ndarray:
+        """Mixture parameters ``(B, 10*M)`` of pixel ``(r, c)`` (a numpy array from the compiled step, the
+        slices of the tiles shared out to the threads: the array is reused at the next step)."""
+        if self.snail_kernel:
+            if self.pool is None:
+                for i in range(len(self.parts)):
+                    self._step(i, c)
+            else:
+                list(self.pool.map(self._step, range(len(self.parts)), [c] * len(self.parts)))
+            return self.k_params
         r, A = self.r, self.arith
         h = A.lin(torch.addmm(self.b_in, self.model.conv_in.window(self.x_cl, r, c), self.w_in))
         for layers, cache in zip(self.layers, self.caches):

@@ -112,7 +112,8 @@ def test_the_default_codec_records_context_only_where_there_are_several_tiles():
 
     from nlc.api import decode_image, encode_image, read_header
 
-    for size, context in (((40, 30), None), ((70, 20), 8)):  # one tile of 64: nothing to gain, no header field
+    # one tile (of 64, or of a whole image up to 128): nothing to gain, no header field
+    for size, context in (((40, 30), None), ((70, 20), None), ((140, 20), 8)):
         im = Image.fromarray(smooth(size[1], size[0], 3, 9))
         data, _ = encode_image(im, "default", fallback=False)
         assert read_header(data).extra.get("context") == context

@@ -1,5 +1,5 @@
 """The compiled per-pixel steps of an exact PixelCNN++ and Gated PixelCNN (nlc.models.exact_steps) give the numpy
-steps' numbers."""
+steps' numbers; PixelSNAIL's (nlc.models.snail_steps) the torch steps'."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import torch
 
 import nlc
 from nlc import fixed
-from nlc.models import gated_pixelcnn, neighbours, pixelcnnpp
+from nlc.models import gated_pixelcnn, neighbours, pixelcnnpp, pixelsnail
+from nlc.models.exact import make_exact
 from nlc.models.exact_steps import _snap, elu_neg_at, round_half_even
-from tests.models.test_exact import _stepped, _tiles
+from nlc.threads import vertical_workers
+from tests.models.test_exact import _stepped, _tiles, _tiny_snail
 
 
 def test_the_computed_elu_gives_the_tables_value_at_every_entry():
@@ -91,3 +93,35 @@ def test_the_skips_compiled_rows_equal_torchs(monkeypatch, b, h, w):
     for (a1, n1), (a2, n2) in zip(rows[True], rows[False]):
         assert np.array_equal(a1, a2) and np.array_equal(n1, n2)
     assert torch.equal(compiled, _stepped(model, x4))
+
+
+@pytest.mark.parametrize("b, h, w", [(3, 7, 9), (9, 5, 6)])
+def test_compiled_pixelsnail_steps_equal_the_torch_steps_on_every_pixel(monkeypatch, b, h, w):
+    """A small PixelSNAIL of random weights (two blocks, two heads), in one slice of tiles and in four
+    (nine tiles, two workers): every pixel's parameters, the attention over every earlier position included,
+    the same as the torch steps' and the parallel pass's."""
+    model = make_exact(_tiny_snail(4))
+    x4 = _tiles(11, b=b, h=h, w=w)
+    with vertical_workers(2):
+        st = model.stepper(b, h, w)
+        assert st.snail_kernel and len(st.parts) == (4 if b == 9 else 1)
+        st.release()
+        compiled = _stepped(model, x4)
+    monkeypatch.setattr(pixelsnail.SnailStepper, "compiled", False)
+    assert not model.stepper(1, 2, 2).snail_kernel
+    assert torch.equal(compiled, _stepped(model, x4))
+    assert torch.equal(compiled, model.forward_x4(x4))
+
+
+@pytest.mark.parametrize("mode, shape", [("L", (40, 70)), ("RGB", (33, 65, 3))])
+def test_pixelsnail_exact_files_of_several_tiles_round_trip_through_the_compiled_steps(mode, shape):
+    """``pixelsnail-exact`` (tiles of 32) decodes through its compiled steps, a column per compiled call
+    (adaptive_steps.decode_step_columns): several tiles, the last ones cut short, against its parallel-pass
+    encoder."""
+    from PIL import Image
+
+    arr = np.random.default_rng(5).integers(0, 256, shape).astype(np.uint8)
+    im = Image.fromarray(arr, mode)
+    data, _ = nlc.encode_image(im, "pixelsnail-exact", device="cpu", fallback=False)
+    out, _ = nlc.decode_image(data, device="cpu")
+    assert out.tobytes() == im.tobytes()
