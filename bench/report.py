@@ -234,10 +234,26 @@ def vertical_rows_table(path: Path) -> str:
     return "\n".join(rows)
 
 
+def whole_tile_table(path: Path) -> str:
+    """Small images in tiles of 64 or as one tile (``bench/whole_tile.py``): bits per sub-pixel and seconds."""
+    r = json.loads(path.read_text())
+    rows = ["| crops | tiles of 64: bits/subpixel | one tile: bits/subpixel | bytes | encode s (64 / one) | "
+            "decode s (64 / one) |", "|---|---|---|---|---|---|"]
+    for v in r["sizes"]:
+        cut, one = v["tiles_of_64"], v["one_tile"]
+        rows.append(f"| {v['crops']} of {v['width']}x{v['height']} | {cut['bpsp']:.4f} | {one['bpsp']:.4f} | "
+                    f"{v['bytes_change_pct']:+.2f}% | {cut['enc_s']:.3f} / {one['enc_s']:.3f} | "
+                    f"{cut['dec_s']:.3f} / {one['dec_s']:.3f} |")
+    rows.append(f"\n`{r['model']}`, model coding only, crops of `{r['data']}`, medians per crop, one thread; "
+                f"64x64 crops are one tile either way (the control). Command: `{r['command']}`.")
+    return "\n".join(rows)
+
+
 def update_readme(root: Path) -> None:
     """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``,
     docs/adaptive.md's ``ablation``, ``context``, ``speed``, ``speed-v3``, ``speed-kernels``, ``speed-stepped``,
-    ``speed-taps``, ``speed-places``, ``speed-gated`` and ``vertical-rows``, and docs/sixteen-bit.md's ``photos16`` and
+    ``speed-taps``, ``speed-places``, ``speed-gated``, ``speed-snail``, ``vertical-rows`` and ``whole-tile``, and
+    docs/sixteen-bit.md's ``photos16`` and
     ``pngsuite16`` (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
     readme = root / "README.md"
     readme.write_text(_replace(readme.read_text(), "headline", headline_table()))
@@ -261,7 +277,9 @@ def update_readme(root: Path) -> None:
                              ("speed-taps", "compare-times-kodak-taps.json", speed_table),
                              ("speed-places", "compare-times-kodak-places.json", speed_table),
                              ("speed-gated", "compare-times-kodak-gated.json", speed_table),
-                             ("vertical-rows", "vertical-rows.json", vertical_rows_table)):
+                             ("speed-snail", "compare-times-kodak-pixelsnail-exact.json", speed_table),
+                             ("vertical-rows", "vertical-rows.json", vertical_rows_table),
+                             ("whole-tile", "whole-tile-photos-val.json", whole_tile_table)):
         if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in adaptive.read_text():
             adaptive.write_text(_replace(adaptive.read_text(), tag, table(RESULTS / name)))
     sixteen = root / "docs" / "sixteen-bit.md"
