@@ -306,10 +306,11 @@ def _known_at(known_row, tiles, c, channels):
 
 @njit(cache=True, nogil=True)
 def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_luts, log_scale_min, log_scale_max,
-               tables, stage, coeffs, gram, moment, enc, words, grid):
-    """Encode row ``r`` of every tile from the parallel pass's parameters ``row_params`` ``(B, P, W)``
-    (int32 counts of ``grid``) and the pixels ``known_row`` ``(B, W, channels)``, step by step in the
-    decoder's order. Returns (bits under the tables, word buffer)."""
+               tables, adapt, stage, coeffs, gram, moment, enc, words, grid):
+    """Encode row ``r`` of every tile from the model's parameters ``row_params`` ``(B, P, W)`` (int32 counts
+    of ``grid``: a parallel pass's, or a row's steps') and the pixels ``known_row`` ``(B, W, channels)``, step
+    by step in the decoder's order, with the adaptive stage where ``adapt``. Returns (bits under the tables,
+    word buffer)."""
     cdf = np.empty(257, np.uint64)
     dec = np.zeros(4, np.uint64)
     bits = 0.0
@@ -323,7 +324,7 @@ def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_
                 part[i, p] = row_params[tiles[i], p, c] * grid
         known = _known_at(known_row, tiles, c, channels)
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                    log_scale_max, tables, True, stage, coeffs, gram, moment, dec, enc, words, cdf)
+                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, cdf)
         bits += b
     return bits, words
 
@@ -385,6 +386,44 @@ def encode_stepped_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, w
     return bits
 
 
+def _encode_params_row(r: int, hs: np.ndarray, ws: np.ndarray, mixtures: int, params: np.ndarray, known: np.ndarray,
+                       adapt: bool, stage, enc) -> float:
+    """Row ``r`` of a group coded by :func:`encode_row` from its parameters ``params`` ``(B, P, W)`` (int32
+    counts of ``2^-16``) and pixels ``known`` ``(B, W, C)``, the stage's state as it stands; returns the bits."""
+    args, coeffs, gram, moment = stage.kernel_args()
+    bits, enc.words = encode_row(r, params.shape[2], hs, ws, known.shape[2], mixtures, np.ascontiguousarray(params),
+                                 np.ascontiguousarray(known), mixture_luts(), *LOG_SCALES, table_constants(), adapt,
+                                 args, coeffs, gram, moment, enc.enc, enc.words, fixed.GRID)
+    return bits
+
+
+def encode_step_columns(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: np.ndarray, known: np.ndarray,
+                        enc, progress=None) -> float:
+    """:func:`encode_stepped_rows` for a stepper whose steps are compiled but share slices of the tiles out to
+    threads (PixelSNAIL's: ``snail_kernel``; its buffer filled with the whole tiles): each row's parameters
+    stepped column by column (``st.params(c)``), then the row coded in one compiled call (:func:`encode_row`)
+    as :func:`encode_tile_rows` codes a parallel pass's: the same parameters, so the same words. Returns the
+    bits under the tables."""
+    bits = 0.0
+    hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+    height, width = known.shape[1:3]
+    params: np.ndarray | None = None
+    for r in range(height):
+        st.start_row(r)
+        if adapt:
+            stage.start_row(r)
+        for c in range(width):
+            step = st.params(c)  # (B, P) on the 2^-16 grid, below 2^10: exact int32 counts
+            if params is None:
+                params = np.empty((step.shape[0], step.shape[1], width), np.int32)
+            params[:, :, c] = step * 2.0**fixed.GRID_BITS
+        assert params is not None  # (a row has columns)
+        bits += _encode_params_row(r, hs64, ws64, mixtures, params, known[:, r], adapt, stage, enc)
+        if progress:
+            progress(1)
+    return bits
+
+
 def encode_tile_rows(stage, mixtures: int, hs: np.ndarray, ws: np.ndarray, params: np.ndarray, known: np.ndarray,
                      enc, progress=None) -> float:
     """Encode a group of tiles row by row with :func:`encode_row`: ``params`` ``(B, P, H, W)`` the exact
@@ -395,12 +434,7 @@ def encode_tile_rows(stage, mixtures: int, hs: np.ndarray, ws: np.ndarray, param
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
     for r in range(params.shape[2]):
         stage.start_row(r)
-        args, coeffs, gram, moment = stage.kernel_args()
-        b, enc.words = encode_row(r, params.shape[3], hs64, ws64, known.shape[3], mixtures,
-                                  np.ascontiguousarray(params[:, :, r]), np.ascontiguousarray(known[:, r]),
-                                  mixture_luts(), *LOG_SCALES, table_constants(), args, coeffs, gram, moment, enc.enc,
-                                  enc.words, fixed.GRID)
-        bits += b
+        bits += _encode_params_row(r, hs64, ws64, mixtures, params[:, :, r], known[:, r], True, stage, enc)
         if progress:
             progress(1)
     return bits

@@ -511,12 +511,12 @@ def _compiled_steps(model: SteppedModel, grid: TileGrid, batch: int, channels: i
                     decoding: bool = False) -> Iterator[tuple | None]:
     """The model's stepper for ``batch`` tiles with the stage to code with (a neutral one where ``stage`` is
     None: its arrays go unused) and whether it adapts, released on leaving; ``None``, nothing made, where
-    the stepper has no compiled step (``kernel``: PixelCNN++'s, which also encodes a row at once; in
-    ``decoding``, also ``gated_kernel``: Gated PixelCNN's)."""
+    the stepper has no compiled step (``kernel``: PixelCNN++'s, which also encodes a row at once;
+    ``snail_kernel``: PixelSNAIL's; in ``decoding``, also ``gated_kernel``: Gated PixelCNN's)."""
     with exact_kernels(model), step_threads():
         st = model.stepper(batch, grid.tile_h, grid.tile_w)
-        decoders = ("gated_kernel", "snail_kernel") if decoding else ()
-        if not (getattr(st, "kernel", False) or any(getattr(st, name, False) for name in decoders)):
+        names = ("kernel", "snail_kernel", "gated_kernel") if decoding else ("kernel", "snail_kernel")
+        if not any(getattr(st, name, False) for name in names):
             st.release()
             yield None
             return
@@ -533,14 +533,18 @@ def _encode_stepped(model: SteppedModel, mixtures: int, grid: TileGrid, hs: np.n
                     progress: Callable[[int], None] | None) -> float | None:
     """Encode one group of tiles ``(B, H, W, C)`` with an exact model, with its adaptive stage or without
     (``stage`` None), on a range coder by the model's compiled steps, the decoder's loop with the pixels
-    known (:func:`~nlc.coding.adaptive_steps.encode_stepped_rows`): the words of the parallel pass's
-    encoding, without the pass. Returns the bits, or None, having done nothing, where the model's stepper
+    known (:func:`~nlc.coding.adaptive_steps.encode_stepped_rows`, PixelSNAIL's
+    :func:`~nlc.coding.adaptive_steps.encode_step_columns`): the words of the parallel pass's encoding,
+    without the pass. Returns the bits, or None, having done nothing, where the model's stepper
     has no compiled step."""
     with _compiled_steps(model, grid, len(hs), channels, stage) as steps:
         if steps is None:
             return None
         st, coding_stage, adapt = steps
         st.fill(_input(grid, hs, ws, channels, tiles, st.x.device))
+        if getattr(st, "snail_kernel", False):
+            return adaptive_steps.encode_step_columns(st, coding_stage, adapt, mixtures, hs, ws, tiles, enc,
+                                                      progress=progress)
         return adaptive_steps.encode_stepped_rows(st, coding_stage, adapt, mixtures, hs, ws, tiles, enc,
                                                   progress=progress)
 

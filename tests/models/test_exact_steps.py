@@ -114,14 +114,20 @@ def test_compiled_pixelsnail_steps_equal_the_torch_steps_on_every_pixel(monkeypa
 
 
 @pytest.mark.parametrize("mode, shape", [("L", (40, 70)), ("RGB", (33, 65, 3))])
-def test_pixelsnail_exact_files_of_several_tiles_round_trip_through_the_compiled_steps(mode, shape):
-    """``pixelsnail-exact`` (tiles of 32) decodes through its compiled steps, a column per compiled call
-    (adaptive_steps.decode_step_columns): several tiles, the last ones cut short, against its parallel-pass
-    encoder."""
+def test_pixelsnail_exact_files_of_several_tiles_round_trip_through_the_compiled_steps(monkeypatch, mode, shape):
+    """``pixelsnail-exact`` (tiles of 32) encodes and decodes through its compiled steps, a column per
+    compiled call (adaptive_steps.encode_step_columns, decode_step_columns): several tiles, the last ones cut
+    short; the encoder writes the bytes of its parallel pass (the encoder before the steps were compiled)."""
     from PIL import Image
+
+    from nlc.coding import autoregressive
 
     arr = np.random.default_rng(5).integers(0, 256, shape).astype(np.uint8)
     im = Image.fromarray(arr, mode)
-    data, _ = nlc.encode_image(im, "pixelsnail-exact", device="cpu", fallback=False)
+    data, stats = nlc.encode_image(im, "pixelsnail-exact", device="cpu", fallback=False)
     out, _ = nlc.decode_image(data, device="cpu")
     assert out.tobytes() == im.tobytes()
+    monkeypatch.setattr(autoregressive, "STEPPED_ENCODER", False)
+    parallel, parallel_stats = nlc.encode_image(im, "pixelsnail-exact", device="cpu", fallback=False)
+    assert parallel == data
+    assert stats["model_bits"] == pytest.approx(parallel_stats["model_bits"], rel=1e-12)
