@@ -444,9 +444,9 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
                      puts: np.ndarray, first_row: int = 0, context_left: int = 0, before_row=None, after_row=None,
                      progress=None) -> None:
     """Decode a group of tiles row by row with :func:`decode_row` (or :func:`decode_gated_row` for a
-    Gated PixelCNN stepper: its ``gated_kernel``; :func:`decode_step_columns` for PixelSNAIL's) into ``out`` ``(B, H, W, C)``: ``st`` the
-    model's stepper (its buffer filled; its rows start with ``first_row`` known rows and ``context_left``
-    known columns), ``stage`` the adaptive stage (used where ``adapt``), ``dec`` a
+    Gated PixelCNN stepper: its ``gated_kernel``; :func:`decode_step_columns` for PixelSNAIL's:
+    ``snail_kernel``) into ``out`` ``(B, H, W, C)``: ``st`` the model's stepper (its buffer filled; its
+    rows start with ``first_row`` known rows and ``context_left`` known columns), ``stage`` the adaptive stage (used where ``adapt``), ``dec`` a
     :class:`~nlc.coding.coders.CompiledRangeQueue`, ``puts`` :func:`put_values`; ``before_row(r)`` and
     ``after_row(r)`` run around each coded row ``r``. Raises ``CoderError`` on data no encoder wrote."""
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)

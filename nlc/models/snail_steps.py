@@ -14,10 +14,11 @@ positions. The attention is :func:`~nlc.models.attention.exact_attend` for one
 query: queries, keys and values clamped to ``+-QKV_LIMIT``, the scores exact,
 scaled by ``1/sqrt(d)`` (a power of two), the row's maximum subtracted, the
 weights from the table, the weighted sum and the weights' sum exact, one IEEE
-division rounded to the grid. The cache keeps keys and values position-last (``(..., d, positions)``),
-so the sums over positions vectorize (blocks of 16 positions, ``(..., positions / 16, d, 16)``, read as
-one stream, took 12.7 ns a key against 2.5: their short loops did not vectorize).
-``tests/models/test_snail_steps.py`` checks the step against the torch stepper
+division rounded to the grid. The cache keeps keys and values position-last
+(``(..., d, positions)``), so the sums over positions vectorize (blocks of 16
+positions, ``(..., positions / 16, d, 16)``, read as one stream, took 12.7 ns a
+key against 2.5: their short loops did not vectorize).
+``tests/models/test_exact_steps.py`` checks the step against the torch stepper
 position by position, and the golden file decodes with it.
 """
 
