@@ -406,18 +406,14 @@ def encode_step_columns(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, w
     bits under the tables."""
     bits = 0.0
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
-    height, width = known.shape[1:3]
-    params: np.ndarray | None = None
+    tiles, height, width = known.shape[:3]
+    params = np.empty((tiles, 10 * mixtures, width), np.int32)
     for r in range(height):
         st.start_row(r)
         if adapt:
             stage.start_row(r)
-        for c in range(width):
-            step = st.params(c)  # (B, P) on the 2^-16 grid, below 2^10: exact int32 counts
-            if params is None:
-                params = np.empty((step.shape[0], step.shape[1], width), np.int32)
-            params[:, :, c] = step * 2.0**fixed.GRID_BITS
-        assert params is not None  # (a row has columns)
+        for c in range(width):  # (B, P) on the 2^-16 grid, below 2^10: exact int32 counts
+            params[:, :, c] = st.params(c) * 2.0**fixed.GRID_BITS
         bits += _encode_params_row(r, hs64, ws64, mixtures, params, known[:, r], adapt, stage, enc)
         if progress:
             progress(1)

@@ -212,11 +212,9 @@ class GatedStepper(RasterStepper):
         S = self.steps
         cl = c + self.LEFT
         if self.compiled_step:
-            neighbours = self.skip
+            xs, row, left, *rest = self.kernel_row()
             step: Any = gated_step  # a compiled kernel
-            return step(self.xs, self.r + self.TOP, cl, c, self.k_w_in, self.b_in, self.link_in, *self.k_layers[:2],
-                        self.k_links, self.k_prev, *self.k_layers[2:], *self.out, *self.head, neighbours.above, neighbours.nw,
-                        self.k_w_left, *self.k_luts, 2.0**fixed.GRID_BITS, fixed.LIMIT)
+            return step(xs, row, c + left, c, *rest)
         window = self.xs[:, :, self.r + self.TOP, cl - 3 : cl].swapaxes(1, 2).reshape(self.batch, -1)
         h = S.add(S.lin(S.mm(self.b_in, window, self.w_in)), self.link_in[:, c])
         skip = 0.0
