@@ -226,6 +226,7 @@ for _name, _module, _model, _config, _family in [
     ("wavenet", ".models.wavenet", "WaveNet", "WaveNetConfig", "sequence"),
     ("lstm", ".models.lstm", "CharRNN", "CharRNNConfig", "sequence"),
     ("maf", ".models.maf", "IntegerMAF", "MAFConfig", "setflow"),
+    ("maf-made", ".models.maf_made", "MADEBaseMAF", "MAFMadeConfig", "sequence"),
     ("vae-iaf", ".models.iaf", "IAFVAE", "IAFVAEConfig", "bitsback"),
 ]:
     register_architecture(_name, _lazy(_module, _model, _config), _family)

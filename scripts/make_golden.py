@@ -119,6 +119,8 @@ SETS = [  # file, codec, items
     ("made-fmnist-binary-compact-set.nlc", "made-fmnist-binary",
      (np.stack([pattern(28, 28, s)[..., 2] for s in range(3)]) > 127).astype(np.uint8) * 255),
     ("maf-fmnist-compact-set.nlc", "maf-fmnist", np.stack([pattern(28, 28, s)[..., 0] for s in range(2)])),
+    # maf-fmnist's second weights: the integer MAF over a MADE base (sequence coding)
+    ("maf-fmnist-made-base-set.nlc", "maf-fmnist", np.stack([pattern(28, 28, s)[..., 2] for s in range(3)])),
 ]
 
 

@@ -28,7 +28,7 @@ torch's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -38,8 +38,21 @@ from ..models.mixture import LOG_SCALE_MIN
 from . import exact_kernels as kernels
 from .logistic_mixture import SymbolFn
 
-if TYPE_CHECKING:
-    from .adaptive import OnlineBias
+
+class MeanStage(Protocol):
+    """What moves a pixel's means before its tables are built and may learn from the coded values: the
+    adaptive stages (:class:`~nlc.coding.adaptive.OnlineBias`) and an integer MAF's offsets
+    (:class:`~nlc.coding.sequence.LevelOffset`)."""
+
+    def shift(self, ch: int, weights: np.ndarray, log_scales: np.ndarray, inv_scales: np.ndarray,
+              levels: np.ndarray) -> np.ndarray:
+        """Channel ``ch``'s component means ``levels`` ``(n, M)`` (on the ``2^-10`` grid), moved."""
+
+    def scales(self, ch: int) -> np.ndarray:
+        """Channel ``ch``'s inverse scales to build the tables with, after :meth:`shift`."""
+
+    def observe(self, ch: int, values: np.ndarray) -> None:
+        """Channel ``ch``'s coded values."""
 
 LOG_SCALE_MAX = 8.0
 MEAN_BITS = 10  # a mean is rounded to 2^-10 of a pixel level
@@ -141,7 +154,7 @@ def _pick(t: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 
 def code_pixels_exact(params: torch.Tensor | np.ndarray | ExactMixture, mixtures: int, channels: int,
-                      symbol_fn: SymbolFn, with_bits: bool = True, adapt: "OnlineBias | None" = None
+                      symbol_fn: SymbolFn, with_bits: bool = True, adapt: "MeanStage | None" = None
                       ) -> tuple[np.ndarray, np.ndarray | None]:
     """Code one pixel per row of ``params`` ``(n, 10*M)`` (from a model with exact arithmetic), or of their
     :class:`ExactMixture`.
@@ -200,7 +213,7 @@ def code_pixels_exact(params: torch.Tensor | np.ndarray | ExactMixture, mixtures
 
 
 def code_pixels_exact_numpy(params: torch.Tensor | np.ndarray, mixtures: int, channels: int, symbol_fn: SymbolFn,
-                            with_bits: bool = True, adapt: "OnlineBias | None" = None
+                            with_bits: bool = True, adapt: "MeanStage | None" = None
                             ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`code_pixels_exact` (same arguments, same results) in plain numpy: the readable reference
     that ``tests/models/test_exact.py`` checks the compiled kernels against, stage by stage."""

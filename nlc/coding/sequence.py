@@ -120,7 +120,7 @@ def encode_levels(stepper: "LevelStepper", values: np.ndarray, mixtures: int, co
             pushes.push(symbols, table)
             return symbols
 
-        _, b = code_pixels_exact(stepper.params(d), mixtures, 1, code)
+        _, b = code_pixels_exact(stepper.params(d), mixtures, 1, code, adapt=_offset(stepper, d))
         assert b is not None  # with_bits
         bits += float(b.sum())
         stepper.put(d, torch.from_numpy(values[:, d].astype(np.int64)))
@@ -142,7 +142,8 @@ def decode_levels(stepper: "LevelStepper", payload: bytes, n: int, dims: int, mi
         return symbols
 
     for d in range(dims):
-        values, _ = code_pixels_exact(stepper.params(d), mixtures, 1, code, with_bits=False)
+        values, _ = code_pixels_exact(stepper.params(d), mixtures, 1, code, with_bits=False,
+                                      adapt=_offset(stepper, d))
         out[:, d] = values[:, 0]
         stepper.put(d, torch.from_numpy(out[:, d].astype(np.int64)))
         if progress:
@@ -151,10 +152,41 @@ def decode_levels(stepper: "LevelStepper", payload: bytes, n: int, dims: int, mi
 
 
 class LevelStepper(Protocol):
-    """What a gray sequence model gives the coder."""
+    """What a gray sequence model gives the coder (and, optionally, ``offsets(d)``: ``(batch,)`` integer
+    levels that every component's mean of position ``d`` moves by, called after :meth:`params`; see
+    :class:`LevelOffset`)."""
 
     def params(self, d: int) -> torch.Tensor:
         """``(batch, 10M)`` mixture parameters of position ``d`` (one channel, on the ``2^-16`` grid)."""
 
     def put(self, d: int, x: torch.Tensor) -> None:
         """The values 0..255 of position ``d``."""
+
+
+class LevelOffset:
+    """A mean stage for :func:`~nlc.coding.exact_tables.code_pixels_exact`: every component's mean of pixel
+    ``i`` moved by ``offsets[i]`` whole levels (exact: the means are on the ``2^-10`` grid), the scales kept.
+    An integer MAF's base in pixel terms (:mod:`nlc.models.maf_made`)."""
+
+    def __init__(self, offsets: np.ndarray) -> None:
+        self.offsets = np.asarray(offsets, np.float64)
+        self._inv = np.zeros((0, 0))
+
+    def shift(self, ch: int, weights: np.ndarray, log_scales: np.ndarray, inv_scales: np.ndarray,
+              levels: np.ndarray) -> np.ndarray:
+        """The means ``levels`` ``(n, M)`` moved by each pixel's offset."""
+        self._inv = inv_scales
+        return levels + self.offsets[:, None]
+
+    def scales(self, ch: int) -> np.ndarray:
+        """The inverse scales given to :meth:`shift`, unchanged."""
+        return self._inv
+
+    def observe(self, ch: int, values: np.ndarray) -> None:
+        """Nothing to learn."""
+
+
+def _offset(stepper: LevelStepper, d: int) -> LevelOffset | None:
+    """Position ``d``'s :class:`LevelOffset` where the stepper moves its means (``offsets``), else None."""
+    offsets = getattr(stepper, "offsets", None)
+    return None if offsets is None else LevelOffset(offsets(d))

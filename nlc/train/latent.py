@@ -46,7 +46,8 @@ class LatentTrainConfig:
     minutes: float = 0.0  # stop this call after so many minutes of wall-clock time (0: run to ``steps``)
     threads: int = 0
     flips: bool = True
-    init: str = ""  # start from these weights (a safetensors file; the parameters it has, by name)
+    init: str = ""  # start from these weights (a safetensors file; the parameters it has, by name; "base=FILE"
+    # loads FILE's parameters as the model's "base." ones, e.g. a trained MADE as an integer MAF's base)
 
 
 def build_latent_model(architecture: str, hp: dict) -> torch.nn.Module:
@@ -93,7 +94,9 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
     if cfg.init:
         from safetensors.torch import load_file
 
-        missing, unexpected = model.load_state_dict(load_file(cfg.init), strict=False)
+        prefix, _, path = cfg.init.rpartition("=")  # "base=FILE": FILE's parameters under "base."
+        weights = {f"{prefix}.{k}" if prefix else k: v for k, v in load_file(path).items()}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected:
             raise ValueError(f"{cfg.init} has parameters the model lacks: {', '.join(unexpected[:5])}")
         print(f"started from {cfg.init}; new parameters: {', '.join(sorted({k.split('.')[0] for k in missing}))}")

@@ -46,3 +46,18 @@ def test_weights_with_parameters_the_model_lacks_are_refused(fmnist, tmp_path):
                             init=str(tmp_path / "iaf.safetensors"))
     with pytest.raises(ValueError, match=r"iaf.safetensors has parameters the model lacks: "):
         train_latent(cfg, command="test", progress=False)
+
+
+def test_a_made_starts_an_integer_mafs_base(fmnist, tmp_path):
+    """``--init base=FILE``: a trained MADE's parameters become the base's; the steps start at the identity."""
+    hp = dict(bits=8, hidden=8, mixtures=2)
+    torch.manual_seed(1)
+    made = build_latent_model("made", hp)
+    save_file(made.state_dict(), str(tmp_path / "made.safetensors"))
+    cfg = LatentTrainConfig("maf-made", str(fmnist), str(tmp_path / "run"),
+                            dict(hp, base_hidden=8, layers=1, shift_scale=8.0), steps=1, batch=4, lr=0.0,
+                            val_every=1, ckpt_every=1, init=f"base={tmp_path / 'made.safetensors'}")
+    train_latent(cfg, command="test", progress=False)
+    shipped = load_file(str(tmp_path / "run.safetensors"))
+    assert all(torch.equal(shipped[f"base.{k}"], v) for k, v in made.state_dict().items())
+    assert not shipped["steps.0.w_out"].any()
