@@ -14,6 +14,7 @@ import io
 import os
 import struct
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from .coding.planes import (
     webp_can_hold,
 )
 from .errors import FormatError, InputError, NlcError, file_errors
+from .progress import Superseded, abort_when
 from .registry import DEFAULT, encoder_kind, spec_for_file
 from .registry import decodes_on as decodes_on  # its home before nlc.registry
 from .threads import cpu_kind
@@ -168,18 +170,37 @@ def _pixel_payload(c: Codec, pixels: np.ndarray, tile: int, coder_name: str, pro
     With ``fallback``, lossless WebP of the same pixels replaces the model's coding where it is smaller,
     and the model is not run at all where a quick estimate puts it far above WebP.
     """
-    webp = encode_webp(pixels) if fallback and webp_can_hold(*pixels.shape[:2]) else None
-    webp_rate = None if webp is None else len(webp) * 8 / pixels.size
-    if webp is not None and webp_rate is not None and webp_rate < SKIP_CHECK_RATE:
+    payload = None
+    if fallback and webp_can_hold(*pixels.shape[:2]):
+        # WebP on a thread of its own beside the model (Pillow's encoder releases the GIL); the model's
+        # coding stops if WebP turns out cheap enough for the model's rate to be estimated first
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            job = pool.submit(encode_webp, pixels)
+            try:
+                with abort_when(lambda: job.done() and _rate(job.result(), pixels) < SKIP_CHECK_RATE):
+                    payload, bits, extra = c.family.encode_pixels(c, pixels, tile, coder_name, progress)
+            except Superseded:
+                payload = None
+            webp: bytes | None = job.result()
+    else:
+        webp = None
+    if webp is not None and _rate(webp, pixels) < SKIP_CHECK_RATE:
+        webp_rate = _rate(webp, pixels)
         estimate = c.family.estimate_rate(c, pixels, tile)
         if estimate is not None and estimate > SKIP_MARGIN * webp_rate:
             return webp, None, {"pixels": "webp"}, {"pixels_coder": "webp", "model_payload_bytes": None,
                                                     "model_estimate": estimate}
-    payload, bits, extra = c.family.encode_pixels(c, pixels, tile, coder_name, progress)
+    if payload is None:
+        payload, bits, extra = c.family.encode_pixels(c, pixels, tile, coder_name, progress)
     stats = {"pixels_coder": "model", "model_payload_bytes": len(payload)}
     if webp is not None and len(webp) < len(payload):
         return webp, bits, {"pixels": "webp"}, dict(stats, pixels_coder="webp")  # the model's facts do not apply
     return payload, bits, extra, stats
+
+
+def _rate(webp: bytes, pixels: np.ndarray) -> float:
+    """Bits per sub-pixel of ``webp``, the lossless WebP of ``pixels``."""
+    return len(webp) * 8 / pixels.size
 
 
 def read_header(data: bytes) -> container.Header:

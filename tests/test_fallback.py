@@ -143,3 +143,54 @@ def test_webp_output_refused_beyond_its_size_limit():
     assert output_format("x.webp", "RGB", None, (16383, 16383)) == "WEBP"
     with pytest.raises(InputError, match="at most 16383 pixels a side .this image is 16384x2"):
         output_format("x.webp", "RGB", None, (16384, 2))
+
+
+def test_a_cheap_webp_stops_the_model_coding_beside_it(tiny_codec, monkeypatch):
+    """WebP runs beside the model; once it shows a rate below SKIP_CHECK_RATE, the model's coding stops at
+    its next row and the estimate decides, as if WebP had run first: the same file."""
+    import threading
+    import time
+
+    from nlc.progress import Superseded
+
+    im = screenshot().resize((144, 80))
+    reference, _ = encode_image(im, tiny_codec)
+    family = type(tiny_codec.family)
+    webp_done, outcomes = threading.Event(), []
+    real_webp, real_encode = api.encode_webp, family.encode_pixels
+
+    def webp(pixels):
+        out = real_webp(pixels)
+        webp_done.set()
+        return out
+
+    def watched(self, *args):  # starts coding once WebP is done: its first row stops it
+        webp_done.wait(10)
+        time.sleep(0.05)
+        try:
+            out = real_encode(self, *args)
+        except Superseded:
+            outcomes.append("stopped")
+            raise
+        outcomes.append("finished")
+        return out
+
+    monkeypatch.setattr(api, "encode_webp", webp)
+    monkeypatch.setattr(family, "encode_pixels", watched)
+    data, stats = encode_image(im, tiny_codec)
+    assert data == reference and stats["pixels_coder"] == "webp" and "model_estimate" in stats
+    assert outcomes == ["stopped"]
+
+
+def test_bars_made_within_abort_when_stop_and_others_do_not():
+    from nlc.progress import Superseded, abort_when, progress_bar
+
+    flag = []
+    with abort_when(lambda: bool(flag)):
+        with progress_bar(10, "x", False) as inside:
+            inside(1)
+            flag.append(1)
+            with pytest.raises(Superseded):
+                inside(1)
+    with progress_bar(10, "x", False) as outside:
+        outside(1)  # made outside the block: never checks
