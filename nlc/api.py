@@ -184,8 +184,8 @@ def _pixel_payload(c: Codec, pixels: np.ndarray, tile: int, coder_name: str, pro
             webp: bytes | None = job.result()
     else:
         webp = None
-    if webp is not None and _rate(webp, pixels) < SKIP_CHECK_RATE:
-        webp_rate = _rate(webp, pixels)
+    webp_rate = None if webp is None else _rate(webp, pixels)
+    if webp is not None and webp_rate is not None and webp_rate < SKIP_CHECK_RATE:
         estimate = c.family.estimate_rate(c, pixels, tile)
         if estimate is not None and estimate > SKIP_MARGIN * webp_rate:
             return webp, None, {"pixels": "webp"}, {"pixels_coder": "webp", "model_payload_bytes": None,

@@ -145,7 +145,7 @@ class MAFMadeStepper:
     """
 
     def __init__(self, model: MADEBaseMAF, batch: int) -> None:
-        self.model = model
+        self.model, self.batch = model, batch
         self.steps: list[MADEStepper] = [made.stepper(batch) for made in model.conditioners()]
         self.base = model.base.stepper(batch)
         self._shifts: list[torch.Tensor] = []
@@ -158,7 +158,7 @@ class MAFMadeStepper:
         """``(batch,)`` total shifts ``S[d]`` (integers, float64) of position ``d``."""
         self._shifts = [torch.round(st.outputs(d)[:, 0] * self.model.config.shift_scale).clamp(-SHIFT_LIMIT, SHIFT_LIMIT)
                         for st in self.steps]
-        total = torch.zeros(self.base.pre.shape[1], dtype=torch.float64)
+        total = torch.zeros(self.batch, dtype=torch.float64)
         for s in self._shifts:
             total += s.double()
         return total.numpy()
