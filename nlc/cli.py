@@ -702,9 +702,10 @@ def _show_committed(model: str) -> None:
 @click.option("--minutes", default=0.0, type=click.FloatRange(0), metavar="M",
               help="Stop this call after M minutes, with weights and a checkpoint written; "
                    "--resume it to go on under the same schedule (0: run to --steps).")
-@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Photo codecs: start from these safetensors weights (a fine-tune) instead of a fresh model; "
-                   "layers the model has and the weights lack start fresh (a grown model).")
+@click.option("--init", "init", default=None, metavar="[PREFIX=]WEIGHTS",
+              help="Start from these safetensors weights (a fine-tune) instead of a fresh model; layers the model "
+                   "has and the weights lack start fresh (a grown model). Set codecs also take PREFIX=WEIGHTS: the "
+                   "weights as the model's PREFIX. ones, e.g. base=trained/made-fmnist.safetensors for maf-fmnist.")
 @click.option("--freeze", default=None, metavar="REGEX",
               help="Photo codecs: keep the parameters whose names match REGEX fixed, e.g. 'levels\\.\\d+\\.steps\\.' "
                    "(an integer flow's bijections, to refit its priors).")
@@ -721,13 +722,20 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
     try:
         spec = get_spec(model)
         out = out or f"runs/{spec.name}"
-        if family(spec.family).set_only:
-            if init or freeze:
-                _usage("--init and --freeze are for photo codecs")
+        set_only = family(spec.family).set_only
+        if init is not None:
+            prefix, _, weights = init.rpartition("=")
+            if prefix and not set_only:
+                _usage("--init PREFIX=WEIGHTS is for set codecs; a photo codec takes --init WEIGHTS")
+            if not Path(weights).is_file():
+                _usage(f"--init: no file {weights!r}")
+        if set_only:
+            if freeze:
+                _usage("--freeze is for photo codecs")
             from .train.latent import LatentTrainConfig, train_latent
 
             cfg = LatentTrainConfig(architecture=spec.architecture, data=data, out=out, steps=steps,
-                                    batch=batch or 64, lr=lr or 1e-3, resume=resume, minutes=minutes,
+                                    batch=batch or 64, lr=lr or 1e-3, resume=resume, minutes=minutes, init=init or "",
                                     hyperparameters=dict(spec.hyperparameters))
             meta = train_latent(cfg, command=command, progress=_progress())
             click.echo(f"validation -ELBO {meta['val_neg_elbo_bits_per_dim']} bits/dim after {meta['steps']} steps "

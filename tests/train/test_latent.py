@@ -61,3 +61,28 @@ def test_a_made_starts_an_integer_mafs_base(fmnist, tmp_path):
     shipped = load_file(str(tmp_path / "run.safetensors"))
     assert all(torch.equal(shipped[f"base.{k}"], v) for k, v in made.state_dict().items())
     assert not shipped["steps.0.w_out"].any()
+
+
+def test_nlc_train_starts_a_set_codec_from_prefixed_weights_and_refuses_what_it_cannot(fmnist, tmp_path):
+    """``nlc train --model maf-fmnist --init base=trained/made-fmnist.safetensors``: the shipped command of
+    ``maf-fmnist``'s training through the CLI; bad ``--init`` and ``--freeze`` uses are usage errors (exit 2)."""
+    from click.testing import CliRunner
+
+    from nlc.cli import main
+    from nlc.registry import data_root
+
+    made = data_root() / "trained" / "made-fmnist.safetensors"
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--model", "maf-fmnist", "--data", str(fmnist), "--steps", "1",
+                                  "--batch", "4", "--lr", "1e-9", "--init", f"base={made}", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    shipped = load_file(str(run) + ".safetensors")
+    assert all(torch.allclose(shipped[f"base.{k}"], v, rtol=0, atol=1e-6) for k, v in load_file(str(made)).items())
+    assert json.loads((tmp_path / "run.json").read_text())["init"] == f"base={made}"
+    for args, message in [(["--model", "maf-fmnist", "--freeze", "steps"], "--freeze is for photo codecs"),
+                          (["--model", "maf-fmnist", "--init", "base=nowhere.safetensors"],
+                           "--init: no file 'nowhere.safetensors'"),
+                          (["--model", "pixelcnnpp", "--init", f"base={made}"],
+                           "--init PREFIX=WEIGHTS is for set codecs")]:
+        r = CliRunner().invoke(main, ["train", "--data", str(fmnist), "--steps", "1", *args])
+        assert r.exit_code == 2 and message in r.output, r.output
