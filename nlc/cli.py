@@ -724,7 +724,9 @@ def train(model, data, val, steps, batch, crop, lr, resume, minutes, init, freez
         out = out or f"runs/{spec.name}"
         set_only = family(spec.family).set_only
         if init is not None:
-            prefix, _, weights = init.rpartition("=")
+            from .train.latent import split_init
+
+            prefix, weights = split_init(init)
             if prefix and not set_only:
                 _usage("--init PREFIX=WEIGHTS is for set codecs; a photo codec takes --init WEIGHTS")
             if not Path(weights).is_file():

@@ -57,6 +57,12 @@ class MAFMadeConfig:
     shift_scale: float = 8.0  # levels a step's MADE output of 1 shifts by (a power of two: exact)
 
 
+def integer_shift(s: torch.Tensor) -> torch.Tensor:
+    """A step's shift ``s`` (a MADE's output times the shift scale) rounded half to even and clamped to
+    ``±SHIFT_LIMIT``: what the parallel pass and the stepper both subtract."""
+    return torch.round(s).clamp(-SHIFT_LIMIT, SHIFT_LIMIT)
+
+
 class MADEBaseMAF(SequenceModel):
     """Gray images to integer latents by ``layers`` autoregressive shifts, under a MADE base."""
 
@@ -89,7 +95,7 @@ class MADEBaseMAF(SequenceModel):
         total = torch.zeros_like(z)
         for made in self.conditioners():
             s = made.outputs(conditioner_input(z))[..., 0] * self.config.shift_scale
-            rounded = torch.round(s).clamp(-SHIFT_LIMIT, SHIFT_LIMIT)
+            rounded = integer_shift(s)
             s = s + (rounded - s).detach() if s.requires_grad else rounded
             z, total = z - s, total + s
         return z, total
@@ -156,8 +162,7 @@ class MAFMadeStepper:
 
     def offsets(self, d: int) -> np.ndarray:
         """``(batch,)`` total shifts ``S[d]`` (integers, float64) of position ``d``."""
-        self._shifts = [torch.round(st.outputs(d)[:, 0] * self.model.config.shift_scale).clamp(-SHIFT_LIMIT, SHIFT_LIMIT)
-                        for st in self.steps]
+        self._shifts = [integer_shift(st.outputs(d)[:, 0] * self.model.config.shift_scale) for st in self.steps]
         total = torch.zeros(self.batch, dtype=torch.float64)
         for s in self._shifts:
             total += s.double()

@@ -50,6 +50,13 @@ class LatentTrainConfig:
     # loads FILE's parameters as the model's "base." ones, e.g. a trained MADE as an integer MAF's base)
 
 
+def split_init(init: str) -> tuple[str, str]:
+    """``(prefix, file)`` of an ``--init`` value: ``"base=FILE"`` gives ``("base", FILE)`` (FILE's parameters
+    as the model's ``base.`` ones), a plain ``FILE`` ``("", FILE)``."""
+    prefix, _, path = init.rpartition("=")
+    return prefix, path
+
+
 def build_latent_model(architecture: str, hp: dict) -> torch.nn.Module:
     """An untrained latent-variable model by architecture name (the registry's factory)."""
     if architecture not in ARCHITECTURES or ARCHITECTURES[architecture].family not in ("bitsback", "sequence", "setflow"):
@@ -94,7 +101,7 @@ def train_latent(cfg: LatentTrainConfig, command: str | None = None, progress: b
     if cfg.init:
         from safetensors.torch import load_file
 
-        prefix, _, path = cfg.init.rpartition("=")  # "base=FILE": FILE's parameters under "base."
+        prefix, path = split_init(cfg.init)
         weights = {f"{prefix}.{k}" if prefix else k: v for k, v in load_file(path).items()}
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected:
