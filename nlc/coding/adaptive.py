@@ -219,7 +219,8 @@ class OnlineBias:
             tiles.astype(np.int64), r, c, ch, PAD, self.gram[ch], self.moment[ch], self.gain[ch],
             2.0 ** (T_BITS - MEAN_BITS - 1), T_CLIP, FORGET_BITS, RIDGE, *fixed.cdf_lut().kernel_args,
             float(2**fixed.CDF_BITS), float(2 ** (fixed.CDF_BITS - 24)), _log2_table(), _LOG_IN_BITS, LOG_BITS,
-            self.pixels, act, coded, base_inv, self.losses[ch], self.factors, fixed.SCALE_BITS, self.use_scales)
+            self.pixels, act, coded, base_inv, self.losses[ch], self.factors, fixed.SCALE_BITS, self.use_scales,
+            np.full(len(values), -1.0))  # the coded masses: not known here
         self._current.append(t)
 
     def adopt(self, other: "OnlineBias") -> None:

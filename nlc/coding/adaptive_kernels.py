@@ -193,31 +193,51 @@ def _log2(p, log2_table, in_bits, log_bits):
 
 
 @njit(cache=True)
+def _decay(x, forget_bits):
+    """Every value of the contiguous ``x`` less its ``2^-forget_bits`` part (floored), in place: one flat
+    loop, which vectorizes."""
+    flat = x.reshape(-1)
+    for t in range(flat.shape[0]):
+        flat[t] -= flat[t] >> forget_bits
+
+
+@njit(cache=True)
+def _same_row(a, b, i):
+    """Whether row ``i`` of ``a`` and of ``b`` hold the same values."""
+    for k in range(a.shape[1]):
+        if a[i, k] != b[i, k]:
+            return False
+    return True
+
+
+@njit(cache=True)
 def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales, errors, tiles, r, c, ch, pad,
                    gram, moment, gain, t_scale, t_clip, forget_bits, ridge, cdf_table, cdf_steps, cdf_const, one,
                    floor_, log2_table, log_in_bits, log_bits, pixels, act, coded, base_inv, losses, factors, bits,
-                   use_scale):
+                   use_scale, coded_mass):
     """Learn from one channel's coded ``values``: store the normalised errors (and the values), decay and
     update the least-squares statistics and the gate, and with ``use_scale`` each scale factor's code
-    length in the pixel's context (under the means ``coded`` the tables used). Returns the errors ``t``."""
+    length in the pixel's context (under the means ``coded`` the tables used). Returns the errors ``t``.
+
+    ``coded_mass`` ``(n,)`` is each value's mixture mass under the tables it was coded with (means
+    ``coded``, inverse scales ``inv_scales``: the lazy tables' place stage has it), or negative where not
+    known: a probability asked for under exactly those means and scales is that mass plus the floor, the
+    same integer that the lookups give."""
     n = values.shape[0]
     classes, d = moment.shape
     t = np.zeros(n, np.int64)
+    _decay(gram, forget_bits)
+    _decay(moment, forget_bits)
     for k in range(classes):
         for a in range(d):
-            for b in range(d):
-                gram[k, a, b] -= gram[k, a, b] >> forget_bits
             gram[k, a, a] += ridge
-            moment[k, a] -= moment[k, a] >> forget_bits
-        gain[k] -= gain[k] >> forget_bits
+    _decay(gain, forget_bits)
     if use_scale:
-        for k in range(losses.shape[0]):
-            for a in range(losses.shape[1]):
-                for q in range(losses.shape[2]):
-                    losses[k, a, q] -= losses[k, a, q] >> forget_bits
+        _decay(losses, forget_bits)
     nq = factors.shape[0]
     m = weights.shape[1]
     last = cdf_table.shape[0] - 1
+    scaled = np.empty(m)
     for i in range(n):
         pixels[tiles[i], ch, r + pad, c + pad] = values[i] + 1
         e = float(values[i]) * 1024.0 - mean[i]
@@ -230,22 +250,37 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
             for b in range(d):
                 gram[k, a, b] += f[i, a] * f[i, b]
             moment[k, a] += f[i, a] * t[i]
-        p1 = _probability(weights, moved, inv_scales, values[i], i, cdf_table, cdf_steps, cdf_const, one, floor_)
-        p0 = _probability(weights, levels, inv_scales, values[i], i, cdf_table, cdf_steps, cdf_const, one, floor_)
+        wsum = 0.0
+        for j in range(m):
+            wsum += weights[i, j]
+        known = coded_mass[i] >= 0.0
+        if known and _same_row(moved, coded, i):
+            p1 = coded_mass[i] + wsum * floor_
+        else:
+            p1 = _probability(weights, moved, inv_scales, values[i], i, cdf_table, cdf_steps, cdf_const, one, floor_)
+        if known and _same_row(levels, coded, i):
+            p0 = coded_mass[i] + wsum * floor_
+        else:
+            p0 = _probability(weights, levels, inv_scales, values[i], i, cdf_table, cdf_steps, cdf_const, one, floor_)
         gain[k] += _log2(p1, log2_table, log_in_bits, log_bits) - _log2(p0, log2_table, log_in_bits, log_bits)
         if use_scale:  # the value's probability under each factor (the exact tables' formula)
-            wsum = 0.0
-            for j in range(m):
-                wsum += weights[i, j]
             v = float(values[i])
             for q in range(nq):
-                total = 0.0
                 for j in range(m):
-                    step = _round_significant(base_inv[i, j] * factors[q], bits) * cdf_steps
-                    at0 = (0.5 - coded[i, j]) * step + cdf_const
-                    upper = one if values[i] >= 255 else cdf_table[min(max(int(at0 + v * step), 0), last)]
-                    lower = 0.0 if values[i] <= 0 else cdf_table[min(max(int(at0 + (v - 1.0) * step), 0), last)]
-                    total += weights[i, j] * (upper - lower)
+                    scaled[j] = _round_significant(base_inv[i, j] * factors[q], bits)
+                same = known
+                for j in range(m):
+                    same = same and scaled[j] == inv_scales[i, j]
+                if same:  # the scales the value was coded with
+                    total = coded_mass[i]
+                else:
+                    total = 0.0
+                    for j in range(m):
+                        step = scaled[j] * cdf_steps
+                        at0 = (0.5 - coded[i, j]) * step + cdf_const
+                        upper = one if values[i] >= 255 else cdf_table[min(max(int(at0 + v * step), 0), last)]
+                        lower = 0.0 if values[i] <= 0 else cdf_table[min(max(int(at0 + (v - 1.0) * step), 0), last)]
+                        total += weights[i, j] * (upper - lower)
                 losses[k, act[i], q] -= _log2(total + wsum * floor_, log2_table, log_in_bits, log_bits)
     return t
 

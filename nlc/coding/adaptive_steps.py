@@ -31,9 +31,9 @@ from ..models.exact_steps import gated_step, lut_at, pixel_step
 from ..models.mixture import LOG_SCALE_MIN
 from .adaptive_kernels import observe_kernel, scale_kernel, shift_kernel
 from .coders import CoderError
-from .exact_kernels import channel_levels, inner_table, outer_table, updated_weights
+from .exact_kernels import channel_levels
 from .exact_tables import BUCKET, CDF_FLOOR, CDF_ONE, LOG_SCALE_MAX, MEAN_BITS
-from .range_kernels import decode_symbol, encode_symbol, quantized_cdf
+from .lazy_tables import code_stage, updated_weights_at
 
 INVALID = 1  # decode_row's status: the data is not what any encoder wrote
 
@@ -92,31 +92,14 @@ def exact_mixture(params, m, luts, log_scale_min, log_scale_max):
 
 
 @njit(cache=True)
-def _code_symbols(decoding, table, known, dec, enc, words, cdf):
-    """Code one symbol per row of ``table`` ``(n, K)``: decode them from ``dec``, or encode ``known`` ``(n,)``
-    into ``enc``. Returns (False where the data is invalid, the symbols, the word buffer)."""
-    n, k = table.shape
-    symbols = np.empty(n, np.int64)
-    for i in range(n):
-        quantized_cdf(table[i], cdf)  # integer tables: always a positive normal sum
-        if decoding:
-            s = decode_symbol(dec, words, cdf, k)
-            if s < 0:
-                return False, symbols, words
-            symbols[i] = s
-        else:
-            symbols[i] = known[i]
-            words = encode_symbol(enc, words, cdf, known[i])
-    return True, symbols, words
-
-
-@njit(cache=True)
 def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_luts, log_scale_min, log_scale_max,
-               tables, adapt, stage, coeffs, gram, moment, dec, enc, words, cdf):
+               tables, adapt, stage, coeffs, gram, moment, dec, enc, words):
     """Code one step (pixel ``(r, c)`` of the tiles ``tiles``) as ``code_pixels_exact`` with an adaptive
     stage does (without, where ``adapt`` is False: ``stage`` is then not touched): decoding (values from
-    ``dec``) or encoding ``known`` ``(n, channels)`` into ``enc``. Returns (False where the data is
-    invalid, values ``(n, channels)``, bits, word buffer)."""
+    ``dec``) or encoding ``known`` ``(n, channels)`` into ``enc``. Each channel's two stages (bucket, then
+    place) are coded from the edges the coder reads (:func:`~nlc.coding.lazy_tables.code_stage`), the
+    same words as from the whole tables. Returns (False where the data is invalid, values ``(n, channels)``,
+    bits, word buffer)."""
     (cdf_t, steps, const, bucket, one, floor_, mean_scale, mean_unit, weight_one, levels_table) = tables
     (inv_t, inv_steps, inv_const, errors, pixels, gain, losses, factors, neutral, dr, dc, pad, classes,
      log_127_5, t_one, coeff_bits, delta_clip, shift_scale, shift_clip, use_neighbours, cross, gate, use_pixels,
@@ -130,6 +113,14 @@ def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_lut
     current = np.zeros((n, channels), np.int64)
     bits = 0.0
     nb = 256 // bucket
+    edges = np.empty((4, n, mixtures))  # per tile: the bucket's lower and upper edge, the value's
+    bounds = np.empty((3, mixtures))  # below level 0, above level 255, a probe
+    bounds[0] = 0.0
+    bounds[1] = one
+    wsums = np.empty(n)
+    mixes = np.empty((2, n))
+    outer_p = np.empty((2, n))
+    masses = np.empty(n)  # each value's mixture mass under the tables it was coded with
     for ch in range(channels):
         levels = channel_levels(means, mcoeffs, ch, x0, x1, mean_scale, mean_unit)
         base_inv = np.ascontiguousarray(inv_scales[:, ch])
@@ -145,37 +136,44 @@ def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_lut
             out, moved, inv_coded = levels, levels, base_inv
             f, cls, act = np.zeros((n, 1), np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
             mean, inv = np.zeros(n), np.zeros(n)
-        outer, bounds = outer_table(w, out, inv_coded, cdf_t, steps, const, bucket, one, floor_)
-        ok, buckets, words = _code_symbols(decoding, outer, known[:, ch] // bucket, dec, enc, words, cdf)
-        if not ok:
-            return False, values, bits, words
-        table, local = inner_table(w, out, inv_coded, bounds, buckets, cdf_t, steps, const, bucket, floor_)
-        ok, places, words = _code_symbols(decoding, table, known[:, ch] % bucket, dec, enc, words, cdf)
-        if not ok:
-            return False, values, bits, words
+        for i in range(n):  # every tile's bucket, then every tile's place: the order of the words
+            v = 0 if decoding else known[i, ch]
+            wsum = 0.0
+            for k in range(mixtures):
+                wsum += w[i, k]
+            wsums[i] = wsum
+            b, mixes[0, i], mixes[1, i], outer_p[0, i], outer_p[1, i], words = code_stage(
+                decoding, v // bucket, nb, 0, bucket, w, out, inv_coded, i, wsum, floor_, cdf_t, steps,
+                const, one, bounds[0], bounds[1], 0.0, wsum * one, edges[0, i], edges[1, i], bounds[2], dec, enc, words)
+            if b < 0:
+                return False, values, bits, words
+            values[i, ch] = b * bucket
         for i in range(n):
-            values[i, ch] = buckets[i] * bucket + places[i]
+            place, mass_lo, mass_hi, p, total, words = code_stage(
+                decoding, 0 if decoding else known[i, ch] % bucket, bucket, values[i, ch], 1, w, out, inv_coded, i, wsums[i], floor_,
+                cdf_t, steps, const, one, edges[0, i], edges[1, i], mixes[0, i], mixes[1, i], edges[2, i], edges[3, i],
+                bounds[2], dec, enc, words)
+            if place < 0:
+                return False, values, bits, words
+            values[i, ch] += place
+            masses[i] = mass_hi - mass_lo
             if not decoding:
-                osum = 0.0
-                for j in range(nb):
-                    osum += outer[i, j]
-                tsum = 0.0
-                for j in range(bucket):
-                    tsum += table[i, j]
-                bits -= np.log2(outer[i, buckets[i]] / osum) + np.log2(table[i, places[i]] / tsum)
+                bits -= np.log2(outer_p[0, i] / outer_p[1, i]) + np.log2(p / total)
         if adapt:
             current[:, ch] = observe_kernel(
                 np.ascontiguousarray(values[:, ch]), f, cls, mean, inv, w, levels, moved, inv_coded, errors, tiles, r,
                 c, ch, pad, gram[ch], moment[ch], gain[ch], t_scale, t_clip, forget_bits, ridge, cdf_t, steps, const,
                 one, floor_, log2_table, log_in_bits, log_bits, pixels, act, out, base_inv, losses[ch], factors,
-                scale_bits, use_scales)
+                scale_bits, use_scales, masses)
         if ch + 1 < channels:
-            w = updated_weights(w, local, places, weight_one)
+            updated = np.empty((n, mixtures))
             for i in range(n):
+                updated_weights_at(w, i, edges[2, i], edges[3, i], weight_one, updated[i])
                 if ch == 0:
                     x0[i] = levels_table[values[i, ch]]
                 else:
                     x1[i] = levels_table[values[i, ch]]
+            w = updated
     return True, values, bits, words
 
 
@@ -197,9 +195,9 @@ def _valid(hs, ws, r, c):
 @njit(cache=True)
 def _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment,
               dec, put_values, out):
-    """:func:`_decode_column`'s ``coding`` tuple, with a row's scratch (the CDF, an unused encoder state)."""
+    """:func:`_decode_column`'s ``coding`` tuple, with an unused encoder state and no known values."""
     return (channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec,
-            np.zeros(5, np.uint64), np.empty(257, np.uint64), np.zeros((0, channels), np.int64), put_values, out)
+            np.zeros(5, np.uint64), np.zeros((0, channels), np.int64), put_values, out)
 
 
 @njit(cache=True)
@@ -210,12 +208,12 @@ def _decode_column(params, tiles, r, c, mc, words, xs, row, left, coding):
     ``coding`` holds the rest of :func:`_code_step`'s arguments (see :func:`decode_row`). Returns (False
     where the data is invalid, the word buffer)."""
     (channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc,
-     cdf, known, put_values, out) = coding
+     known, put_values, out) = coding
     part = np.empty((tiles.shape[0], params.shape[1]))
     for i in range(tiles.shape[0]):
         part[i] = params[tiles[i]]
     ok, values, _, words = _code_step(part, known, True, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                      log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, cdf)
+                                      log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words)
     if not ok:
         return False, words
     for i in range(tiles.shape[0]):
@@ -311,7 +309,6 @@ def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_
     of ``grid``: a parallel pass's, or a row's steps') and the pixels ``known_row`` ``(B, W, channels)``, step
     by step in the decoder's order, with the adaptive stage where ``adapt``. Returns (bits under the tables,
     word buffer)."""
-    cdf = np.empty(257, np.uint64)
     dec = np.zeros(4, np.uint64)
     bits = 0.0
     npar = row_params.shape[1]
@@ -324,7 +321,7 @@ def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_
                 part[i, p] = row_params[tiles[i], p, c] * grid
         known = _known_at(known_row, tiles, c, channels)
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, cdf)
+                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words)
         bits += b
     return bits, words
 
@@ -339,7 +336,6 @@ def encode_steps_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_
     tables, word buffer)."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
-    cdf = np.empty(257, np.uint64)
     dec = np.zeros(4, np.uint64)
     npar = head_b.shape[0]
     bits = 0.0
@@ -356,7 +352,7 @@ def encode_steps_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_
                 part[i] = params[tiles[i]]
         known = _known_at(known_row, tiles, c, channels)
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, cdf)
+                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words)
         bits += b
     return bits, words
 

@@ -79,22 +79,19 @@ def decoder_state(words):
 
 
 @njit(cache=True)
-def decode_symbol(dec, words, cdf, k):
-    """Decode one symbol under the CDF ``cdf[:k + 1]``; returns it, or -1 for data no encoder wrote."""
+def decode_quantile(dec):
+    """The decoder's point as a quantile of the ``2^24`` slots; ``2^24`` or more for data no encoder wrote."""
+    return (dec[2] - dec[0]) // (dec[1] >> _SHIFT)
+
+
+@njit(cache=True)
+def decode_interval(dec, words, left, right):
+    """Take the symbol whose slots are ``[left, right)`` (the one :func:`decode_quantile` falls in) out of
+    the decoder, reading a word where its range runs low."""
     lower, rng, point = dec[0], dec[1], dec[2]
     scale = rng >> _SHIFT
-    quantile = (point - lower) // scale
-    if quantile >= _TOTAL:
-        return -1
-    lo, hi = 0, k  # the last symbol whose left edge is at most the quantile
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if cdf[mid] <= quantile:
-            lo = mid
-        else:
-            hi = mid
-    lower = lower + scale * cdf[lo]
-    rng = scale * (cdf[lo + 1] - cdf[lo])
+    lower = lower + scale * left
+    rng = scale * (right - left)
     if rng < _LOW_RANGE:
         lower = lower << _WORD_BITS
         rng = rng << _WORD_BITS
@@ -104,6 +101,22 @@ def decode_symbol(dec, words, cdf, k):
             point = point | np.uint64(words[pos])
             dec[3] = pos + _ONE
     dec[0], dec[1], dec[2] = lower, rng, point
+
+
+@njit(cache=True)
+def decode_symbol(dec, words, cdf, k):
+    """Decode one symbol under the CDF ``cdf[:k + 1]``; returns it, or -1 for data no encoder wrote."""
+    quantile = decode_quantile(dec)
+    if quantile >= _TOTAL:
+        return -1
+    lo, hi = 0, k  # the last symbol whose left edge is at most the quantile
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if cdf[mid] <= quantile:
+            lo = mid
+        else:
+            hi = mid
+    decode_interval(dec, words, cdf[lo], cdf[lo + 1])
     return lo
 
 
@@ -140,12 +153,12 @@ def _flush_inverted(enc, words, wrapped):
 
 
 @njit(cache=True)
-def encode_symbol(enc, words, cdf, symbol):
-    """Encode ``symbol`` under the CDF ``cdf``; returns the (possibly regrown) word buffer."""
+def encode_interval(enc, words, left, right):
+    """Encode the symbol whose slots are ``[left, right)`` of the ``2^24``; returns the (possibly regrown)
+    word buffer."""
     lower, rng = enc[0], enc[1]
     scale = rng >> _SHIFT
-    left = cdf[symbol]
-    rng = scale * (cdf[symbol + 1] - left)
+    rng = scale * (right - left)
     new_lower = lower + scale * left
     if enc[2] > _ZERO and new_lower + rng > new_lower:  # an inverted situation resolves
         words = _flush_inverted(enc, words, new_lower < lower)
@@ -163,6 +176,12 @@ def encode_symbol(enc, words, cdf, symbol):
             enc[3] = word
     enc[0], enc[1] = lower, rng
     return words
+
+
+@njit(cache=True)
+def encode_symbol(enc, words, cdf, symbol):
+    """Encode ``symbol`` under the CDF ``cdf``; returns the (possibly regrown) word buffer."""
+    return encode_interval(enc, words, cdf[symbol], cdf[symbol + 1])
 
 
 @njit(cache=True)
