@@ -33,7 +33,7 @@ test: $(STAMP)
 
 ## The default codec's Kodak benchmark committed in bench/results (about 13 minutes on 2 cores).
 bench-kodak: $(STAMP)
-	$(BIN)/nlc bench --data ../shared/data/kodak --json bench/results/kodak-pixelcnnpp-adaptive-v3.json
+	$(BIN)/nlc bench --data ../shared/data/kodak --json bench/results/kodak-pixelcnnpp-adaptive-v4.json
 
 ## The adaptive stage's ablation on photos-val crops (about 15 minutes on 2 cores).
 bench-adaptive: $(STAMP)

@@ -100,7 +100,7 @@ def _parameters(name: str) -> int:
 
 
 ORDER = ["pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelcnnpp-exact", "pixelcnnpp-adaptive", "pixelcnnpp-adaptive-v2",
-         "pixelcnnpp-adaptive-v3", "pixelsnail", "idf"]  # the zoo first, then the flow
+         "pixelcnnpp-adaptive-v3", "pixelcnnpp-adaptive-v4", "pixelsnail", "idf"]  # the zoo first, then the flow
 
 
 def _order(path: Path) -> tuple[int, str]:
@@ -147,7 +147,7 @@ def _replace(text: str, tag: str, body: str) -> str:
     return text[:i] + f"\n{body}\n" + text[j:]
 
 
-HEADLINE = ["pixelcnnpp-adaptive-v3", "pixelcnnpp-adaptive-v2", "pixelcnnpp-exact", "pixelcnnpp"]  # the default first
+HEADLINE = ["pixelcnnpp-adaptive-v4", "pixelcnnpp-adaptive-v2", "pixelcnnpp-exact", "pixelcnnpp"]  # the default first
 
 
 def headline_table(names: list[str] = HEADLINE) -> str:

@@ -116,8 +116,9 @@ class Codec:
 
         A codec with a ``large_tile`` codes an image of ``size`` ``(height, width)`` in such tiles where it
         makes at least :data:`~nlc.coding.autoregressive.LARGE_TILE_MIN_TILES` of them and they fit one
-        coder group (:func:`~nlc.coding.autoregressive.large_tile_fits`): more context for the network at
-        the cost of more, smaller steps. A codec with a ``whole_tile`` codes an image no wider or taller than
+        coder group (:func:`~nlc.coding.autoregressive.large_tile_fits`), or with ``large_tile_all`` however
+        many it makes (context tiles code group after group whatever the tile): more context for the
+        network at the cost of more, smaller steps. A codec with a ``whole_tile`` codes an image no wider or taller than
         that, which its ``tile`` would cut into several tiles, as one tile of the image's size (tiles shrink
         to the image): the steps cover its pixels only, not the padding of cut tiles (a 96x80 image took
         four tiles of 64x64, 16,384 steps' pixels for 7,680), and no pixel loses context to a tile's edge."""
@@ -128,7 +129,8 @@ class Codec:
             return coder, tile
         if size is not None and self.spec.whole_tile and self.spec.tile < max(size) <= self.spec.whole_tile:
             return coder, max(size)
-        if size is not None and self.spec.large_tile and large_tile_fits(*size, self.spec.large_tile):
+        if size is not None and self.spec.large_tile and large_tile_fits(*size, self.spec.large_tile,
+                                                                         self.spec.large_tile_all):
             return coder, self.spec.large_tile
         return coder, self.spec.tile
 

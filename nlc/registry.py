@@ -84,6 +84,7 @@ class CodecSpec:
     coder: str = "range"
     tile: int = 64
     large_tile: int = 0  # where set: the tile side for images of LARGE_TILE_MIN_TILES such tiles or more that fit one group
+    large_tile_all: bool = False  # with large_tile: for every image of LARGE_TILE_MIN_TILES such tiles or more, however large
     whole_tile: int = 0  # where set: an image no wider or taller than this that ``tile`` would cut codes as one tile
     arithmetic: str = "float"  # "exact": fixed-point twin of the weights, files decode on any machine
     adaptive: str = ""  # an adaptive stage (nlc.coding.adaptive) between the model and the coder; exact only
@@ -135,6 +136,8 @@ def write_spec_toml(spec: CodecSpec, path: Path) -> Path:
         fields["adaptive"] = spec.adaptive
     if spec.large_tile:
         fields["large_tile"] = spec.large_tile
+    if spec.large_tile_all:
+        fields["large_tile_all"] = spec.large_tile_all
     if spec.whole_tile:
         fields["whole_tile"] = spec.whole_tile
     if spec.context:

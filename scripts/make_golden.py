@@ -93,6 +93,7 @@ IMAGES = [  # file, codec, mode, height, width, coder
     ("pixelcnnpp-adaptive-v3-gray.nlc", "pixelcnnpp-adaptive-v3", "L", 70, 130, None),
     ("pixelcnnpp-adaptive-v3-rgba16.nlc", "pixelcnnpp-adaptive-v3", "RGBA;16", 40, 36, None),  # 16-bit samples
     ("pixelcnnpp-adaptive-v3-gray16.nlc", "pixelcnnpp-adaptive-v3", "I;16", 24, 30, None),
+    ("pixelcnnpp-adaptive-v4-rgb.nlc", "pixelcnnpp-adaptive-v4", "RGB", 150, 140, None),  # as v3 below 97 tiles
 ]
 SETS = [  # file, codec, items
     ("pixelcnnpp-set.nlc", "pixelcnnpp", np.stack([pattern(8, 8, s) for s in range(3)])),

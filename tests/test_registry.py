@@ -17,23 +17,25 @@ def test_a_codec_name_that_is_not_a_plain_name_is_refused_before_any_file_is_rea
 
 def test_registered_names_and_the_default_alias_resolve():
     assert get_spec("pixelcnnpp-exact").name == "pixelcnnpp-exact"
-    assert get_spec("default").name == "pixelcnnpp-adaptive-v3"
+    assert get_spec("default").name == "pixelcnnpp-adaptive-v4"
     assert get_spec("default").context == 8
     assert get_spec("default").family == "autoregressive"
     assert get_spec("idf").family == "flow"
     assert get_spec("vae-fmnist").family == "bitsback"
 
 
-@pytest.mark.parametrize("size, tile", [((512, 768), 128), ((768, 512), 128), ((1024, 1024), 128), ((1224, 1632), 64),
-                                        ((256, 256), 64), ((400, 500), 64), ((1300, 1700), 64),
-                                        ((3000, 4000), 64), ((1, 30000), 64)])
-def test_the_default_codec_takes_its_large_tile_only_for_images_that_make_24_to_96_of_them(size, tile):
+@pytest.mark.parametrize("size, tile, v4_tile", [((512, 768), 128, 128), ((768, 512), 128, 128),
+                                                ((1024, 1024), 128, 128), ((1224, 1632), 64, 128),
+                                                ((256, 256), 64, 64), ((400, 500), 64, 64), ((1300, 1700), 64, 128),
+                                                ((3000, 4000), 64, 128), ((1, 30000), 64, 128), ((1, 2944), 64, 64)])
+def test_v3_takes_its_large_tile_for_images_of_24_to_96_of_them_and_v4_for_24_or_more(size, tile, v4_tile):
     import nlc
 
-    codec = nlc.Codec.load("default")
-    assert codec.coding(None, None, size) == ("range", tile)
-    assert codec.coding("ans", 32, size) == ("ans", 32)  # what the user asks for wins
-    assert codec.coding(None, None) == ("range", 64)  # sets: the codec's tile
+    for name, expected in (("pixelcnnpp-adaptive-v3", tile), ("default", v4_tile)):
+        codec = nlc.Codec.load(name)
+        assert codec.coding(None, None, size) == ("range", expected)
+        assert codec.coding("ans", 32, size) == ("ans", 32)  # what the user asks for wins
+        assert codec.coding(None, None) == ("range", 64)  # sets: the codec's tile
 
 
 @pytest.mark.parametrize("size, tile", [((80, 96), 96), ((96, 80), 96), ((65, 3), 65), ((128, 128), 128),

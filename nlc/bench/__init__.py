@@ -10,7 +10,7 @@ JSON schema (``--json FILE``; ``docs/bench.md`` explains every field)::
 
     {"model", "data", "device", "versions": {...},
      "provenance": {"codec": {"name", "architecture", "family", "weights", "sha256", "arithmetic", "adaptive",
-                              "coder", "tile", "large_tile", "whole_tile", "context"},
+                              "coder", "tile", "large_tile", "large_tile_all", "whole_tile", "context"},
                     "libraries": {...}, "machine": {...}, "baselines": {NAME: {"encoder", "settings"}},
                     "command", "git", "date"},
      "images": [{"file", "pixels" (height*width), "height", "width", "channels", "tile",
@@ -174,7 +174,8 @@ def provenance(codec: Codec, command: str | None = None) -> dict:
         "codec": {"name": spec.name, "architecture": spec.architecture, "family": spec.family,
                   "weights": spec.weights, "sha256": spec.sha256, "arithmetic": spec.arithmetic,
                   "adaptive": spec.adaptive or None, "coder": spec.coder, "tile": spec.tile,
-                  "large_tile": spec.large_tile or None, "whole_tile": spec.whole_tile or None,
+                  "large_tile": spec.large_tile or None, "large_tile_all": spec.large_tile_all or None,
+                  "whole_tile": spec.whole_tile or None,
                   "context": spec.context or None},
         "libraries": {p: version(p) for p in ("nlc", "torch", "numpy", "constriction", "numba", "pillow",
                                               "imagecodecs")} | {"python": platform.python_version()},

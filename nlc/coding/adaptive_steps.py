@@ -239,7 +239,7 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
     coding = _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
                        moment, dec, put_values, out)
-    for c in range(context_left):
+    for c in range(context_left if _valid(hs, ws, r, 0).shape[0] > 0 else 0):
         pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
                    w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
     for c in range(width):
@@ -357,6 +357,13 @@ def encode_steps_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_
     return bits, words
 
 
+def _coded_rows(hs: np.ndarray) -> int:
+    """Rows of a group with pixels to code: below every tile's last row (the image's bottom edge) a row's
+    steps code nothing, so its network need not run. Its steps still pass through the adaptive stage,
+    whose statistics decay at every step, tiles or none: the coding loops still run them."""
+    return int(hs.max()) if hs.shape[0] else 0
+
+
 def encode_stepped_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: np.ndarray, known: np.ndarray,
                         enc, first_row: int = 0, context_left: int = 0, progress=None) -> float:
     """Encode a group of tiles row by row with :func:`encode_steps_row`: ``st`` the model's stepper, its
@@ -369,7 +376,8 @@ def encode_stepped_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, w
     for r in range(first_row):  # context rows: the vertical stream only
         st.start_row(r)
     for r in range(known.shape[1]):
-        st.start_row(first_row + r)
+        if r < _coded_rows(hs64):  # (below every tile's last row the network has nothing to code)
+            st.start_row(first_row + r)
         if adapt:
             stage.start_row(r)
         args, coeffs, gram, moment = stage.kernel_args()
@@ -451,7 +459,8 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
     for r in range(out.shape[1]):
         if before_row:
             before_row(r)
-        st.start_row(first_row + r)
+        if r < _coded_rows(hs64) or gated or snail:  # (their steps read every row's stream)
+            st.start_row(first_row + r)
         if adapt:
             stage.start_row(r)
         args, coeffs, gram, moment = stage.kernel_args()

@@ -158,12 +158,13 @@ def group_for(tile: int) -> int:
     return GROUP if tile <= 64 else max(1, GROUP * 64 * 64 // (tile * tile))
 
 
-def large_tile_fits(height: int, width: int, tile: int) -> bool:
+def large_tile_fits(height: int, width: int, tile: int, any_size: bool = False) -> bool:
     """Whether an image codes in tiles of ``tile`` with at least :data:`LARGE_TILE_MIN_TILES` of them, all in one
     coder group: a larger image would take several groups of the larger tile's many steps one after another
-    (measured: ``docs/adaptive.md``)."""
+    (measured: ``docs/adaptive.md``). With ``any_size`` (a codec of context tiles, whose groups run one after
+    another whatever the tile) however many there are."""
     tiles = -(-height // tile) * -(-width // tile)
-    return LARGE_TILE_MIN_TILES <= tiles <= group_for(tile)
+    return LARGE_TILE_MIN_TILES <= tiles and (any_size or tiles <= group_for(tile))
 
 
 def is_exact(model: object) -> bool:

@@ -355,7 +355,7 @@ def test_the_shipped_default_codec_is_exact_so_its_files_decode_on_any_machine()
     from nlc.registry import DEFAULT, get_spec
 
     spec = get_spec(DEFAULT)
-    assert (spec.name, spec.arithmetic, spec.adaptive) == ("pixelcnnpp-adaptive-v3", "exact", "bias-v2")
+    assert (spec.name, spec.arithmetic, spec.adaptive) == ("pixelcnnpp-adaptive-v4", "exact", "bias-v2")
     assert spec.sha256 == get_spec("pixelcnnpp").sha256  # the float default's weights, computed exactly
 
 
