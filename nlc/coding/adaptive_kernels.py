@@ -18,6 +18,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .exact_kernels import level_cdf
+
 
 @njit(cache=True)
 def shift_kernel(weights, log_scales, levels, inv_table, inv_steps, inv_const, errors, tiles, r, c, ch, current,
@@ -163,22 +165,11 @@ def _probability(weights, levels, inv_scales, value, i, cdf_table, cdf_steps, cd
     """The mixture's probability of ``value`` for pixel ``i`` as the integer numerator of the exact
     tables (:mod:`nlc.coding.exact_tables`: component CDFs from the table at the value's two bin
     edges, positions formed exactly as there, the uniform floor added)."""
-    m = weights.shape[1]
-    last = cdf_table.shape[0] - 1
     total = 0.0
     wsum = 0.0
-    v = float(value)
-    for k in range(m):
-        d = inv_scales[i, k] * cdf_steps
-        a = (0.5 - levels[i, k]) * d + cdf_const
-        if value >= 255:
-            upper = one
-        else:
-            upper = cdf_table[min(max(int(a + v * d), 0), last)]
-        if value <= 0:
-            lower = 0.0
-        else:
-            lower = cdf_table[min(max(int(a + (v - 1.0) * d), 0), last)]
+    for k in range(weights.shape[1]):
+        upper = level_cdf(inv_scales[i, k], levels[i, k], value, cdf_table, cdf_steps, cdf_const, one)
+        lower = level_cdf(inv_scales[i, k], levels[i, k], value - 1, cdf_table, cdf_steps, cdf_const, one)
         total += weights[i, k] * (upper - lower)
         wsum += weights[i, k]
     return total + wsum * floor_
@@ -236,7 +227,6 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
         _decay(losses, forget_bits)
     nq = factors.shape[0]
     m = weights.shape[1]
-    last = cdf_table.shape[0] - 1
     scaled = np.empty(m)
     for i in range(n):
         pixels[tiles[i], ch, r + pad, c + pad] = values[i] + 1
@@ -264,7 +254,6 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
             p0 = _probability(weights, levels, inv_scales, values[i], i, cdf_table, cdf_steps, cdf_const, one, floor_)
         gain[k] += _log2(p1, log2_table, log_in_bits, log_bits) - _log2(p0, log2_table, log_in_bits, log_bits)
         if use_scale:  # the value's probability under each factor (the exact tables' formula)
-            v = float(values[i])
             for q in range(nq):
                 for j in range(m):
                     scaled[j] = _round_significant(base_inv[i, j] * factors[q], bits)
@@ -276,10 +265,8 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
                 else:
                     total = 0.0
                     for j in range(m):
-                        step = scaled[j] * cdf_steps
-                        at0 = (0.5 - coded[i, j]) * step + cdf_const
-                        upper = one if values[i] >= 255 else cdf_table[min(max(int(at0 + v * step), 0), last)]
-                        lower = 0.0 if values[i] <= 0 else cdf_table[min(max(int(at0 + (v - 1.0) * step), 0), last)]
+                        upper = level_cdf(scaled[j], coded[i, j], values[i], cdf_table, cdf_steps, cdf_const, one)
+                        lower = level_cdf(scaled[j], coded[i, j], values[i] - 1, cdf_table, cdf_steps, cdf_const, one)
                         total += weights[i, j] * (upper - lower)
                 losses[k, act[i], q] -= _log2(total + wsum * floor_, log2_table, log_in_bits, log_bits)
     return t

@@ -373,10 +373,11 @@ def encode_stepped_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, w
     :func:`encode_tile_rows`' for the parallel pass's parameters. Returns the bits under the tables."""
     bits = 0.0
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+    coded_rows = _coded_rows(hs64)
     for r in range(first_row):  # context rows: the vertical stream only
         st.start_row(r)
     for r in range(known.shape[1]):
-        if r < _coded_rows(hs64):  # (below every tile's last row the network has nothing to code)
+        if r < coded_rows:  # (below every tile's last row the network has nothing to code)
             st.start_row(first_row + r)
         if adapt:
             stage.start_row(r)
@@ -454,12 +455,13 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
     snail = getattr(st, "snail_kernel", False)  # PixelSNAIL's (decode_step_columns), else PixelCNN++'s
     if (gated or snail) and (first_row or context_left):
         raise ValueError("context tiles need PixelCNN++'s steps")
+    coded_rows = _coded_rows(hs64)
     for r in range(first_row):  # known rows: the vertical stream only
         st.start_row(r)
     for r in range(out.shape[1]):
         if before_row:
             before_row(r)
-        if r < _coded_rows(hs64) or gated or snail:  # (their steps read every row's stream)
+        if r < coded_rows or gated or snail:  # (their steps read every row's stream)
             st.start_row(first_row + r)
         if adapt:
             stage.start_row(r)

@@ -44,6 +44,20 @@ def _cdf(table, pos):
 
 
 @njit(cache=True)
+def level_cdf(inv_scale, level, v, cdf_table, steps, const, one):
+    """A component's CDF (an integer out of ``one``) at the upper edge of level ``v``, as the tables form it:
+    0 below level 0, ``one`` from level 255, else the table at the exact position ``a + v d`` (``d`` the
+    inverse scale in table steps, ``a`` edge 0's position; :meth:`~nlc.coding.exact_tables.ExactMixture.cdfs_at`)."""
+    if v < 0:
+        return 0.0
+    if v >= 255:
+        return one
+    d = inv_scale * steps
+    a = (0.5 - level) * d + const
+    return _cdf(cdf_table, a + float(v) * d)
+
+
+@njit(cache=True)
 def _stage_table(weights, cdfs, width, floor_):
     """The table over the intervals between consecutive CDF points ``cdfs`` ``(n, M, E)``: the exact
     weighted mixture's differences plus the uniform floor of ``width`` levels (``exact_tables.stage_table``)."""

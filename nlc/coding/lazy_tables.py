@@ -33,28 +33,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .exact_kernels import _cdf
+from .exact_kernels import level_cdf
 from .range_kernels import _TOTAL, decode_interval, decode_quantile, encode_interval
 
 
 @njit(cache=True)
 def edge_cdfs(weights, levels, inv_scales, i, v, cdf_table, steps, const, one, out):
     """Pixel ``i``'s component CDFs at the upper edge of level ``v`` into ``out`` ``(M,)``, as the full
-    tables form them (0 below level 0, ``one`` from level 255; else the table at the exact position
-    ``a + v d``); returns their weighted sum ``M``, exact."""
-    m = weights.shape[1]
+    tables form them (:func:`~nlc.coding.exact_kernels.level_cdf`); returns their weighted sum ``M``, exact."""
     mix = 0.0
-    for k in range(m):
-        if v < 0:
-            cdf = 0.0
-        elif v >= 255:
-            cdf = one
-        else:
-            d = inv_scales[i, k] * steps
-            a = (0.5 - levels[i, k]) * d + const
-            cdf = _cdf(cdf_table, a + float(v) * d)
-        out[k] = cdf
-        mix += weights[i, k] * cdf
+    for k in range(weights.shape[1]):
+        out[k] = level_cdf(inv_scales[i, k], levels[i, k], v, cdf_table, steps, const, one)
+        mix += weights[i, k] * out[k]
     return mix
 
 
