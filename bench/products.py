@@ -42,12 +42,12 @@ def tap_rate(cin: int, cout: int, rng: np.random.Generator) -> dict:
     inp = np.round(rng.normal(size=(cin, TILES * WIDTH)) * 2**10) / 2**10
     w = np.round(rng.normal(size=(cin, cout)) * 2**8) / 2**8
     acc = np.zeros((cout, TILES * WIDTH))
-    _gemm_tap(inp, 0, w, 0, acc, TILES, WIDTH, WIDTH, -1, 1, WIDTH)  # compiled (or loaded) first
+    _gemm_tap(inp, 0, w, 0, acc, TILES, WIDTH, WIDTH, -1, 1, WIDTH, 0)  # compiled (or loaded) first
     flops = 2 * cin * cout * TILES * (WIDTH - 1) * CALLS
 
     def taps() -> None:
         for _ in range(CALLS):
-            _gemm_tap(inp, 0, w, 0, acc, TILES, WIDTH, WIDTH, -1, 1, WIDTH)
+            _gemm_tap(inp, 0, w, 0, acc, TILES, WIDTH, WIDTH, -1, 1, WIDTH, 0)
 
     wt = np.ascontiguousarray(w.T)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Iterator
 
 import torch
@@ -33,9 +33,14 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def step_threads() -> "AbstractContextManager[None]":
-    """One intra-op thread for a step loop of small tensors (see the module docstring)."""
-    return torch_threads(1)
+@contextmanager
+def step_threads() -> Iterator[None]:
+    """One intra-op thread for a step loop of small tensors (see the module docstring), torch's and the
+    compiled kernels' BLAS's (:func:`nlc.models.blas.one_thread`)."""
+    from .models.blas import one_thread
+
+    with torch_threads(1), one_thread():
+        yield
 
 
 @contextmanager

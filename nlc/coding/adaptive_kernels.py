@@ -31,15 +31,38 @@ def shift_kernel(weights, log_scales, levels, inv_table, inv_steps, inv_const, e
     With ``use_pixels`` the features end with the neighbours' coded values relative to this pixel's
     mixture mean, normalised like the errors (``pixels`` holds value + 1, 0 where not coded)."""
     n, m = weights.shape
+    out = np.empty((n, m))
+    moved = np.empty((n, m))
+    f = np.empty((n, coeffs.shape[1]), np.int64)
+    cls = np.empty(n, np.int64)
+    mean = np.empty(n)
+    inv = np.empty(n)
+    act = np.empty(n, np.int64)
+    shift_into(weights, log_scales, levels, inv_table, inv_steps, inv_const, errors, tiles, r, c, ch, current, coeffs,
+               gain, dr, dc, pad, classes, log_127_5, t_one, coeff_bits, delta_clip, shift_scale, shift_clip, mean_unit,
+               use_neighbours, cross, gate, pixels, use_pixels, t_scale, t_clip, out, moved, f, cls, mean, inv, act)
+    return out, moved, f, cls, mean, inv, act
+
+
+@njit(cache=True)
+def shift_into(weights, log_scales, levels, inv_table, inv_steps, inv_const, errors, tiles, r, c, ch, current,
+               coeffs, gain, dr, dc, pad, classes, log_127_5, t_one, coeff_bits, delta_clip, shift_scale,
+               shift_clip, mean_unit, use_neighbours, cross, gate, pixels, use_pixels, t_scale, t_clip, out, moved,
+               f, cls, mean, inv, act):
+    """:func:`shift_kernel` into the given arrays (``out``, ``moved`` ``(n, M)``, ``f`` ``(n, d)``, ``cls``,
+    ``mean``, ``inv``, ``act`` ``(n,)``; their old contents unread): the compiled step loop's, which
+    reuses them from step to step instead of allocating."""
+    n, m = weights.shape
     channels = errors.shape[1]
     d = coeffs.shape[1]
-    out = levels.copy()
-    moved = levels.copy()
-    f = np.zeros((n, d), np.int64)
-    cls = np.zeros(n, np.int64)
-    mean = np.zeros(n)
-    inv = np.zeros(n)
-    act = np.zeros(n, np.int64)
+    for i in range(n):
+        for k in range(m):
+            out[i, k] = levels[i, k]
+            moved[i, k] = levels[i, k]
+        for q in range(d):
+            f[i, q] = 0
+        cls[i] = 0
+        act[i] = 0
     last = inv_table.shape[0] - 1
     for i in range(n):
         den = 0.0
@@ -95,7 +118,6 @@ def shift_kernel(weights, log_scales, levels, inv_table, inv_steps, inv_const, e
             moved[i, k] = levels[i, k] + shift * mean_unit
             if open_:
                 out[i, k] = moved[i, k]
-    return out, moved, f, cls, mean, inv, act
 
 
 @intrinsic
@@ -147,8 +169,18 @@ def scaled_inverse(inv_scales, factor, bits):
 def scale_kernel(inv_scales, cls, act, losses, factors, neutral, bits):
     """The inverse scales to code with: per pixel, the factor whose decayed code length in its context
     (``losses[class, activity, q]``) is the least, the neutral factor unless another is strictly less."""
+    out = np.empty(inv_scales.shape)
+    scale_into(inv_scales, cls, act, losses, factors, neutral, bits, out)
+    return out
+
+
+@njit(cache=True)
+def scale_into(inv_scales, cls, act, losses, factors, neutral, bits, out):
+    """:func:`scale_kernel` into ``out`` ``(n, M)`` (its old contents unread)."""
     n, m = inv_scales.shape
-    out = inv_scales.copy()
+    for i in range(n):
+        for k in range(m):
+            out[i, k] = inv_scales[i, k]
     for i in range(n):
         row = losses[cls[i], act[i]]
         best = neutral
@@ -214,9 +246,22 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
     ``coded``, inverse scales ``inv_scales``: the lazy tables' place stage has it), or negative where not
     known: a probability asked for under exactly those means and scales is that mass plus the floor, the
     same integer that the lookups give."""
+    t = np.empty(values.shape[0], np.int64)
+    observe_into(values, f, cls, mean, inv, weights, levels, moved, inv_scales, errors, tiles, r, c, ch, pad, gram,
+                 moment, gain, t_scale, t_clip, forget_bits, ridge, cdf_table, cdf_steps, cdf_const, one, floor_,
+                 log2_table, log_in_bits, log_bits, pixels, act, coded, base_inv, losses, factors, bits, use_scale,
+                 coded_mass, t, np.empty(weights.shape[1]))
+    return t
+
+
+@njit(cache=True)
+def observe_into(values, f, cls, mean, inv, weights, levels, moved, inv_scales, errors, tiles, r, c, ch, pad,
+                 gram, moment, gain, t_scale, t_clip, forget_bits, ridge, cdf_table, cdf_steps, cdf_const, one,
+                 floor_, log2_table, log_in_bits, log_bits, pixels, act, coded, base_inv, losses, factors, bits,
+                 use_scale, coded_mass, t, scaled):
+    """:func:`observe_kernel` with the errors written to ``t`` ``(n,)`` and ``scaled`` ``(M,)`` scratch."""
     n = values.shape[0]
     classes, d = moment.shape
-    t = np.zeros(n, np.int64)
     _decay(gram, forget_bits)
     _decay(moment, forget_bits)
     for k in range(classes):
@@ -227,7 +272,6 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
         _decay(losses, forget_bits)
     nq = factors.shape[0]
     m = weights.shape[1]
-    scaled = np.empty(m)
     for i in range(n):
         pixels[tiles[i], ch, r + pad, c + pad] = values[i] + 1
         e = float(values[i]) * 1024.0 - mean[i]
@@ -269,7 +313,6 @@ def observe_kernel(values, f, cls, mean, inv, weights, levels, moved, inv_scales
                         lower = level_cdf(scaled[j], coded[i, j], values[i] - 1, cdf_table, cdf_steps, cdf_const, one)
                         total += weights[i, j] * (upper - lower)
                 losses[k, act[i], q] -= _log2(total + wsum * floor_, log2_table, log_in_bits, log_bits)
-    return t
 
 
 @njit(cache=True)

@@ -26,12 +26,13 @@ import torch
 from numba import njit
 
 from .. import fixed
+from ..models.blas import dgemm_address
 from ..models.exact_rows import row_params
 from ..models.exact_steps import gated_step, lut_at, pixel_step
 from ..models.mixture import LOG_SCALE_MIN
-from .adaptive_kernels import observe_kernel, scale_kernel, shift_kernel
+from .adaptive_kernels import observe_into, scale_into, shift_into
 from .coders import CoderError
-from .exact_kernels import channel_levels
+from .exact_kernels import channel_levels_into
 from .exact_tables import BUCKET, CDF_FLOOR, CDF_ONE, LOG_SCALE_MAX, MEAN_BITS
 from .lazy_tables import code_stage, updated_weights_at
 
@@ -65,15 +66,19 @@ LOG_SCALES = (LOG_SCALE_MIN, LOG_SCALE_MAX)
 @njit(cache=True)
 def exact_mixture(params, m, luts, log_scale_min, log_scale_max):
     """:class:`~nlc.coding.exact_tables.ExactMixture` of ``params`` ``(n, 10 m)``: (weights ``(n, m)``,
-    means, log-scales, inverse scales, coefficients ``(n, 3, m)``). ``luts`` holds the weight, inverse
+    means, log-scales, inv scales, coefficients ``(n, 3, m)``). ``luts`` holds the weight, inverse
     scale and tanh tables, each as (array, 2^in_bits, 0.5 - lo 2^in_bits)."""
+    n = params.shape[0]
+    out = (np.empty((n, m)), np.empty((n, 3, m)), np.empty((n, 3, m)), np.empty((n, 3, m)), np.empty((n, 3, m)))
+    exact_mixture_into(params, m, luts, log_scale_min, log_scale_max, *out)
+    return out
+
+
+@njit(cache=True)
+def exact_mixture_into(params, m, luts, log_scale_min, log_scale_max, weights, means, log_scales, inv_scales, coeffs):
+    """:func:`exact_mixture` into the given arrays (their first ``n`` rows; old contents unread)."""
     w_t, w_s, w_o, i_t, i_s, i_o, t_t, t_s, t_o = luts
     n = params.shape[0]
-    weights = np.empty((n, m))
-    means = np.empty((n, 3, m))
-    log_scales = np.empty((n, 3, m))
-    inv_scales = np.empty((n, 3, m))
-    coeffs = np.empty((n, 3, m))
     for i in range(n):
         top = params[i, 0]
         for k in range(1, m):
@@ -88,54 +93,77 @@ def exact_mixture(params, m, luts, log_scale_min, log_scale_max):
                 log_scales[i, ch, k] = ls
                 inv_scales[i, ch, k] = lut_at(i_t, i_s, i_o, ls)
                 coeffs[i, ch, k] = lut_at(t_t, t_s, t_o, params[i, base + 2 * m + k])
-    return weights, means, log_scales, inv_scales, coeffs
+
+
+def step_work(batch: int, channels: int, mixtures: int, params: int, coeffs: tuple) -> tuple:
+    """Scratch arrays for :func:`_code_step`'s steps of at most ``batch`` tiles with ``params`` parameters
+    per pixel, ``coeffs`` the stage's coefficients per channel (their widths are the features'): made
+    once per group of tiles and reused at every step instead of some sixty small allocations a step
+    (their contents are never read before they are written)."""
+    b, m = max(batch, 1), mixtures
+    mix = tuple(np.empty((b, 3, m)) for _ in range(4))
+    features = tuple(np.empty((b, c.shape[1]), np.int64) for c in coeffs)
+    return (np.empty((b, m)), np.empty((b, m)), *mix, np.empty((b, channels), np.int64), np.empty(b), np.empty(b),
+            np.empty((b, channels), np.int64), np.empty((4, b, m)), np.empty((3, m)), np.empty(b), np.empty((2, b)),
+            np.empty((2, b)), np.empty(b), *(np.empty((b, m)) for _ in range(6)), features,
+            *(np.empty(b, np.int64) for _ in range(2)), np.empty(b), np.empty(b), np.empty(b, np.int64), np.empty(m),
+            np.empty(b, np.int64), np.empty((b, params)), np.empty((b, channels), np.int64), np.empty(b, np.int64))
 
 
 @njit(cache=True)
 def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_luts, log_scale_min, log_scale_max,
-               tables, adapt, stage, coeffs, gram, moment, dec, enc, words):
+               tables, adapt, stage, coeffs, gram, moment, dec, enc, words, work):
     """Code one step (pixel ``(r, c)`` of the tiles ``tiles``) as ``code_pixels_exact`` with an adaptive
     stage does (without, where ``adapt`` is False: ``stage`` is then not touched): decoding (values from
     ``dec``) or encoding ``known`` ``(n, channels)`` into ``enc``. Each channel's two stages (bucket, then
     place) are coded from the edges the coder reads (:func:`~nlc.coding.lazy_tables.code_stage`), the
-    same words as from the whole tables. Returns (False where the data is invalid, values ``(n, channels)``,
-    bits, word buffer)."""
+    same words as from the whole tables. ``work`` is :func:`step_work`'s scratch. Returns (False where
+    the data is invalid, values ``(n, channels)`` (a view of ``work``), bits, word buffer)."""
     (cdf_t, steps, const, bucket, one, floor_, mean_scale, mean_unit, weight_one, levels_table) = tables
     (inv_t, inv_steps, inv_const, errors, pixels, gain, losses, factors, neutral, dr, dc, pad, classes,
      log_127_5, t_one, coeff_bits, delta_clip, shift_scale, shift_clip, use_neighbours, cross, gate, use_pixels,
      t_scale, t_clip, forget_bits, ridge, log2_table, log_in_bits, log_bits, scale_bits, use_scales) = stage
+    (w_a, w_b, all_means, all_log_scales, all_inv, all_coeffs, all_values, all_x0, all_x1, all_current, edges, bounds,
+     all_wsums, mixes, outer_p, all_masses, all_levels, all_ls, all_base, all_out, all_moved, all_inv_coded, features,
+     all_cls, all_act, all_mean, all_inv_mean, all_t, scaled, all_coded, _, _, _) = work
     n = tiles.shape[0]
-    w, means, log_scales, inv_scales, mcoeffs = exact_mixture(params, mixtures, mix_luts, log_scale_min,
-                                                              log_scale_max)
-    values = np.empty((n, channels), np.int64)
-    x0 = np.zeros(n)
-    x1 = np.zeros(n)
-    current = np.zeros((n, channels), np.int64)
+    w, means, log_scales, inv_scales, mcoeffs = w_a[:n], all_means[:n], all_log_scales[:n], all_inv[:n], all_coeffs[:n]
+    exact_mixture_into(params, mixtures, mix_luts, log_scale_min, log_scale_max, w, means, log_scales, inv_scales,
+                       mcoeffs)
+    values, x0, x1, current = all_values[:n], all_x0[:n], all_x1[:n], all_current[:n]
+    wsums, masses, levels, base_inv, ls = all_wsums[:n], all_masses[:n], all_levels[:n], all_base[:n], all_ls[:n]
+    for i in range(n):
+        x0[i] = 0.0
+        x1[i] = 0.0
+        for ch in range(channels):
+            current[i, ch] = 0
     bits = 0.0
     nb = 256 // bucket
-    edges = np.empty((4, n, mixtures))  # per tile: the bucket's lower and upper edge, the value's
-    bounds = np.empty((3, mixtures))  # below level 0, above level 255, a probe
-    bounds[0] = 0.0
+    # edges[:, i]: per tile the bucket's lower and upper edge's component CDFs, then the value's
+    bounds[0] = 0.0  # below level 0, above level 255, a probe
     bounds[1] = one
-    wsums = np.empty(n)
-    mixes = np.empty((2, n))
-    outer_p = np.empty((2, n))
-    masses = np.empty(n)  # each value's mixture mass under the tables it was coded with
+    cls, act, mean, inv = all_cls[:n], all_act[:n], all_mean[:n], all_inv_mean[:n]
     for ch in range(channels):
-        levels = channel_levels(means, mcoeffs, ch, x0, x1, mean_scale, mean_unit)
-        base_inv = np.ascontiguousarray(inv_scales[:, ch])
+        channel_levels_into(means, mcoeffs, ch, x0, x1, mean_scale, mean_unit, levels)
+        for i in range(n):
+            for k in range(mixtures):
+                base_inv[i, k] = inv_scales[i, ch, k]
         if adapt:
-            out, moved, f, cls, mean, inv, act = shift_kernel(
-                w, np.ascontiguousarray(log_scales[:, ch]), levels, inv_t, inv_steps, inv_const, errors, tiles, r, c,
-                ch, current[:, :ch], coeffs[ch], gain[ch], dr, dc, pad, classes, log_127_5, t_one, coeff_bits,
-                delta_clip, shift_scale, shift_clip, mean_unit, use_neighbours, cross, gate, pixels, use_pixels, t_scale,
-                t_clip)
-            inv_coded = scale_kernel(base_inv, cls, act, losses[ch], factors, neutral, scale_bits) if use_scales \
-                else base_inv
-        else:  # the model's tables as they are (the same types, unused)
+            for i in range(n):
+                for k in range(mixtures):
+                    ls[i, k] = log_scales[i, ch, k]
+            f = features[ch][:n]
+            out, moved, inv_coded = all_out[:n], all_moved[:n], all_inv_coded[:n]
+            shift_into(w, ls, levels, inv_t, inv_steps, inv_const, errors, tiles, r, c, ch, current[:, :ch], coeffs[ch],
+                       gain[ch], dr, dc, pad, classes, log_127_5, t_one, coeff_bits, delta_clip, shift_scale,
+                       shift_clip, mean_unit, use_neighbours, cross, gate, pixels, use_pixels, t_scale, t_clip, out,
+                       moved, f, cls, mean, inv, act)
+            if use_scales:
+                scale_into(base_inv, cls, act, losses[ch], factors, neutral, scale_bits, inv_coded)
+            else:
+                inv_coded = base_inv
+        else:  # the model's tables as they are (the stage's arrays unused)
             out, moved, inv_coded = levels, levels, base_inv
-            f, cls, act = np.zeros((n, 1), np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
-            mean, inv = np.zeros(n), np.zeros(n)
         for i in range(n):  # every tile's bucket, then every tile's place: the order of the words
             v = 0 if decoding else known[i, ch]
             wsum = 0.0
@@ -160,13 +188,18 @@ def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_lut
             if not decoding:
                 bits -= np.log2(outer_p[0, i] / outer_p[1, i]) + np.log2(p / total)
         if adapt:
-            current[:, ch] = observe_kernel(
-                np.ascontiguousarray(values[:, ch]), f, cls, mean, inv, w, levels, moved, inv_coded, errors, tiles, r,
-                c, ch, pad, gram[ch], moment[ch], gain[ch], t_scale, t_clip, forget_bits, ridge, cdf_t, steps, const,
-                one, floor_, log2_table, log_in_bits, log_bits, pixels, act, out, base_inv, losses[ch], factors,
-                scale_bits, use_scales, masses)
+            coded = all_coded[:n]
+            t = all_t[:n]
+            for i in range(n):
+                coded[i] = values[i, ch]
+            observe_into(coded, features[ch][:n], cls, mean, inv, w, levels, moved, inv_coded, errors, tiles, r, c, ch,
+                         pad, gram[ch], moment[ch], gain[ch], t_scale, t_clip, forget_bits, ridge, cdf_t, steps, const,
+                         one, floor_, log2_table, log_in_bits, log_bits, pixels, act, out, base_inv, losses[ch], factors,
+                         scale_bits, use_scales, masses, t, scaled)
+            for i in range(n):
+                current[i, ch] = t[i]
         if ch + 1 < channels:
-            updated = np.empty((n, mixtures))
+            updated = (w_b if ch == 0 else w_a)[:n]
             for i in range(n):
                 updated_weights_at(w, i, edges[2, i], edges[3, i], weight_one, updated[i])
                 if ch == 0:
@@ -178,26 +211,22 @@ def _code_step(params, known, decoding, tiles, r, c, channels, mixtures, mix_lut
 
 
 @njit(cache=True)
-def _valid(hs, ws, r, c):
+def _valid(hs, ws, r, c, buffer):
+    """The tiles (indices) that reach pixel ``(r, c)``, as the first entries of ``buffer``."""
     n = 0
     for b in range(hs.shape[0]):
         if hs[b] > r and ws[b] > c:
+            buffer[n] = b
             n += 1
-    out = np.empty(n, np.int64)
-    n = 0
-    for b in range(hs.shape[0]):
-        if hs[b] > r and ws[b] > c:
-            out[n] = b
-            n += 1
-    return out
+    return buffer[:n]
 
 
 @njit(cache=True)
 def _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment,
-              dec, put_values, out):
+              dec, put_values, out, work):
     """:func:`_decode_column`'s ``coding`` tuple, with an unused encoder state and no known values."""
     return (channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec,
-            np.zeros(5, np.uint64), np.zeros((0, channels), np.int64), put_values, out)
+            np.zeros(5, np.uint64), np.zeros((0, channels), np.int64), put_values, out, work)
 
 
 @njit(cache=True)
@@ -208,12 +237,12 @@ def _decode_column(params, tiles, r, c, mc, words, xs, row, left, coding):
     ``coding`` holds the rest of :func:`_code_step`'s arguments (see :func:`decode_row`). Returns (False
     where the data is invalid, the word buffer)."""
     (channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc,
-     known, put_values, out) = coding
-    part = np.empty((tiles.shape[0], params.shape[1]))
+     known, put_values, out, work) = coding
+    part = work[-3][:tiles.shape[0]]
     for i in range(tiles.shape[0]):
         part[i] = params[tiles[i]]
     ok, values, _, words = _code_step(part, known, True, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                      log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words)
+                                      log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, work)
     if not ok:
         return False, words
     for i in range(tiles.shape[0]):
@@ -227,24 +256,25 @@ def _decode_column(params, tiles, r, c, mc, words, xs, row, left, coding):
 
 @njit(cache=True, nogil=True)
 def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables, adapt,
-               stage, coeffs, gram, moment, dec, words, put_values, out, context_left=0):
+               stage, coeffs, gram, moment, dec, words, put_values, out, work, context_left=0):
     """Decode row ``r`` of every tile: for each column the model's step (``model``: the arguments of
     :func:`~nlc.models.exact_steps.pixel_step` but the column, with the buffer's left margin), the
     adaptive step, and the decoded values written to ``out`` ``(B, H, W, channels)`` and into the
     model's pixel buffer (``put_values[v]``: value ``v`` as the network reads it); ``adapt`` False codes
     with the model's tables alone (an exact codec without a stage). Where the model's
     rows start with ``context_left`` known columns (:mod:`nlc.coding.context_tiles`), its steps run
-    over them first, coding nothing. Returns 0, or :data:`INVALID` where the data is invalid."""
+    over them first, coding nothing. ``work`` is :func:`step_work`'s scratch. Returns 0, or :data:`INVALID`
+    where the data is invalid."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
     coding = _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
-                       moment, dec, put_values, out)
-    for c in range(context_left if _valid(hs, ws, r, 0).shape[0] > 0 else 0):
+                       moment, dec, put_values, out, work)
+    for c in range(context_left if _valid(hs, ws, r, 0, work[-1]).shape[0] > 0 else 0):
         pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
                    w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
     for c in range(width):
         mc = c + context_left  # the model's column
-        tiles = _valid(hs, ws, r, c)  # (a step without tiles ends its row: no model step; the stage still decays)
+        tiles = _valid(hs, ws, r, c, work[-1])  # (a step without tiles ends its row: no model step; the stage still decays)
         params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
                             head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) \
             if tiles.shape[0] > 0 else np.empty((0, head_b.shape[0]))
@@ -256,15 +286,15 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
 
 @njit(cache=True, nogil=True)
 def decode_gated_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables,
-                     adapt, stage, coeffs, gram, moment, dec, words, put_values, out):
+                     adapt, stage, coeffs, gram, moment, dec, words, put_values, out, work):
     """:func:`decode_row` for an exact Gated PixelCNN: ``model`` the arguments of
     :func:`~nlc.models.exact_steps.gated_step` but the column, with the buffer's left margin."""
     (xs, row, left, w_in, b_in, link_in, w_h, b_h, links, prev, w_skip, b_skip, w_res, b_res, w_out, b_out, w_head,
      b_head, above, nw, w_left, tanh_t, tanh_s, tanh_o, sig_t, sig_s, sig_o, unit, limit) = model
     coding = _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
-                       moment, dec, put_values, out)
+                       moment, dec, put_values, out, work)
     for c in range(width):
-        tiles = _valid(hs, ws, r, c)
+        tiles = _valid(hs, ws, r, c, work[-1])
         params = gated_step(xs, row, c + left, c, w_in, b_in, link_in, w_h, b_h, links, prev, w_skip, b_skip, w_res,
                             b_res, w_out, b_out, w_head, b_head, above, nw, w_left, tanh_t, tanh_s, tanh_o, sig_t,
                             sig_s, sig_o, unit, limit) if tiles.shape[0] > 0 else np.empty((0, b_head.shape[0]))
@@ -276,26 +306,28 @@ def decode_gated_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_
 
 def decode_step_columns(st, r: int, width: int, hs: np.ndarray, ws: np.ndarray, channels: int, mixtures: int,
                         adapt: bool, stage: tuple, coeffs: tuple, gram: tuple, moment: tuple, dec, puts: np.ndarray,
-                        out: np.ndarray) -> int:
+                        out: np.ndarray, work: tuple) -> int:
     """:func:`decode_row` for a stepper whose steps are compiled but share the tiles out to threads (PixelSNAIL's:
     ``snail_kernel``): a loop over the row's columns here, each step's parameters from ``st.params(c)`` (every
     tile's, coded or not: later positions' attention reads them all, as the encoder's parallel pass computes
     them), each column decoded in one compiled call. Returns :data:`INVALID` where the data is not what an
     encoder wrote, else 0."""
     coding = _decoding(channels, mixtures, mixture_luts(), *LOG_SCALES, table_constants(), adapt, stage, coeffs, gram,
-                       moment, dec.dec, puts, out)
+                       moment, dec.dec, puts, out, work)
     row, words = st.r + st.TOP, dec.words
     for c in range(width):
-        ok, words = _decode_column(st.params(c), _valid(hs, ws, r, c), r, c, c, words, st.xs, row, st.LEFT, coding)
+        ok, words = _decode_column(st.params(c), _valid(hs, ws, r, c, work[-1]), r, c, c, words, st.xs, row, st.LEFT,
+                                   coding)
         if not ok:
             return INVALID
     return 0
 
 
 @njit(cache=True)
-def _known_at(known_row, tiles, c, channels):
-    """The pixels ``(n, channels)`` of column ``c`` of the tiles ``tiles`` in ``known_row`` ``(B, W, C)``."""
-    known = np.empty((tiles.shape[0], channels), np.int64)
+def _known_at(known_row, tiles, c, channels, buffer):
+    """The pixels ``(n, channels)`` of column ``c`` of the tiles ``tiles`` in ``known_row`` ``(B, W, C)``, in
+    the first rows of ``buffer``."""
+    known = buffer[:tiles.shape[0]]
     for i in range(tiles.shape[0]):
         for ch in range(channels):
             known[i, ch] = known_row[tiles[i], c, ch]
@@ -304,55 +336,55 @@ def _known_at(known_row, tiles, c, channels):
 
 @njit(cache=True, nogil=True)
 def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_luts, log_scale_min, log_scale_max,
-               tables, adapt, stage, coeffs, gram, moment, enc, words, grid):
+               tables, adapt, stage, coeffs, gram, moment, enc, words, grid, work):
     """Encode row ``r`` of every tile from the model's parameters ``row_params`` ``(B, P, W)`` (int32 counts
     of ``grid``: a parallel pass's, or a row's steps') and the pixels ``known_row`` ``(B, W, channels)``, step
-    by step in the decoder's order, with the adaptive stage where ``adapt``. Returns (bits under the tables,
-    word buffer)."""
+    by step in the decoder's order, with the adaptive stage where ``adapt`` (``work``: :func:`step_work`'s
+    scratch). Returns (bits under the tables, word buffer)."""
     dec = np.zeros(4, np.uint64)
     bits = 0.0
     npar = row_params.shape[1]
     for c in range(width):
-        tiles = _valid(hs, ws, r, c)
+        tiles = _valid(hs, ws, r, c, work[-1])
         n = tiles.shape[0]
-        part = np.empty((n, npar))
+        part = work[-3][:n]
         for i in range(n):
             for p in range(npar):
                 part[i, p] = row_params[tiles[i], p, c] * grid
-        known = _known_at(known_row, tiles, c, channels)
+        known = _known_at(known_row, tiles, c, channels, work[-2])
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words)
+                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, work)
         bits += b
     return bits, words
 
 
 @njit(cache=True, nogil=True)
 def encode_steps_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables,
-                     adapt, stage, coeffs, gram, moment, enc, words, known_row, context_left=0):
+                     adapt, stage, coeffs, gram, moment, enc, words, known_row, work, context_left=0, blas=0):
     """Encode row ``r`` of every tile as :func:`decode_row` decodes it, the parameters those of the model's
     steps (``model``: as in :func:`decode_row`; its pixel buffer holds the whole tiles), all the row's
     columns computed at once (:func:`~nlc.models.exact_rows.row_params`): the same parameters, so the
-    same words. ``known_row`` ``(B, W, channels)`` holds row ``r``'s pixels. Returns (bits under the
-    tables, word buffer)."""
+    same words. ``known_row`` ``(B, W, channels)`` holds row ``r``'s pixels; ``work`` is :func:`step_work`'s
+    scratch; ``blas`` as :func:`~nlc.models.exact_rows.row_params` takes it. Returns (bits under the tables,
+    word buffer)."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
     dec = np.zeros(4, np.uint64)
-    npar = head_b.shape[0]
     bits = 0.0
-    if _valid(hs, ws, r, 0).shape[0] > 0:  # every column's steps at once, the context columns' first
+    if _valid(hs, ws, r, 0, work[-1]).shape[0] > 0:  # every column's steps at once, the context columns' first
         row_steps = row_params(xs, row, left, context_left + width, w_in, b_in, hu, w1, b1, w2, b2, aux, head_wt,
-                               head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
+                               head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit, blas)
     for c in range(width):
-        tiles = _valid(hs, ws, r, c)
+        tiles = _valid(hs, ws, r, c, work[-1])
         n = tiles.shape[0]
-        part = np.empty((n, npar))
+        part = work[-3][:n]
         if n > 0:
             params = row_steps[c + context_left]
             for i in range(n):
                 part[i] = params[tiles[i]]
-        known = _known_at(known_row, tiles, c, channels)
+        known = _known_at(known_row, tiles, c, channels, work[-2])
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
-                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words)
+                                    log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, work)
         bits += b
     return bits, words
 
@@ -374,6 +406,7 @@ def encode_stepped_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, w
     bits = 0.0
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
     coded_rows = _coded_rows(hs64)
+    work = _work(stage, len(hs), known.shape[3], mixtures)
     for r in range(first_row):  # context rows: the vertical stream only
         st.start_row(r)
     for r in range(known.shape[1]):
@@ -384,21 +417,28 @@ def encode_stepped_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, w
         args, coeffs, gram, moment = stage.kernel_args()
         b, enc.words = encode_steps_row(r, known.shape[2], hs64, ws64, known.shape[3], mixtures, st.kernel_row(),
                                         mixture_luts(), *LOG_SCALES, table_constants(), adapt, args, coeffs, gram,
-                                        moment, enc.enc, enc.words, np.ascontiguousarray(known[:, r]), context_left)
+                                        moment, enc.enc, enc.words, np.ascontiguousarray(known[:, r]), work,
+                                        context_left, dgemm_address())
         bits += b
         if progress:
             progress(1)
     return bits
 
 
+def _work(stage, batch: int, channels: int, mixtures: int) -> tuple:
+    """:func:`step_work` for a group of ``batch`` tiles coded with ``stage``."""
+    return step_work(batch, channels, mixtures, 10 * mixtures, stage.kernel_args()[1])
+
+
 def _encode_params_row(r: int, hs: np.ndarray, ws: np.ndarray, mixtures: int, params: np.ndarray, known: np.ndarray,
-                       adapt: bool, stage, enc) -> float:
+                       adapt: bool, stage, enc, work: tuple) -> float:
     """Row ``r`` of a group coded by :func:`encode_row` from its parameters ``params`` ``(B, P, W)`` (int32
-    counts of ``2^-16``) and pixels ``known`` ``(B, W, C)``, the stage's state as it stands; returns the bits."""
+    counts of ``2^-16``) and pixels ``known`` ``(B, W, C)``, the stage's state as it stands (``work``:
+    :func:`step_work`'s scratch); returns the bits."""
     args, coeffs, gram, moment = stage.kernel_args()
     bits, enc.words = encode_row(r, params.shape[2], hs, ws, known.shape[2], mixtures, np.ascontiguousarray(params),
                                  np.ascontiguousarray(known), mixture_luts(), *LOG_SCALES, table_constants(), adapt,
-                                 args, coeffs, gram, moment, enc.enc, enc.words, fixed.GRID)
+                                 args, coeffs, gram, moment, enc.enc, enc.words, fixed.GRID, work)
     return bits
 
 
@@ -413,13 +453,14 @@ def encode_step_columns(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, w
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
     tiles, height, width = known.shape[:3]
     params = np.empty((tiles, 10 * mixtures, width), np.int32)
+    work = _work(stage, tiles, known.shape[3], mixtures)
     for r in range(height):
         st.start_row(r)
         if adapt:
             stage.start_row(r)
         for c in range(width):  # (B, P) on the 2^-16 grid, below 2^10: exact int32 counts
             params[:, :, c] = st.params(c) * 2.0**fixed.GRID_BITS
-        bits += _encode_params_row(r, hs64, ws64, mixtures, params, known[:, r], adapt, stage, enc)
+        bits += _encode_params_row(r, hs64, ws64, mixtures, params, known[:, r], adapt, stage, enc, work)
         if progress:
             progress(1)
     return bits
@@ -433,9 +474,10 @@ def encode_tile_rows(stage, mixtures: int, hs: np.ndarray, ws: np.ndarray, param
     stage (an :class:`~nlc.coding.adaptive.OnlineBias`). Returns the bits under the tables."""
     bits = 0.0
     hs64, ws64 = hs.astype(np.int64), ws.astype(np.int64)
+    work = _work(stage, len(hs), known.shape[3], mixtures)
     for r in range(params.shape[2]):
         stage.start_row(r)
-        bits += _encode_params_row(r, hs64, ws64, mixtures, params[:, :, r], known[:, r], True, stage, enc)
+        bits += _encode_params_row(r, hs64, ws64, mixtures, params[:, :, r], known[:, r], True, stage, enc, work)
         if progress:
             progress(1)
     return bits
@@ -456,6 +498,7 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
     if (gated or snail) and (first_row or context_left):
         raise ValueError("context tiles need PixelCNN++'s steps")
     coded_rows = _coded_rows(hs64)
+    work = _work(stage, len(hs), out.shape[3], mixtures)
     for r in range(first_row):  # known rows: the vertical stream only
         st.start_row(r)
     for r in range(out.shape[1]):
@@ -468,15 +511,15 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
         args, coeffs, gram, moment = stage.kernel_args()
         if snail:
             status = decode_step_columns(st, r, out.shape[2], hs64, ws64, out.shape[3], mixtures, adapt, args, coeffs,
-                                         gram, moment, dec, puts, out)
+                                         gram, moment, dec, puts, out, work)
         elif gated:
             status = decode_gated_row(r, out.shape[2], hs64, ws64, out.shape[3], mixtures, st.kernel_row(),
                                       mixture_luts(), *LOG_SCALES, table_constants(), adapt, args, coeffs, gram, moment,
-                                      dec.dec, dec.words, puts, out)
+                                      dec.dec, dec.words, puts, out, work)
         else:
             status = decode_row(r, out.shape[2], hs64, ws64, out.shape[3], mixtures, st.kernel_row(), mixture_luts(),
                                 *LOG_SCALES, table_constants(), adapt, args, coeffs, gram, moment, dec.dec, dec.words,
-                                puts, out, context_left)
+                                puts, out, work, context_left)
         if status:
             raise CoderError("range decoder failed: the data is not what an encoder wrote")
         if after_row:

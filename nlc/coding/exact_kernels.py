@@ -24,8 +24,15 @@ from ..models.exact_steps import round_half_even
 def channel_levels(means, coeffs, ch, x0, x1, mean_scale, mean_unit):
     """Channel ``ch``'s component means in levels on the ``2^-10`` grid (``ExactMixture.levels``):
     ``means``, ``coeffs`` ``(n, 3, M)``, ``x0``/``x1`` the earlier channels' values ``(n,)``."""
+    out = np.empty((means.shape[0], means.shape[2]))
+    channel_levels_into(means, coeffs, ch, x0, x1, mean_scale, mean_unit, out)
+    return out
+
+
+@njit(cache=True)
+def channel_levels_into(means, coeffs, ch, x0, x1, mean_scale, mean_unit, out):
+    """:func:`channel_levels` into ``out`` ``(n, M)``."""
     n, _, m = means.shape
-    out = np.empty((n, m))
     for i in range(n):
         for k in range(m):
             mean = means[i, ch, k]
@@ -34,7 +41,6 @@ def channel_levels(means, coeffs, ch, x0, x1, mean_scale, mean_unit):
             elif ch == 2:
                 mean = mean + coeffs[i, 1, k] * x0[i] + coeffs[i, 2, k] * x1[i]
             out[i, k] = round_half_even((mean + 1.0) * mean_scale) * mean_unit
-    return out
 
 
 @njit(cache=True)

@@ -24,17 +24,17 @@ from .vertical_kernel import _fill_bias, _gemm, _gemm_tap
 
 
 @njit(cache=True, nogil=True)
-def _layer(a, w_out_rows, bias):
+def _layer(a, w_out_rows, bias, blas):
     """``bias + w a`` for activations ``a`` ``(K, P)`` (channel-first) and a layer's weights laid out one
     output per row ``(J, K)``: ``(J, P)``."""
     out = np.empty((w_out_rows.shape[0], a.shape[1]))
     _fill_bias(out, bias)
-    _gemm(a, np.ascontiguousarray(w_out_rows.T), 0, out)
+    _gemm(a, np.ascontiguousarray(w_out_rows.T), 0, out, blas)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _causal_layer(e, w_out_rows, bias, ncols):
+def _causal_layer(e, w_out_rows, bias, ncols, blas):
     """``bias + w [e at the previous column; e]`` for ``e`` ``(C, P)`` (positions ``b * ncols + c``, the
     previous column zero in a row's first): a gated block's ``1 x 2`` layer, the previous column's
     product read in place, shifted by one (:func:`_gemm_tap`), instead of laid out first."""
@@ -43,8 +43,8 @@ def _causal_layer(e, w_out_rows, bias, ncols):
     out = np.empty((w_out_rows.shape[0], npos))
     _fill_bias(out, bias)
     nb = npos // ncols
-    _gemm_tap(e, 0, wt, 0, out, nb, ncols, ncols, -1, 1, ncols)
-    _gemm_tap(e, 0, wt, nc, out, nb, ncols, ncols, 0, 0, ncols)
+    _gemm_tap(e, 0, wt, 0, out, nb, ncols, ncols, -1, 1, ncols, blas)
+    _gemm_tap(e, 0, wt, nc, out, nb, ncols, ncols, 0, 0, ncols, blas)
     return out
 
 
@@ -62,12 +62,13 @@ def _channel_first(a, ncols):
 
 @njit(cache=True, nogil=True)
 def row_params(xs, row, left, ncols, w_in, b_in, hu, w1, b1, w2, b2, aux, head_wt, head_b, above, nw, w_left,
-               elu_table, elu_scale, elu_offset, sig_table, sig_scale, sig_offset, unit, limit):
+               elu_table, elu_scale, elu_offset, sig_table, sig_scale, sig_offset, unit, limit, blas=0):
     """Mixture parameters ``(ncols, B, P)`` of columns ``0 .. ncols-1`` of pixel buffer row ``row`` (buffer
     columns from ``left``), each what :func:`~nlc.models.exact_steps.pixel_step` gives for it when the
     row's columns are stepped in order from the first (its previous-column inputs zero there). The
     arguments are :func:`pixel_step`'s (without its column and the per-layer previous inputs, which this
-    computes); every pixel of the row and the rows above must be in ``xs``."""
+    computes); every pixel of the row and the rows above must be in ``xs``. ``blas``:
+    :func:`~nlc.models.blas.dgemm_address` (0: the products in numba's loops; the same numbers)."""
     nb, nc = xs.shape[0], b_in.shape[0]
     nl = w1.shape[0]
     npos = nb * ncols  # position p = b * ncols + c
@@ -78,7 +79,7 @@ def row_params(xs, row, left, ncols, w_in, b_in, hu, w1, b1, w2, b2, aux, head_w
             for b in range(nb):
                 for c in range(ncols):
                     dst[b * ncols + c] = xs[b, ch, row, left + c - 3 + k]
-    h = _layer(win, w_in, b_in)
+    h = _layer(win, w_in, b_in, blas)
     vertical = _channel_first(hu, ncols)
     for j in range(nc):
         hj, vj = h[j], vertical[j]
@@ -90,13 +91,13 @@ def row_params(xs, row, left, ncols, w_in, b_in, hu, w1, b1, w2, b2, aux, head_w
             hj, ej = h[j], e[j]
             for p in range(npos):
                 ej[p] = _elu(hj[p], elu_table, elu_scale, elu_offset)
-        acc = _causal_layer(e, w1[lay], b1[lay], ncols)
+        acc = _causal_layer(e, w1[lay], b1[lay], ncols, blas)
         vertical = _channel_first(aux[lay], ncols)
         for j in range(nc):
             aj, vj, ej = acc[j], vertical[j], e[j]
             for p in range(npos):
                 ej[p] = _elu(_clamp(_snap(aj[p], unit, limit) + vj[p], limit), elu_table, elu_scale, elu_offset)
-        acc = _causal_layer(e, w2[lay], b2[lay], ncols)
+        acc = _causal_layer(e, w2[lay], b2[lay], ncols, blas)
         for j in range(nc):  # the gates: the table's lookups first, alone, so that the products' loop vectorizes
             aj, gj, hj = acc[j], acc[nc + j], h[j]
             for p in range(npos):
@@ -107,7 +108,7 @@ def row_params(xs, row, left, ncols, w_in, b_in, hu, w1, b1, w2, b2, aux, head_w
         hj = h[j]
         for p in range(npos):
             hj[p] = _elu(hj[p], elu_table, elu_scale, elu_offset)
-    out = _layer(h, head_wt, head_b)
+    out = _layer(h, head_wt, head_b, blas)
     lf = np.empty((14, npos))
     for b in range(nb):
         for c in range(ncols):
@@ -119,7 +120,7 @@ def row_params(xs, row, left, ncols, w_in, b_in, hu, w1, b1, w2, b2, aux, head_w
             for ch in range(3):
                 lf[8 + ch, p] = abs(lf[ch, p] - nw[b, c, ch])
                 lf[11 + ch, p] = abs(lf[ch, p] - lf[4 + ch, p])
-    skip = _layer(lf, w_left, np.zeros(w_left.shape[0]))
+    skip = _layer(lf, w_left, np.zeros(w_left.shape[0]), blas)
     npar = head_b.shape[0]
     params = np.empty((ncols, nb, npar))
     for b in range(nb):

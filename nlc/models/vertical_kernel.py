@@ -40,6 +40,7 @@ import torch
 from numba import njit
 
 from ..fixed import GRID_BITS, LIMIT
+from .blas import dgemm_address, gemm_tap_blas
 from .exact_steps import _clamp, _elu, _snap, lut_at
 
 SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT, TANH_GATE = range(9)
@@ -315,7 +316,7 @@ class CompiledRows:
             step: Any = run_row  # a compiled kernel
             step(r, s.node, s.row, lo, hi, s.out_at, s.reads_at, s.outputs_at, self.outputs, prog.meta, prog.weights,
                  buf, part.stop - part.start, scratch, self.xs, part.start, self.top, self.left, self.out, *self.luts,
-                 2.0**GRID_BITS, LIMIT)
+                 2.0**GRID_BITS, LIMIT, dgemm_address())
 
         if pool is None:
             for i in range(len(self.parts)):
@@ -344,11 +345,27 @@ def _fill_bias(acc, bias):
             acc[j, p] = b
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def _gemm_tap(inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
+@njit(cache=True, nogil=True)
+def _contiguous(a):
+    """Whether the 2-D ``a`` is laid out row after row with no gaps (as BLAS is told it is)."""
+    return a.strides[1] == a.itemsize and a.strides[0] == a.shape[1] * a.itemsize
+
+
+@njit(cache=True, nogil=True)
+def _gemm_tap(inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi, blas):
     """``acc[j, b wout + x] += sum_i inp[i0 + i, b win + shift + x] * w[k0 + i, j]`` over the input rows from
     ``i0``, for every tile ``b`` and ``x_lo <= x < x_hi``: one tap of a stride-1 convolution read in place,
-    or (one tile, no shift) a plain product. Blocks of 4 outputs by 4 input rows held in registers, the
+    or (one tile, no shift) a plain product. With ``blas`` (:func:`~nlc.models.blas.dgemm_address`, not 0)
+    one BLAS product per tile, else :func:`_gemm_tap_loops`: exact products, so the same sums."""
+    if blas != 0 and _contiguous(inp) and _contiguous(w) and _contiguous(acc):
+        gemm_tap_blas(blas, inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi)
+    else:
+        _gemm_tap_loops(inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _gemm_tap_loops(inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
+    """:func:`_gemm_tap` in numba's loops: blocks of 4 outputs by 4 input rows held in registers, the
     inner loop along the positions; fused multiply-adds of exact products (the only fast-math flag,
     ``contract``, gives the same sums). Indices are unsigned, so numba adds no wrap-around test for
     negative ones and the inner loop vectorizes."""
@@ -405,15 +422,15 @@ def _gemm_tap(inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
 
 
 @njit(cache=True, nogil=True)
-def _gemm(a, w, k0, acc):
+def _gemm(a, w, k0, acc, blas):
     """``acc[j, p] += sum_k a[k, p] * w[k, j]`` over rows ``k0:`` of ``a`` ``(K, P)`` and ``w`` ``(K, J)`` into
     ``acc`` ``(J, P)``: :func:`_gemm_tap` over one run of all ``P`` positions."""
     npos = a.shape[1]
-    _gemm_tap(a, k0, w, k0, acc, 1, npos, npos, 0, 0, npos)
+    _gemm_tap(a, k0, w, k0, acc, 1, npos, npos, 0, 0, npos, blas)
 
 
 @njit(cache=True, nogil=True)
-def _conv(meta, n, r, weights, buf, reads, at, nb, scratch):
+def _conv(meta, n, r, weights, buf, reads, at, nb, scratch, blas):
     """Row ``r`` of convolution node ``n`` (down-shifted, column stride = row stride) before rounding, into
     the buffer at ``at``: the bias plus, tap by tap, the weights times the input rows (at ``reads``, see
     :class:`Schedule`) read in place (:func:`_gemm_tap`); a strided convolution's input columns are laid
@@ -437,7 +454,7 @@ def _conv(meta, n, r, weights, buf, reads, at, nb, scratch):
             inp = buf[reads[dy] * nb : reads[dy] * nb + isize].reshape((cin, nb * win))
             for dx in range(kw):
                 _gemm_tap(inp, 0, wt, (dy * kw + dx) * cin, acc, nb, win, wout, dx - pw, max(0, pw - dx),
-                          min(wout, win + pw - dx))
+                          min(wout, win + pw - dx), blas)
         return
     cols = scratch[: kk * npos].reshape((kk, npos))
     for dy in range(d0, kh):
@@ -458,18 +475,19 @@ def _conv(meta, n, r, weights, buf, reads, at, nb, scratch):
                     shift = b * win + dx - pw
                     for x in range(x_lo, x_hi):
                         c[p + x] = q[shift + x * stride]
-    _gemm(cols, wt, d0 * kw * cin, acc)
+    _gemm(cols, wt, d0 * kw * cin, acc, blas)
 
 
 @njit(cache=True, nogil=True)
 def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, outputs, meta, weights, buf, nb, scratch, xs,
-            b0, top, left, out, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, tanh_t, tanh_s, tanh_o, unit, limit):
+            b0, top, left, out, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, tanh_t, tanh_s, tanh_o, unit, limit, blas):
     """Execute entries ``lo:hi`` (output row ``r``'s) of a :class:`Schedule` for ``nb`` tiles, every row
     channel-first ``(channels, nb * width)`` in ``buf`` where the schedule places it (``scratch`` from
     :meth:`Program.buffers`): the source rows come from the pixel buffer ``xs`` ``(B, 4, H', W')`` (tiles
     from ``b0``, rows after ``top``, columns after ``left``); then row ``r`` of each output is copied to
     ``out[q, b0 + b]`` ``(outputs, B, W, C)`` (an output of fewer channels to the first ones). The tables
-    are ELU's, the sigmoid's and tanh's (:meth:`nlc.fixed.Lut.kernel_args`)."""
+    are ELU's, the sigmoid's and tanh's (:meth:`nlc.fixed.Lut.kernel_args`); ``blas`` is
+    :func:`~nlc.models.blas.dgemm_address` (0: the products in numba's loops)."""
     for e in range(lo, hi):
         n = entries_node[e]
         k = entries_row[e]
@@ -481,7 +499,7 @@ def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, 
         reads = reads_at[e]
         dst = buf[o : o + size]  # views indexed from 0: no wrap-around tests, so the loops vectorize
         if kind == CONV:
-            _conv(meta, n, k, weights, buf, reads, o, nb, scratch)
+            _conv(meta, n, k, weights, buf, reads, o, nb, scratch, blas)
             _snap_all(dst, unit, limit)
         elif kind == SOURCE:
             for c in range(ch):
@@ -523,7 +541,7 @@ def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, 
             _fill_bias(out2, weights[b_off : b_off + ch])
             s = reads[0] * nb
             _gemm(buf[s : s + cin * npos].reshape((cin, npos)), weights[w_off : w_off + cin * ch].reshape((cin, ch)),
-                  0, out2)
+                  0, out2, blas)
             _snap_all(dst, unit, limit)
         else:  # UP: output row k reads input row k // 2, columns x // 2, taps (k % 2, x % 2)
             src = meta[n, 1]
@@ -536,7 +554,7 @@ def run_row(r, entries_node, entries_row, lo, hi, out_at, reads_at, outputs_at, 
             for px in range(2):
                 k0 = ((k % 2) * 2 + px) * cin
                 _fill_bias(acc, weights[b_off : b_off + ch])
-                _gemm(inp, weights[w_off + k0 * ch : w_off + (k0 + cin) * ch].reshape((cin, ch)), 0, acc)
+                _gemm(inp, weights[w_off + k0 * ch : w_off + (k0 + cin) * ch].reshape((cin, ch)), 0, acc, blas)
                 for j in range(ch):
                     for b in range(nb):
                         for x in range(px, wd, 2):

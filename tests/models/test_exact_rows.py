@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nlc
+from nlc.models.blas import dgemm_address
 from nlc.models.exact_rows import row_params
 from nlc.models.exact_steps import pixel_step
 from tests.models.test_vertical_kernel import _input
@@ -36,5 +37,8 @@ def test_row_params_equal_the_steps_column_by_column(exact_model, b, h, w, seed)
                                          head_wt, head_b, above, nw, w_left, *luts) for c in range(w)])
             assert whole.shape == (w, b, head_b.shape[0])
             assert np.array_equal(whole, steps)
+            with_blas = row_params(xs, row, left, w, w_in, b_in, hu, w1, b1, w2, b2, aux, head_wt, head_b, above, nw,
+                                   w_left, *luts, dgemm_address())
+            assert np.array_equal(with_blas, steps)
     finally:
         stepper.release()
