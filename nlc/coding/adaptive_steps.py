@@ -256,27 +256,27 @@ def _decode_column(params, tiles, r, c, mc, words, xs, row, left, coding):
 
 @njit(cache=True, nogil=True)
 def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_min, log_scale_max, tables, adapt,
-               stage, coeffs, gram, moment, dec, words, put_values, out, work, context_left=0):
+               stage, coeffs, gram, moment, dec, words, put_values, out, work, context_left=0, blas=0):
     """Decode row ``r`` of every tile: for each column the model's step (``model``: the arguments of
     :func:`~nlc.models.exact_steps.pixel_step` but the column, with the buffer's left margin), the
     adaptive step, and the decoded values written to ``out`` ``(B, H, W, channels)`` and into the
     model's pixel buffer (``put_values[v]``: value ``v`` as the network reads it); ``adapt`` False codes
     with the model's tables alone (an exact codec without a stage). Where the model's
     rows start with ``context_left`` known columns (:mod:`nlc.coding.context_tiles`), its steps run
-    over them first, coding nothing. ``work`` is :func:`step_work`'s scratch. Returns 0, or :data:`INVALID`
-    where the data is invalid."""
+    over them first, coding nothing. ``work`` is :func:`step_work`'s scratch; ``blas`` as
+    :func:`~nlc.models.exact_steps.pixel_step` takes it. Returns 0, or :data:`INVALID` where the data is invalid."""
     (xs, row, left, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw, w_left, elu_t,
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
     coding = _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
                        moment, dec, put_values, out, work)
     for c in range(context_left if _valid(hs, ws, r, 0, work[-1]).shape[0] > 0 else 0):
         pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
-                   w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit)
+                   w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit, blas)
     for c in range(width):
         mc = c + context_left  # the model's column
         tiles = _valid(hs, ws, r, c, work[-1])  # (a step without tiles ends its row: no model step; the stage still decays)
         params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
-                            head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) \
+                            head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit, blas) \
             if tiles.shape[0] > 0 else np.empty((0, head_b.shape[0]))
         ok, words = _decode_column(params, tiles, r, c, mc, words, xs, row, left, coding)
         if not ok:
@@ -519,7 +519,7 @@ def decode_tile_rows(st, stage, adapt: bool, mixtures: int, hs: np.ndarray, ws: 
         else:
             status = decode_row(r, out.shape[2], hs64, ws64, out.shape[3], mixtures, st.kernel_row(), mixture_luts(),
                                 *LOG_SCALES, table_constants(), adapt, args, coeffs, gram, moment, dec.dec, dec.words,
-                                puts, out, work, context_left)
+                                puts, out, work, context_left, dgemm_address())
         if status:
             raise CoderError("range decoder failed: the data is not what an encoder wrote")
         if after_row:

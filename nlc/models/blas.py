@@ -87,25 +87,46 @@ def one_thread() -> Iterator[None]:
                 getattr(lib, _THREADS[0])(_USERS[1])
 
 
+NO_TRANS, TRANS = 111, 112  # CBLAS_TRANSPOSE
+
+
 @intrinsic
-def _dgemm_call(typingctx, fn, m, n, k, a, lda, b, ldb, c, ldc):
-    """``cblas_dgemm(RowMajor, Trans, NoTrans, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)`` through the function
-    at address ``fn``; ``a``, ``b``, ``c`` are addresses of float64 data."""
-    sig = types.void(types.int64, types.int64, types.int64, types.int64, types.uintp, types.int64, types.uintp,
-                     types.int64, types.uintp, types.int64)
+def _dgemm_call(typingctx, fn, ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
+    """``cblas_dgemm(RowMajor, ta, tb, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)`` (``C += op(A) op(B)``) through
+    the function at address ``fn``; ``a``, ``b``, ``c`` are addresses of float64 data."""
+    sig = types.void(types.int64, types.int64, types.int64, types.int64, types.int64, types.int64, types.uintp,
+                     types.int64, types.uintp, types.int64, types.uintp, types.int64)
 
     def codegen(context, builder, signature, args):
-        fn, m, n, k, a, lda, b, ldb, c, ldc = args
+        fn, ta, tb, m, n, k, a, lda, b, ldb, c, ldc = args
         i32, i64, dbl = ir.IntType(32), ir.IntType(64), ir.DoubleType()
         ptr = dbl.as_pointer()
         fty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, dbl, ptr, i64, ptr, i64, dbl, ptr, i64])
         one = ir.Constant(dbl, 1.0)
         builder.call(builder.inttoptr(fn, fty.as_pointer()),
-                     [ir.Constant(i32, 101), ir.Constant(i32, 112), ir.Constant(i32, 111), m, n, k, one,
+                     [ir.Constant(i32, 101), builder.trunc(ta, i32), builder.trunc(tb, i32), m, n, k, one,
                       builder.inttoptr(a, ptr), lda, builder.inttoptr(b, ptr), ldb, one, builder.inttoptr(c, ptr), ldc])
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def contiguous(a):
+    """Whether the 2-D ``a`` is laid out row after row with no gaps (as BLAS is told it is)."""
+    return a.strides[1] == a.itemsize and a.strides[0] == a.shape[1] * a.itemsize
+
+
+@njit(cache=True, nogil=True)
+def products_blas(fn, x, wt, out):
+    """``out[b, j] += sum_k x[b, k] * wt[j, k]`` for ``b < B``, ``j < J``, ``k < K`` (``x`` ``(B, K)``, ``wt``
+    ``(J, K')`` and ``out`` ``(B', J')`` C-contiguous, ``K' >= K``, ``B' >= B``, ``J' >= J``) by one ``dgemm`` at
+    address ``fn``."""
+    nb, kk = x.shape
+    jj = wt.shape[0]
+    if nb > 0 and jj > 0 and kk > 0:
+        _dgemm_call(fn, NO_TRANS, TRANS, nb, jj, kk, x.ctypes.data, kk, wt.ctypes.data, wt.shape[1], out.ctypes.data,
+                    out.shape[1])
 
 
 @njit(cache=True, nogil=True)
@@ -119,5 +140,5 @@ def gemm_tap_blas(fn, inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi):
         return
     a = w.ctypes.data + 8 * k0 * cout
     for b in range(nb):
-        _dgemm_call(fn, cout, span, cin, a, cout, inp.ctypes.data + 8 * (i0 * inp.shape[1] + b * win + shift + x_lo),
+        _dgemm_call(fn, TRANS, NO_TRANS, cout, span, cin, a, cout, inp.ctypes.data + 8 * (i0 * inp.shape[1] + b * win + shift + x_lo),
                     inp.shape[1], acc.ctypes.data + 8 * (b * wout + x_lo), acc.shape[1])

@@ -24,6 +24,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .blas import contiguous, products_blas
+
 _MAGIC = 6755399441055744.0  # 1.5 * 2^52: adding and subtracting it rounds to an integer, half to even
 
 
@@ -103,12 +105,25 @@ def _elu(x, table, scale, offset):
     return elu_neg_at(table, scale, offset, x) + max(x, 0.0)
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def products(x, wt, bias, out):
+@njit(cache=True, nogil=True)
+def products(x, wt, bias, out, blas=0):
     """``out[b, j] = bias[j] + sum_k x[b, k] * wt[j, k]``: each tile's activations ``x`` ``(B, K)`` times a
-    layer's weights ``wt`` ``(J, K)`` (one output per row). Three tiles share each pass over a weight row,
-    and the sums run along it in vector partial sums: exact sums of exact products are the same in any
-    order, so reassociating and fusing them (this function's only fast-math flags) changes no number."""
+    layer's weights ``wt`` ``(J, K)`` (one output per row). With ``blas`` (:func:`~nlc.models.blas.dgemm_address`,
+    not 0) one BLAS product, else :func:`_products_loops`: exact sums, so the same numbers."""
+    if blas != 0 and contiguous(x) and contiguous(wt) and contiguous(out):
+        for b in range(x.shape[0]):
+            for j in range(wt.shape[0]):
+                out[b, j] = bias[j]
+        products_blas(blas, x, wt, out)
+    else:
+        _products_loops(x, wt, bias, out)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _products_loops(x, wt, bias, out):
+    """:func:`products` in numba's loops: three tiles share each pass over a weight row, and the sums run
+    along it in vector partial sums: exact sums of exact products are the same in any order, so
+    reassociating and fusing them (this function's only fast-math flags) changes no number."""
     nb, kk = x.shape
     jj = wt.shape[0]
     b = 0
@@ -140,7 +155,7 @@ def products(x, wt, bias, out):
 
 
 @njit(cache=True, nogil=True)
-def _input_layer(xs, row, cl, c, w_in, b_in, vertical, h, unit, limit):
+def _input_layer(xs, row, cl, c, w_in, b_in, vertical, h, unit, limit, blas=0):
     """``h`` ``(B, C)`` = the horizontal stream's input: the layer over the three pixels left of column ``cl``
     (``(column, channel)`` order) rounded, plus the vertical stream's ``vertical[:, c]``, clamped."""
     nb, nc = h.shape
@@ -150,14 +165,14 @@ def _input_layer(xs, row, cl, c, w_in, b_in, vertical, h, unit, limit):
             for ch in range(4):
                 win[b, k * 4 + ch] = xs[b, ch, row, cl - 3 + k]
     acc = np.empty((nb, nc))
-    products(win, w_in, b_in, acc)
+    products(win, w_in, b_in, acc, blas)
     for b in range(nb):
         for j in range(nc):
             h[b, j] = _clamp(_snap(acc[b, j], unit, limit) + vertical[b, c, j], limit)
 
 
 @njit(cache=True, nogil=True)
-def _head_and_skip(features, w_head, b_head, xs, row, cl, c, above, nw, w_left, unit, limit):
+def _head_and_skip(features, w_head, b_head, xs, row, cl, c, above, nw, w_left, unit, limit, blas=0):
     """The mixture parameters ``(B, P)``: the head over ``features`` plus the neighbourhood skip (its part
     from the rows above, ``above[:, c]``, and its left features: W, WW, ``|W - NW|`` and ``|W - WW|`` of
     the colours), summed exactly and rounded once."""
@@ -171,9 +186,9 @@ def _head_and_skip(features, w_head, b_head, xs, row, cl, c, above, nw, w_left, 
             left[b, 8 + ch] = abs(left[b, ch] - nw[b, c, ch])
             left[b, 11 + ch] = abs(left[b, ch] - left[b, 4 + ch])
     out = np.empty((nb, npar))
-    products(features, w_head, b_head, out)
+    products(features, w_head, b_head, out, blas)
     skip = np.empty((nb, npar))
-    products(left, w_left, np.zeros(npar), skip)
+    products(left, w_left, np.zeros(npar), skip, blas)
     for b in range(nb):
         for p in range(npar):
             out[b, p] = _snap(out[b, p] + above[b, c, p] + skip[b, p], unit, limit)
@@ -182,7 +197,7 @@ def _head_and_skip(features, w_head, b_head, xs, row, cl, c, above, nw, w_left, 
 
 @njit(cache=True, nogil=True)
 def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
-               w_left, elu_table, elu_scale, elu_offset, sig_table, sig_scale, sig_offset, unit, limit):
+               w_left, elu_table, elu_scale, elu_offset, sig_table, sig_scale, sig_offset, unit, limit, blas=0):
     """Mixture parameters ``(B, P)`` of pixel column ``c`` of every tile, as ``PixelStepper.params`` computes them.
 
     ``xs`` ``(B, 4, H', W')`` is the pixel buffer (row ``row``, column ``cl`` of
@@ -193,14 +208,15 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
     stacked; ``aux`` ``(L, B, W, C)`` their vertical inputs; ``prev0``/``prev1``
     ``(L, B, C)`` each block's inputs at the previous column (updated in
     place); ``head_wt`` ``(P, C)``, ``head_b`` the head; ``above`` ``(B, W,
-    P)``, ``nw`` ``(B, W, 4)``, ``w_left`` ``(P, 14)`` the neighbourhood skip.
+    P)``, ``nw`` ``(B, W, 4)``, ``w_left`` ``(P, 14)`` the neighbourhood skip; ``blas``
+    :func:`~nlc.models.blas.dgemm_address` (0: the products in numba's loops; the same numbers).
     """
     nb, nc = xs.shape[0], b_in.shape[0]
     nl = w1.shape[0]
     h = np.empty((nb, nc))
     cat = np.empty((nb, 2 * nc))  # a layer's input: the block's input at the previous column, then this one's
     acc = np.empty((nb, 2 * nc))
-    _input_layer(xs, row, cl, c, w_in, b_in, hu, h, unit, limit)
+    _input_layer(xs, row, cl, c, w_in, b_in, hu, h, unit, limit, blas)
     for lay in range(nl):
         for b in range(nb):
             for j in range(nc):
@@ -208,7 +224,7 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
                 e = _elu(h[b, j], elu_table, elu_scale, elu_offset)
                 cat[b, nc + j] = e
                 prev0[lay, b, j] = e
-        products(cat, w1[lay], b1[lay], acc)
+        products(cat, w1[lay], b1[lay], acc, blas)
         for b in range(nb):
             for j in range(nc):
                 s = _clamp(_snap(acc[b, j], unit, limit) + aux[lay, b, c, j], limit)
@@ -216,7 +232,7 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
                 c1 = _elu(s, elu_table, elu_scale, elu_offset)
                 cat[b, nc + j] = c1
                 prev1[lay, b, j] = c1
-        products(cat, w2[lay], b2[lay], acc)
+        products(cat, w2[lay], b2[lay], acc, blas)
         for b in range(nb):
             for j in range(nc):
                 a = _snap(acc[b, j], unit, limit)
@@ -225,7 +241,7 @@ def pixel_step(xs, row, cl, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1
     for b in range(nb):
         for j in range(nc):
             h[b, j] = _elu(h[b, j], elu_table, elu_scale, elu_offset)
-    return _head_and_skip(h, head_wt, head_b, xs, row, cl, c, above, nw, w_left, unit, limit)
+    return _head_and_skip(h, head_wt, head_b, xs, row, cl, c, above, nw, w_left, unit, limit, blas)
 
 
 @njit(cache=True, nogil=True)

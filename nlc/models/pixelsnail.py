@@ -34,6 +34,7 @@ from .. import fixed
 from ..threads import vertical_worker_count
 from . import mixture
 from .attention import QKV_LIMIT, AttentionCache, CausalAttention
+from .blas import dgemm_address
 from .exact import FLOAT, NUMPY_EXACT, FloatArithmetic
 from .image_model import MixtureImageModel, zero_
 from .layers import Nin
@@ -198,7 +199,8 @@ class SnailStepper(MaskedStackStepper):
         step: Any = snail_step  # a compiled kernel
         self.k_params[part] = step(self.xs[part], self.r + self.TOP, c + self.LEFT, c, self.r * self.width + c, k,
                                    w_in, b_in, *self.k_layers, maps, *self.k_attention, keys, values, *self.k_head,
-                                   neighbours.above[part], neighbours.nw[part], self.k_w_left, *self.k_luts)
+                                   neighbours.above[part], neighbours.nw[part], self.k_w_left, *self.k_luts,
+                                   dgemm_address())
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor | np.ndarray:

@@ -80,7 +80,7 @@ def _weighted(w, values, n, out):
 
 @njit(cache=True, nogil=True)
 def _attend(x, w_qkv, b_qkv, w_out, b_out, keys, values, pos, scale, qkv_limit, w_t, w_s, w_o, unit, limit,
-            out):
+            out, blas=0):
     """One causal attention layer at position ``pos`` for every tile: ``out`` ``(B, C)`` the layer's output
     for its input ``x`` ``(B, C)``; the position's keys and values enter the cache ``keys``, ``values``
     ``(B, heads, d, positions)`` first. ``w_qkv`` ``(3 heads d, C)`` and ``w_out`` ``(C, heads d)`` one
@@ -88,7 +88,7 @@ def _attend(x, w_qkv, b_qkv, w_out, b_out, keys, values, pos, scale, qkv_limit, 
     nb, heads, d = keys.shape[0], keys.shape[1], keys.shape[2]
     hd = heads * d
     qkv = np.empty((nb, 3 * hd))
-    products(x, w_qkv, b_qkv, qkv)
+    products(x, w_qkv, b_qkv, qkv, blas)
     o = np.empty((nb, hd))
     s = np.empty(pos + 1)
     num = np.empty(d)
@@ -109,7 +109,7 @@ def _attend(x, w_qkv, b_qkv, w_out, b_out, keys, values, pos, scale, qkv_limit, 
             total = _weighted(s, values[b, h], pos + 1, num)
             for e in range(d):
                 o[b, h * d + e] = _snap(num[e] / total, unit, limit)
-    products(o, w_out, b_out, out)
+    products(o, w_out, b_out, out, blas)
     for b in range(nb):
         for j in range(out.shape[1]):
             out[b, j] = _snap(out[b, j], unit, limit)
@@ -118,7 +118,7 @@ def _attend(x, w_qkv, b_qkv, w_out, b_out, keys, values, pos, scale, qkv_limit, 
 @njit(cache=True, nogil=True)
 def snail_step(xs, row, cl, c, pos, k_in, w_in, b_in, w_conv, b_conv, w_gate, b_gate, maps, w_qkv, b_qkv, w_out, b_out,
                keys, values, w_head, b_head, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, w_t, w_s,
-               w_o, scale, qkv_limit, unit, limit):
+               w_o, scale, qkv_limit, unit, limit, blas=0):
     """Mixture parameters ``(B, P)`` of pixel column ``c`` (raster position ``pos``) of every tile, as
     ``SnailStepper.params`` computes them in torch.
 
@@ -130,7 +130,8 @@ def snail_step(xs, row, cl, c, pos, k_in, w_in, b_in, w_conv, b_conv, w_gate, b_
     per block ``w_qkv``, ``w_out`` and the caches ``keys``, ``values`` ``(blocks, B, heads, d, positions)``
     of :func:`_attend`; ``w_head`` ``(P, C)``, ``above``, ``nw``, ``w_left`` ``(P, 14)`` the head and the
     neighbourhood skip; the ELU, sigmoid and weight tables' arguments, the attention's ``scale`` and
-    clamp, the grid's ``unit`` and ``limit``.
+    clamp, the grid's ``unit`` and ``limit``; ``blas`` :func:`~nlc.models.blas.dgemm_address` (0: the
+    products in numba's loops; the same numbers).
     """
     nb, nc = xs.shape[0], b_in.shape[0]
     layers, blocks = w_conv.shape[0], w_qkv.shape[0]
@@ -138,7 +139,7 @@ def snail_step(xs, row, cl, c, pos, k_in, w_in, b_in, w_conv, b_conv, w_gate, b_
     win = np.empty((nb, w_in.shape[1]))
     _input_window(xs, row, cl, k_in, win)
     h = np.empty((nb, nc))
-    products(win, w_in, b_in, h)
+    products(win, w_in, b_in, h, blas)
     for b in range(nb):
         for j in range(nc):
             h[b, j] = _snap(h[b, j], unit, limit)
@@ -157,11 +158,11 @@ def snail_step(xs, row, cl, c, pos, k_in, w_in, b_in, w_conv, b_conv, w_gate, b_
                 taps[b, 2 * nc + j] = m[b, 0, c + 2, j]
                 taps[b, 3 * nc + j] = m[b, 1, c, j]
                 taps[b, 4 * nc + j] = m[b, 1, c + 1, j]
-        products(taps, w_conv[lay], b_conv[lay], t)
+        products(taps, w_conv[lay], b_conv[lay], t, blas)
         for b in range(nb):
             for j in range(nc):
                 t[b, j] = _elu(_snap(t[b, j], unit, limit), elu_t, elu_s, elu_o)
-        products(t, w_gate[lay], b_gate[lay], ag)
+        products(t, w_gate[lay], b_gate[lay], ag, blas)
         for b in range(nb):
             for j in range(nc):  # the sigmoid's lookups first, then the products
                 e[b, j] = lut_at(sig_t, sig_s, sig_o, _snap(ag[b, nc + j], unit, limit))
@@ -173,11 +174,11 @@ def snail_step(xs, row, cl, c, pos, k_in, w_in, b_in, w_conv, b_conv, w_gate, b_
                 for j in range(nc):
                     e[b, j] = _elu(h[b, j], elu_t, elu_s, elu_o)
             _attend(e, w_qkv[blk], b_qkv[blk], w_out[blk], b_out[blk], keys[blk], values[blk], pos, scale, qkv_limit,
-                    w_t, w_s, w_o, unit, limit, t)
+                    w_t, w_s, w_o, unit, limit, t, blas)
             for b in range(nb):
                 for j in range(nc):
                     h[b, j] = _clamp(h[b, j] + t[b, j], limit)
     for b in range(nb):
         for j in range(nc):
             e[b, j] = _elu(h[b, j], elu_t, elu_s, elu_o)
-    return _head_and_skip(e, w_head, b_head, xs, row, cl, c, above, nw, w_left, unit, limit)
+    return _head_and_skip(e, w_head, b_head, xs, row, cl, c, above, nw, w_left, unit, limit, blas)

@@ -40,7 +40,7 @@ import torch
 from numba import njit
 
 from ..fixed import GRID_BITS, LIMIT
-from .blas import dgemm_address, gemm_tap_blas
+from .blas import contiguous, dgemm_address, gemm_tap_blas
 from .exact_steps import _clamp, _elu, _snap, lut_at
 
 SOURCE, CONV, UP, NIN, ELU, ADD, GATE, SHIFT, TANH_GATE = range(9)
@@ -346,18 +346,12 @@ def _fill_bias(acc, bias):
 
 
 @njit(cache=True, nogil=True)
-def _contiguous(a):
-    """Whether the 2-D ``a`` is laid out row after row with no gaps (as BLAS is told it is)."""
-    return a.strides[1] == a.itemsize and a.strides[0] == a.shape[1] * a.itemsize
-
-
-@njit(cache=True, nogil=True)
 def _gemm_tap(inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi, blas):
     """``acc[j, b wout + x] += sum_i inp[i0 + i, b win + shift + x] * w[k0 + i, j]`` over the input rows from
     ``i0``, for every tile ``b`` and ``x_lo <= x < x_hi``: one tap of a stride-1 convolution read in place,
     or (one tile, no shift) a plain product. With ``blas`` (:func:`~nlc.models.blas.dgemm_address`, not 0)
     one BLAS product per tile, else :func:`_gemm_tap_loops`: exact products, so the same sums."""
-    if blas != 0 and _contiguous(inp) and _contiguous(w) and _contiguous(acc):
+    if blas != 0 and contiguous(inp) and contiguous(w) and contiguous(acc):
         gemm_tap_blas(blas, inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi)
     else:
         _gemm_tap_loops(inp, i0, w, k0, acc, nb, win, wout, shift, x_lo, x_hi)

@@ -59,3 +59,19 @@ def test_nlc_blas_0_turns_it_off(monkeypatch):
         blas._library.cache_clear()
         blas.dgemm_address.cache_clear()
     assert blas.dgemm_address() != 0
+
+
+@pytest.mark.parametrize("nb,kk,jj,wider", [(1, 64, 32, 0), (3, 64, 64, 0), (16, 32, 100, 0), (2, 14, 100, 5),
+                                            (4, 5, 3, 2)])
+def test_products_blas_equals_the_loops(nb, kk, jj, wider):
+    """A layer's products for every tile (the output array wider than the layer, as Gated PixelCNN's
+    shared one): the same numbers with BLAS and with the loops, the columns beyond the layer untouched."""
+    from nlc.models.exact_steps import products
+
+    rng = np.random.default_rng(nb * 100 + kk)
+    x, wt, bias = _grid(rng, (nb, kk), 16), _grid(rng, (jj, kk), 8), _grid(rng, (jj,), 16)
+    loops, fast = np.full((nb, jj + wider), 7.0), np.full((nb, jj + wider), 7.0)
+    products(x, wt, bias, loops, 0)
+    products(x, wt, bias, fast, blas.dgemm_address())
+    assert np.array_equal(loops, fast)
+    assert np.array_equal(loops[:, :jj], x @ wt.T + bias) and (loops[:, jj:] == 7.0).all()
