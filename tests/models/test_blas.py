@@ -61,11 +61,12 @@ def test_nlc_blas_0_turns_it_off(monkeypatch):
     assert blas.dgemm_address() != 0
 
 
-@pytest.mark.parametrize("nb,kk,jj,wider", [(1, 64, 32, 0), (3, 64, 64, 0), (16, 32, 100, 0), (2, 14, 100, 5),
+@pytest.mark.parametrize("nb,kk,jj,wider", [(1, 64, 32, 0), (6, 64, 64, 0), (16, 32, 100, 0), (5, 14, 100, 5),
                                             (4, 5, 3, 2)])
 def test_products_blas_equals_the_loops(nb, kk, jj, wider):
     """A layer's products for every tile (the output array wider than the layer, as Gated PixelCNN's
-    shared one): the same numbers with BLAS and with the loops, the columns beyond the layer untouched."""
+    shared one): the same numbers with BLAS (from BLAS_MIN_TILES tiles) and with the loops, the columns beyond
+    the layer untouched."""
     from nlc.models.exact_steps import products
 
     rng = np.random.default_rng(nb * 100 + kk)
