@@ -215,7 +215,9 @@ def speed_table(path: Path) -> str:
     rows = ["| configuration | bytes (first image) | encode s (median) | decode s (median) |", "|---|---|---|---|"]
     for label, v in r["summary"].items():
         rows.append(f"| {label} | {v['rows'][0]['bytes']:,} | {v['enc_s_median']:.2f} | {v['dec_s_median']:.2f} |")
-    images = ", ".join(row["image"] for row in next(iter(r["summary"].values()))["rows"])
+    names = [row["image"] for row in next(iter(r["summary"].values()))["rows"]]
+    rounds = len(names) // len(set(names))
+    images = ", ".join(dict.fromkeys(names)) + (f" ({rounds} rounds)" if rounds > 1 else "")
     same = {True: " Old and new files are the same bytes (sha256).", False: " The files differ.",
             None: ""}[r.get("same_bytes")]
     rows.append(f"\n{images} of `{r['data']}`, each configuration in a fresh process, alternating; old commit "
@@ -252,7 +254,7 @@ def whole_tile_table(path: Path) -> str:
 def update_readme(root: Path) -> None:
     """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``,
     docs/adaptive.md's ``ablation``, ``context``, ``speed``, ``speed-v3``, ``speed-kernels``, ``speed-stepped``,
-    ``speed-taps``, ``speed-places``, ``speed-gated``, ``speed-snail``, ``vertical-rows`` and ``whole-tile``, and
+    ``speed-taps``, ``speed-places``, ``speed-gated``, ``speed-snail``, ``speed-blas``, ``vertical-rows`` and ``whole-tile``, and
     docs/sixteen-bit.md's ``photos16`` and
     ``pngsuite16`` (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
     readme = root / "README.md"
@@ -278,6 +280,7 @@ def update_readme(root: Path) -> None:
                              ("speed-places", "compare-times-kodak-places.json", speed_table),
                              ("speed-gated", "compare-times-kodak-gated.json", speed_table),
                              ("speed-snail", "compare-times-kodak-pixelsnail-exact.json", speed_table),
+                             ("speed-blas", "compare-times-kodak-blas.json", speed_table),
                              ("vertical-rows", "vertical-rows.json", vertical_rows_table),
                              ("whole-tile", "whole-tile-photos-val.json", whole_tile_table)):
         if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in adaptive.read_text():
