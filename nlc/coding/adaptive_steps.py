@@ -41,7 +41,7 @@ INVALID = 1  # decode_row's status: the data is not what any encoder wrote
 
 @functools.lru_cache(maxsize=None)
 def mixture_luts() -> tuple:
-    """The tables :func:`exact_mixture` reads: weights, inverse scales, tanh (as ``ExactMixture``)."""
+    """The tables :func:`exact_mixture_into` reads: weights, inverse scales, tanh (as ``ExactMixture``)."""
     return (*fixed.weight_lut().kernel_args, *fixed.inverse_scale_lut().kernel_args, *fixed.tanh_lut().kernel_args)
 
 
@@ -64,19 +64,11 @@ LOG_SCALES = (LOG_SCALE_MIN, LOG_SCALE_MAX)
 
 
 @njit(cache=True)
-def exact_mixture(params, m, luts, log_scale_min, log_scale_max):
-    """:class:`~nlc.coding.exact_tables.ExactMixture` of ``params`` ``(n, 10 m)``: (weights ``(n, m)``,
-    means, log-scales, inv scales, coefficients ``(n, 3, m)``). ``luts`` holds the weight, inverse
-    scale and tanh tables, each as (array, 2^in_bits, 0.5 - lo 2^in_bits)."""
-    n = params.shape[0]
-    out = (np.empty((n, m)), np.empty((n, 3, m)), np.empty((n, 3, m)), np.empty((n, 3, m)), np.empty((n, 3, m)))
-    exact_mixture_into(params, m, luts, log_scale_min, log_scale_max, *out)
-    return out
-
-
-@njit(cache=True)
 def exact_mixture_into(params, m, luts, log_scale_min, log_scale_max, weights, means, log_scales, inv_scales, coeffs):
-    """:func:`exact_mixture` into the given arrays (their first ``n`` rows; old contents unread)."""
+    """:class:`~nlc.coding.exact_tables.ExactMixture` of ``params`` ``(n, 10 m)`` into the first ``n`` rows
+    of ``weights`` ``(n, m)``, ``means``, ``log_scales``, ``inv_scales`` and ``coeffs`` ``(n, 3, m)`` (their
+    old contents unread). ``luts`` holds the weight, inverse scale and tanh tables, each as (array,
+    2^in_bits, 0.5 - lo 2^in_bits)."""
     w_t, w_s, w_o, i_t, i_s, i_o, t_t, t_s, t_o = luts
     n = params.shape[0]
     for i in range(n):
@@ -93,6 +85,9 @@ def exact_mixture_into(params, m, luts, log_scale_min, log_scale_max, weights, m
                 log_scales[i, ch, k] = ls
                 inv_scales[i, ch, k] = lut_at(i_t, i_s, i_o, ls)
                 coeffs[i, ch, k] = lut_at(t_t, t_s, t_o, params[i, base + 2 * m + k])
+
+
+_PART, _KNOWN, _TILES = -3, -2, -1  # step_work's last three arrays: a column's parameters, pixels and tiles
 
 
 def step_work(batch: int, channels: int, mixtures: int, params: int, coeffs: tuple) -> tuple:
@@ -238,7 +233,7 @@ def _decode_column(params, tiles, r, c, mc, words, xs, row, left, coding):
     where the data is invalid, the word buffer)."""
     (channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc,
      known, put_values, out, work) = coding
-    part = work[-3][:tiles.shape[0]]
+    part = work[_PART][:tiles.shape[0]]
     for i in range(tiles.shape[0]):
         part[i] = params[tiles[i]]
     ok, values, _, words = _code_step(part, known, True, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
@@ -269,12 +264,12 @@ def decode_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_scale_
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
     coding = _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
                        moment, dec, put_values, out, work)
-    for c in range(context_left if _valid(hs, ws, r, 0, work[-1]).shape[0] > 0 else 0):
+    for c in range(context_left if _valid(hs, ws, r, 0, work[_TILES]).shape[0] > 0 else 0):
         pixel_step(xs, row, c + left, c, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt, head_b, above, nw,
                    w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit, blas)
     for c in range(width):
         mc = c + context_left  # the model's column
-        tiles = _valid(hs, ws, r, c, work[-1])  # (a step without tiles ends its row: no model step; the stage still decays)
+        tiles = _valid(hs, ws, r, c, work[_TILES])  # (a step without tiles ends its row: no model step; the stage still decays)
         params = pixel_step(xs, row, mc + left, mc, w_in, b_in, hu, w1, b1, w2, b2, aux, prev0, prev1, head_wt,
                             head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit, blas) \
             if tiles.shape[0] > 0 else np.empty((0, head_b.shape[0]))
@@ -294,7 +289,7 @@ def decode_gated_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_
     coding = _decoding(channels, mixtures, mix_luts, log_scale_min, log_scale_max, tables, adapt, stage, coeffs, gram,
                        moment, dec, put_values, out, work)
     for c in range(width):
-        tiles = _valid(hs, ws, r, c, work[-1])
+        tiles = _valid(hs, ws, r, c, work[_TILES])
         params = gated_step(xs, row, c + left, c, w_in, b_in, link_in, w_h, b_h, links, prev, w_skip, b_skip, w_res,
                             b_res, w_out, b_out, w_head, b_head, above, nw, w_left, tanh_t, tanh_s, tanh_o, sig_t,
                             sig_s, sig_o, unit, limit) if tiles.shape[0] > 0 else np.empty((0, b_head.shape[0]))
@@ -316,7 +311,7 @@ def decode_step_columns(st, r: int, width: int, hs: np.ndarray, ws: np.ndarray, 
                        moment, dec.dec, puts, out, work)
     row, words = st.r + st.TOP, dec.words
     for c in range(width):
-        ok, words = _decode_column(st.params(c), _valid(hs, ws, r, c, work[-1]), r, c, c, words, st.xs, row, st.LEFT,
+        ok, words = _decode_column(st.params(c), _valid(hs, ws, r, c, work[_TILES]), r, c, c, words, st.xs, row, st.LEFT,
                                    coding)
         if not ok:
             return INVALID
@@ -345,13 +340,13 @@ def encode_row(r, width, hs, ws, channels, mixtures, row_params, known_row, mix_
     bits = 0.0
     npar = row_params.shape[1]
     for c in range(width):
-        tiles = _valid(hs, ws, r, c, work[-1])
+        tiles = _valid(hs, ws, r, c, work[_TILES])
         n = tiles.shape[0]
-        part = work[-3][:n]
+        part = work[_PART][:n]
         for i in range(n):
             for p in range(npar):
                 part[i, p] = row_params[tiles[i], p, c] * grid
-        known = _known_at(known_row, tiles, c, channels, work[-2])
+        known = _known_at(known_row, tiles, c, channels, work[_KNOWN])
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
                                     log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, work)
         bits += b
@@ -371,18 +366,18 @@ def encode_steps_row(r, width, hs, ws, channels, mixtures, model, mix_luts, log_
      elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit) = model
     dec = np.zeros(4, np.uint64)
     bits = 0.0
-    if _valid(hs, ws, r, 0, work[-1]).shape[0] > 0:  # every column's steps at once, the context columns' first
+    if _valid(hs, ws, r, 0, work[_TILES]).shape[0] > 0:  # every column's steps at once, the context columns' first
         row_steps = row_params(xs, row, left, context_left + width, w_in, b_in, hu, w1, b1, w2, b2, aux, head_wt,
                                head_b, above, nw, w_left, elu_t, elu_s, elu_o, sig_t, sig_s, sig_o, unit, limit, blas)
     for c in range(width):
-        tiles = _valid(hs, ws, r, c, work[-1])
+        tiles = _valid(hs, ws, r, c, work[_TILES])
         n = tiles.shape[0]
-        part = work[-3][:n]
+        part = work[_PART][:n]
         if n > 0:
             params = row_steps[c + context_left]
             for i in range(n):
                 part[i] = params[tiles[i]]
-        known = _known_at(known_row, tiles, c, channels, work[-2])
+        known = _known_at(known_row, tiles, c, channels, work[_KNOWN])
         _, _, b, words = _code_step(part, known, False, tiles, r, c, channels, mixtures, mix_luts, log_scale_min,
                                     log_scale_max, tables, adapt, stage, coeffs, gram, moment, dec, enc, words, work)
         bits += b

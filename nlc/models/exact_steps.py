@@ -106,7 +106,8 @@ def _elu(x, table, scale, offset):
 
 
 BLAS_MIN_TILES = 4  # a step's products through BLAS from this many tiles: PixelCNN++'s step per pixel, 16 tiles of
-# 128 2.75 -> 2.11 us, 3 tiles 2.76 -> 2.66, one tile 3.81 -> 4.21 (its small layers cost more through BLAS's calls)
+# 128 2.75 -> 2.11 us, 3 tiles 2.76 -> 2.66, one tile 3.81 -> 4.21 (its small layers cost more through BLAS's calls;
+# scratch runs/s16/pstep.py, loops and BLAS alternated in one process, medians of five)
 
 
 @njit(cache=True, nogil=True)
