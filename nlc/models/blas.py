@@ -4,7 +4,7 @@ The compiled vertical stream (:mod:`nlc.models.vertical_kernel`) and the encoder
 row of horizontal steps (:mod:`nlc.models.exact_rows`) spend most of their time in
 small matrix products, one per convolution tap and tile. Numba's own loops reach
 about 40 GFLOPS on them and 25 on a single 64-pixel tile; OpenBLAS's ``dgemm``
-reaches 52 and 45 on the same shapes (``runs``: ``bench/products.py``). Every
+reaches 52 and 45 on the same shapes (``python bench/products.py``). Every
 product of an exact model is exact in float64 (grid values whose sums stay far
 below ``2^53``), so any order of the sums, BLAS's included, gives the same bits.
 
