@@ -20,10 +20,11 @@ channel on activations of the ``2^-16`` grid, checked by
 rounding to the grid is half to even and tables are read at truncated positions,
 as :mod:`nlc.models.exact_steps` does. Rows are stored channel-first, so each
 convolution, projection and upsampling is a product whose inner loop runs
-along the row (:func:`_gemm_tap`: blocks of 4 by 4 held in registers, fused
-multiply-adds of exact products; the only fast-math flag, ``contract``, gives
-the same sums); a stride-1 convolution reads each tap's input row where it is
-instead of laying out its columns first. Loops index views
+along the row (:func:`_gemm_tap`: one OpenBLAS ``dgemm`` per tile through
+:mod:`nlc.models.blas`, or where there is none :func:`_gemm_tap_loops`, blocks of 4
+by 4 held in registers; exact products either way, so the same sums); a stride-1
+convolution reads each tap's input row where it is instead of laying out its
+columns first. Loops index views
 from 0 or by unsigned offsets: numba tests every possibly negative index for
 wrap-around, and a loop with such a test does not vectorize (4 times slower in
 a micro-benchmark). ``tests/models/test_vertical_kernel.py``
