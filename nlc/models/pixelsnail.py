@@ -40,7 +40,7 @@ from .image_model import MixtureImageModel, zero_
 from .layers import Nin
 from .masked import MaskedConv2d, MaskedStackStepper, window3
 from .neighbours import IN_CHANNELS, apply_skip, predictor_skip
-from .snail_steps import snail_step
+from .snail_steps import cache_shape, snail_step
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class SnailStepper(MaskedStackStepper):
 
     def _compile(self, model: Any, batch: int, positions: int) -> None:
         """The weights laid out for :func:`~nlc.models.snail_steps.snail_step` (one output per row), and per
-        slice of the tiles its maps and its key/value caches: float32, position-last (the keys and values
+        slice of the tiles its maps and its key/value caches: float32, chunk-major (the keys and values
         are multiples of ``2^-16`` below ``QKV_LIMIT`` = 2^7, exact in float32's 24 bits; the decoder reads
         the whole cache at every step, so its size is the step's memory traffic)."""
         def rows(t: torch.Tensor) -> np.ndarray:
@@ -168,9 +168,12 @@ class SnailStepper(MaskedStackStepper):
         workers = min(vertical_worker_count(), batch)
         self.parts = [slice(round(i * batch / (2 * workers)), round((i + 1) * batch / (2 * workers)))
                       for i in range(2 * workers)] if workers > 1 and batch >= 4 * workers else [slice(0, batch)]
-        self.k_state = [(np.zeros((len(layers), p.stop - p.start, 2, self.width + 2, c)),
-                         *(np.zeros((len(attention), p.stop - p.start, heads, keys, positions), np.float32)
-                           for _ in range(2))) for p in self.parts]
+        def state(n: int) -> tuple[np.ndarray, ...]:  # maps, keys, values and the scores' scratch of n tiles
+            cache = cache_shape(len(attention), n, heads, keys, positions)
+            return (np.zeros((len(layers), n, 2, self.width + 2, c)), np.zeros(cache, np.float32),
+                    np.zeros(cache, np.float32), np.empty((n, heads, cache[1] * cache[-1])))
+
+        self.k_state = [state(p.stop - p.start) for p in self.parts]
         self.pool = ThreadPoolExecutor(max_workers=workers) if len(self.parts) > 1 else None
         self.k_params = np.empty((batch, self.k_head[1].shape[0]))
 
@@ -179,7 +182,7 @@ class SnailStepper(MaskedStackStepper):
         """Start row ``r``: the maps' current row becomes the row above."""
         super().start_row(r)
         if self.snail_kernel and r > 0:
-            for maps, _, _ in self.k_state:
+            for maps, *_ in self.k_state:
                 maps[:, :, 0] = maps[:, :, 1]  # the stale row 1 is overwritten before it is read
 
     def release(self) -> None:
@@ -193,12 +196,13 @@ class SnailStepper(MaskedStackStepper):
     def _step(self, i: int, c: int) -> None:
         """:func:`~nlc.models.snail_steps.snail_step` at column ``c`` of the current row for the tiles of slice
         ``i``, into :attr:`k_params`."""
-        part, (maps, keys, values) = self.parts[i], self.k_state[i]
+        part, (maps, keys, values, scores) = self.parts[i], self.k_state[i]
         k, w_in, b_in = self.k_in
         neighbours = self.skip
         step: Any = snail_step  # a compiled kernel
         self.k_params[part] = step(self.xs[part], self.r + self.TOP, c + self.LEFT, c, self.r * self.width + c, k,
-                                   w_in, b_in, *self.k_layers, maps, *self.k_attention, keys, values, *self.k_head,
+                                   w_in, b_in, *self.k_layers, maps, *self.k_attention, keys, values, scores,
+                                   *self.k_head,
                                    neighbours.above[part], neighbours.nw[part], self.k_w_left, *self.k_luts,
                                    dgemm_address())
 

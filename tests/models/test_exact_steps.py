@@ -95,11 +95,12 @@ def test_the_skips_compiled_rows_equal_torchs(monkeypatch, b, h, w):
     assert torch.equal(compiled, _stepped(model, x4))
 
 
-@pytest.mark.parametrize("b, h, w", [(3, 7, 9), (9, 5, 6)])
+@pytest.mark.parametrize("b, h, w", [(3, 7, 9), (9, 5, 6), (3, 13, 11)])
 def test_compiled_pixelsnail_steps_equal_the_torch_steps_on_every_pixel(monkeypatch, b, h, w):
     """A small PixelSNAIL of random weights (two blocks, two heads), in one slice of tiles and in four
-    (nine tiles, two workers): every pixel's parameters, the attention over every earlier position included,
-    the same as the torch steps' and the parallel pass's."""
+    (nine tiles, two workers), and over two chunks of the key/value cache, the second cut short (143
+    positions): every pixel's parameters, the attention over every earlier position included, the same as
+    the torch steps' and the parallel pass's."""
     model = make_exact(_tiny_snail(4))
     x4 = _tiles(11, b=b, h=h, w=w)
     with vertical_workers(2):
