@@ -254,7 +254,8 @@ def whole_tile_table(path: Path) -> str:
 def update_readme(root: Path) -> None:
     """Rewrite the generated tables: README's ``headline``, docs/results.md's ``kodak`` and ``sets``,
     docs/adaptive.md's ``ablation``, ``context``, ``speed``, ``speed-v3``, ``speed-kernels``, ``speed-stepped``,
-    ``speed-taps``, ``speed-places``, ``speed-gated``, ``speed-snail``, ``speed-blas``, ``vertical-rows`` and ``whole-tile``, and
+    ``speed-taps``, ``speed-places``, ``speed-gated``, ``speed-snail``, ``speed-blas``, ``speed-snail-chunks``,
+    ``vertical-rows`` and ``whole-tile``, and
     docs/sixteen-bit.md's ``photos16`` and
     ``pngsuite16`` (between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``)."""
     readme = root / "README.md"
@@ -281,6 +282,7 @@ def update_readme(root: Path) -> None:
                              ("speed-gated", "compare-times-kodak-gated.json", speed_table),
                              ("speed-snail", "compare-times-kodak-pixelsnail-exact.json", speed_table),
                              ("speed-blas", "compare-times-kodak-blas.json", speed_table),
+                             ("speed-snail-chunks", "compare-times-kodak-pixelsnail-chunks.json", speed_table),
                              ("vertical-rows", "vertical-rows.json", vertical_rows_table),
                              ("whole-tile", "whole-tile-photos-val.json", whole_tile_table)):
         if (RESULTS / name).exists() and f"<!-- {tag}:start -->" in adaptive.read_text():
