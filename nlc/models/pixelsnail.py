@@ -202,9 +202,8 @@ class SnailStepper(MaskedStackStepper):
         step: Any = snail_step  # a compiled kernel
         self.k_params[part] = step(self.xs[part], self.r + self.TOP, c + self.LEFT, c, self.r * self.width + c, k,
                                    w_in, b_in, *self.k_layers, maps, *self.k_attention, keys, values, scores,
-                                   *self.k_head,
-                                   neighbours.above[part], neighbours.nw[part], self.k_w_left, *self.k_luts,
-                                   dgemm_address())
+                                   *self.k_head, neighbours.above[part], neighbours.nw[part], self.k_w_left,
+                                   *self.k_luts, dgemm_address())
 
     @torch.no_grad()
     def params(self, c: int) -> torch.Tensor | np.ndarray:

@@ -164,10 +164,10 @@ def snail_step(xs, row, cl, c, pos, k_in, w_in, b_in, w_conv, b_conv, w_gate, b_
     ``w_conv`` ``(C, 5 C)`` the mask-B ``3 x 3`` convolution and ``w_gate`` ``(2 C, C)``, with ``maps``
     ``(L, B, 2, W + 2, C)`` their inputs on the rows above and this one (``maps[:, :, 1]`` written here);
     per block ``w_qkv``, ``w_out`` and the caches ``keys``, ``values`` (:func:`cache_shape`) of
-    :func:`_attend`, with its scratch ``scores`` ``(B, heads, chunks * KEY_CHUNK)``; ``w_head`` ``(P, C)``, ``above``, ``nw``, ``w_left`` ``(P, 14)`` the head and the
-    neighbourhood skip; the ELU, sigmoid and weight tables' arguments, the attention's ``scale`` and
-    clamp, the grid's ``unit`` and ``limit``; ``blas`` :func:`~nlc.models.blas.dgemm_address` (0: the
-    products in numba's loops; the same numbers).
+    :func:`_attend`, with its scratch ``scores`` ``(B, heads, chunks * KEY_CHUNK)``; ``w_head`` ``(P, C)``,
+    ``above``, ``nw``, ``w_left`` ``(P, 14)`` the head and the neighbourhood skip; the ELU, sigmoid and
+    weight tables' arguments, the attention's ``scale`` and clamp, the grid's ``unit`` and ``limit``;
+    ``blas`` :func:`~nlc.models.blas.dgemm_address` (0: the products in numba's loops; the same numbers).
     """
     nb, nc = xs.shape[0], b_in.shape[0]
     layers, blocks = w_conv.shape[0], w_qkv.shape[0]
