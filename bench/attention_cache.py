@@ -99,6 +99,8 @@ def main() -> None:
     sweep = list(range(31, positions, 64))
     times: dict[str, dict[int, list[float]]] = {"tile_major": {}, "chunk_major": {}}
 
+    blas = dgemm_address()  # the steps' BLAS, as the decoder passes it
+
     def tile_major(pos: int) -> None:
         for w, cache in zip(layers, tile_caches):
             _attend_tile_major(xs[pos], *w, *cache, pos, *args, out_t, blas)
@@ -108,7 +110,6 @@ def main() -> None:
             _attend(xs[pos], *w, *cache, scores, pos, *args, out_c, blas)
 
     with one_thread():
-        blas = dgemm_address()
         for pos in range(positions):  # fill both caches through the steps, checking every output
             tile_major(pos)
             chunk_major(pos)
