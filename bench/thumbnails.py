@@ -5,7 +5,8 @@ Kodak's), each coded to its own file in one process through the library (``nlc c
 imports and model loads excluded); the codecs take turns image by image, so a busy moment of the
 machine costs them alike. Every file is decoded and compared with its crop. Writes, per size and
 codec, bits per sub-pixel of the files and the median seconds per image each way, and the classical
-codecs' bits per sub-pixel on the same crops (``baselines``, :data:`nlc.bench.BASELINES`). A codec is a
+codecs' bits per sub-pixel on the same crops (``baselines``, :data:`nlc.bench.BASELINES`), and what each
+codec is (``codecs``: name, weights sha256, arithmetic, stage, hyper-parameters). A codec is a
 registered name, or ``NAME=WEIGHTS``: that codec with a training run's weights (hyper-parameters from the
 run's ``.json`` beside them), e.g. ``pixelcnnpp-exact=runs/thumb16.safetensors`` for a narrower network in
 exact arithmetic.
@@ -23,14 +24,12 @@ import time
 from collections import Counter
 
 import numpy as np
+from many_images import crops  # beside this script (the bench folder is not a package)
 
 from nlc import api
 from nlc.bench import baseline_bytes, check_baselines, provenance, write_json
 from nlc.codec import Codec
 from nlc.registry import get_spec
-
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from many_images import crops  # noqa: E402  (the bench folder is not a package)
 
 
 def load(name: str) -> Codec:
@@ -55,7 +54,10 @@ def main() -> None:
         sys.exit("bench/thumbnails.py: never on Kodak")
     check_baselines()
     codecs = {name: load(name) for name in a.codecs}
-    result: dict = {"data": a.data, "count": a.count, "command": "python " + " ".join(sys.argv), "sizes": {}}
+    result: dict = {"data": a.data, "count": a.count, "command": "python " + " ".join(sys.argv), "sizes": {},
+                    "codecs": {name: {"codec": c.spec.name, "sha256": c.spec.sha256, "arithmetic": c.spec.arithmetic,
+                                      "adaptive": c.spec.adaptive, "hyperparameters": dict(c.spec.hyperparameters)}
+                               for name, c in codecs.items()}}
     for size in a.sizes:
         w, h = map(int, size.split("x"))
         images = crops(a.data, [(a.count, w, h)], seed=1)
